@@ -1,0 +1,213 @@
+"""Score thresholding, non-maximum suppression and top-k selection of detections."""
+
+import keras
+import tensorflow as tf
+
+PACKAGE = "keras_retinanet"
+
+
+def _select_candidates(classification, class_specific_filter, score_threshold, max_candidates):
+    """Pick the (anchor, class) pairs worth keeping for one image.
+
+    Args:
+        classification: (N, C) class scores.
+        class_specific_filter: keep every class above the threshold (True), or only
+            each anchor's best class (False).
+        score_threshold: keep scores strictly above this.
+        max_candidates: keep at most this many of the highest-scoring candidates
+            (None: no limit).
+
+    Returns:
+        anchor_indices: (K,) int32 anchors of the candidates.
+        labels: (K,) int32 classes.
+        scores: (K,) float32 scores.
+    """
+    num_classes = tf.shape(classification)[1]
+    if class_specific_filter:
+        flat_scores = tf.reshape(classification, [-1])
+        flat_indices = tf.cast(tf.where(flat_scores > score_threshold)[:, 0], tf.int32)
+        scores = tf.gather(flat_scores, flat_indices)
+        anchor_indices = flat_indices // num_classes
+        labels = flat_indices % num_classes
+    else:
+        best_scores = tf.reduce_max(classification, axis=1)
+        best_labels = tf.argmax(classification, axis=1, output_type=tf.int32)
+        anchor_indices = tf.cast(tf.where(best_scores > score_threshold)[:, 0], tf.int32)
+        scores = tf.gather(best_scores, anchor_indices)
+        labels = tf.gather(best_labels, anchor_indices)
+
+    if max_candidates is not None:
+        count = tf.minimum(tf.shape(scores)[0], max_candidates)
+        top = tf.math.top_k(scores, k=count, sorted=False).indices
+        scores = tf.gather(scores, top)
+        labels = tf.gather(labels, top)
+        anchor_indices = tf.gather(anchor_indices, top)
+    return anchor_indices, labels, scores
+
+
+def _separate_classes(boxes, labels):
+    """Move each class's boxes into its own region of the plane.
+
+    One NMS over the moved boxes then equals one NMS per class (boxes of different
+    classes can no longer overlap), without a loop over classes.
+
+    Args:
+        boxes: (K, 4) boxes.
+        labels: (K,) int32 class of each box.
+
+    Returns:
+        (K, 4) moved boxes, only for computing overlaps.
+    """
+    lowest = tf.reduce_min(boxes)
+    span = tf.reduce_max(boxes) - lowest + 1.0
+    offsets = tf.cast(labels, boxes.dtype) * span
+    return boxes - lowest + offsets[:, tf.newaxis]
+
+
+def filter_detections(
+    boxes,
+    classification,
+    other=(),
+    nms=True,
+    class_specific_filter=True,
+    score_threshold=0.05,
+    max_detections=300,
+    nms_threshold=0.5,
+    max_candidates=None,
+):
+    """Detections of one image.
+
+    Per class (or over all classes with ``class_specific_filter=False``): scores above
+    ``score_threshold``, non-maximum suppression at ``nms_threshold``, then the
+    ``max_detections`` best over all classes, padded with -1.
+
+    Args:
+        boxes: (N, 4) decoded boxes.
+        classification: (N, C) class scores.
+        other: list of (N, ...) tensors gathered alongside the boxes.
+        max_candidates: at most this many candidates enter NMS (None: all).
+
+    Returns:
+        [boxes (D, 4) float32, scores (D,) float32, labels (D,) int32, *other (D, ...)],
+        D = max_detections, rows past the number of detections filled with -1.
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    classification = tf.cast(classification, tf.float32)
+    anchor_indices, labels, scores = _select_candidates(
+        classification, class_specific_filter, score_threshold, max_candidates
+    )
+    candidate_boxes = tf.gather(boxes, anchor_indices)
+
+    if nms:
+        nms_boxes = _separate_classes(candidate_boxes, labels) if class_specific_filter else candidate_boxes
+        keep = tf.image.non_max_suppression(
+            nms_boxes, scores, max_output_size=max_detections, iou_threshold=nms_threshold
+        )
+    else:
+        keep = tf.math.top_k(scores, k=tf.minimum(max_detections, tf.shape(scores)[0])).indices
+
+    # non_max_suppression and top_k both return the kept candidates best first.
+    anchor_indices = tf.gather(anchor_indices, keep)
+    outputs = [
+        tf.gather(candidate_boxes, keep),
+        tf.gather(scores, keep),
+        tf.gather(labels, keep),
+    ] + [tf.gather(tf.convert_to_tensor(o), anchor_indices) for o in other]
+
+    padding = max_detections - tf.shape(keep)[0]
+    padded = []
+    for tensor in outputs:
+        rank = len(tensor.shape)
+        pad = [[0, padding]] + [[0, 0]] * (rank - 1)
+        tensor = tf.pad(tensor, pad, constant_values=tf.cast(-1, tensor.dtype))
+        tensor.set_shape([max_detections] + tensor.shape[1:].as_list())
+        padded.append(tensor)
+    return padded
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FilterDetections(keras.layers.Layer):
+    """Turn per-anchor boxes and scores into a fixed number of detections per image.
+
+    Inputs: [boxes (B, N, 4), classification (B, N, C), *other (B, N, ...)].
+    Outputs: [boxes (B, D, 4) float32, scores (B, D) float32, labels (B, D) int32,
+    *other (B, D, ...)], D = max_detections, padded with -1.
+    """
+
+    def __init__(
+        self,
+        nms=True,
+        class_specific_filter=True,
+        nms_threshold=0.5,
+        score_threshold=0.05,
+        max_detections=300,
+        parallel_iterations=32,
+        max_candidates=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.nms = bool(nms)
+        self.class_specific_filter = bool(class_specific_filter)
+        self.nms_threshold = float(nms_threshold)
+        self.score_threshold = float(score_threshold)
+        self.max_detections = int(max_detections)
+        self.parallel_iterations = int(parallel_iterations)
+        self.max_candidates = None if max_candidates is None else int(max_candidates)
+
+    def call(self, inputs):
+        boxes, classification, *other = inputs
+        other = [tf.convert_to_tensor(o) for o in other]
+
+        def per_image(args):
+            image_boxes, image_classification, *image_other = args
+            return filter_detections(
+                image_boxes,
+                image_classification,
+                image_other,
+                nms=self.nms,
+                class_specific_filter=self.class_specific_filter,
+                score_threshold=self.score_threshold,
+                max_detections=self.max_detections,
+                nms_threshold=self.nms_threshold,
+                max_candidates=self.max_candidates,
+            )
+
+        signature = [
+            tf.TensorSpec((self.max_detections, 4), tf.float32),
+            tf.TensorSpec((self.max_detections,), tf.float32),
+            tf.TensorSpec((self.max_detections,), tf.int32),
+        ] + [tf.TensorSpec((self.max_detections,) + tuple(o.shape[2:]), o.dtype) for o in other]
+        return tf.map_fn(
+            per_image,
+            elems=[tf.cast(boxes, tf.float32), tf.cast(classification, tf.float32)] + other,
+            fn_output_signature=signature,
+            parallel_iterations=self.parallel_iterations,
+        )
+
+    def compute_output_spec(self, inputs):
+        boxes, classification, *other = inputs
+        batch = boxes.shape[0]
+        detections = self.max_detections
+        specs = [
+            keras.KerasTensor((batch, detections, 4), dtype="float32"),
+            keras.KerasTensor((batch, detections), dtype="float32"),
+            keras.KerasTensor((batch, detections), dtype="int32"),
+        ]
+        specs += [keras.KerasTensor((batch, detections) + tuple(o.shape[2:]), dtype=o.dtype) for o in other]
+        return specs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "nms": self.nms,
+                "class_specific_filter": self.class_specific_filter,
+                "nms_threshold": self.nms_threshold,
+                "score_threshold": self.score_threshold,
+                "max_detections": self.max_detections,
+                "parallel_iterations": self.parallel_iterations,
+                "max_candidates": self.max_candidates,
+            }
+        )
+        return config

@@ -1,0 +1,157 @@
+"""Backbones, model construction, conversion to inference and loading of saved models."""
+
+import os
+
+import keras
+
+from .. import layers, losses, initializers  # noqa: F401  (registers the serialisable objects)
+
+
+class Backbone:
+    """A backbone family: builds RetinaNets on it and preprocesses images for it.
+
+    Subclasses set ``preprocessing_mode`` and implement :meth:`validate`,
+    :meth:`retinanet` and :meth:`load_imagenet_weights`.
+    """
+
+    preprocessing_mode = "caffe"
+
+    def __init__(self, backbone):
+        self.backbone = backbone
+        # Everything is registered with Keras; kept for code written for keras-retinanet.
+        self.custom_objects = {
+            "UpsampleLike": layers.UpsampleLike,
+            "PriorProbability": initializers.PriorProbability,
+            "RegressBoxes": layers.RegressBoxes,
+            "FilterDetections": layers.FilterDetections,
+            "Anchors": layers.Anchors,
+            "ClipBoxes": layers.ClipBoxes,
+            "BatchNormalization": layers.BatchNormalization,
+            "_smooth_l1": losses.smooth_l1(),
+            "_focal": losses.focal(),
+        }
+        self.validate()
+
+    def retinanet(self, *args, **kwargs):
+        """A RetinaNet training model on this backbone."""
+        raise NotImplementedError("retinanet method not implemented.")
+
+    def validate(self):
+        """Raise ValueError if the backbone name is not one this class builds."""
+        raise NotImplementedError("validate method not implemented.")
+
+    def load_imagenet_weights(self, model, path):
+        """Load pretrained backbone weights from the local file ``path``."""
+        raise NotImplementedError("load_imagenet_weights method not implemented.")
+
+    def download_imagenet(self):
+        """keras-retinanet downloaded weights here; this package never downloads."""
+        raise RuntimeError(
+            "keras_retinanet does not download weights. Download the ImageNet weights file yourself and pass "
+            "its path (retinanet-train --imagenet-weights PATH, or backbone.load_imagenet_weights(model, PATH))."
+        )
+
+    def preprocess_image(self, inputs):
+        """Preprocess an image (or batch) the way this backbone was trained."""
+        from ..utils.image import preprocess_image
+
+        return preprocess_image(inputs, mode=self.preprocessing_mode)
+
+
+def _backbone_classes():
+    from .resnet import ResNetBackbone
+
+    classes = [("resnet", ResNetBackbone)]
+    return classes
+
+
+def backbone_names():
+    """Every backbone name :func:`backbone` accepts."""
+    return [name for _, cls in _backbone_classes() for name in cls.allowed_backbones]
+
+
+def backbone(backbone_name):
+    """The :class:`Backbone` for a name such as 'resnet50'.
+
+    Raises:
+        ValueError: the name is unknown; the message lists the valid names.
+    """
+    for prefix, cls in _backbone_classes():
+        if backbone_name.lower().startswith(prefix):
+            return cls(backbone_name)
+    raise ValueError(f"unknown backbone '{backbone_name}'; valid backbones: {', '.join(backbone_names())}")
+
+
+def load_model(filepath, backbone_name="resnet50", compile=True, safe_mode=True):
+    """Load a model saved by this package (``.keras`` or ``.h5``).
+
+    Args:
+        filepath: path to the model file.
+        backbone_name: backbone the model was built with (checked against the file).
+        compile: restore the optimiser and losses of a training snapshot.
+        safe_mode: refuse files that would run code when loaded (Lambda layers).
+
+    Returns:
+        the Keras model.
+    """
+    from ..utils.model_files import load_model_file
+
+    backbone(backbone_name)  # an unknown name is an error before the file is read
+    if not os.path.exists(filepath):
+        raise FileNotFoundError(f"{filepath}: no such model file")
+    return load_model_file(filepath, backbone_name=backbone_name, compile=compile, safe_mode=safe_mode)
+
+
+def convert_model(
+    model,
+    nms=True,
+    class_specific_filter=True,
+    anchor_params=None,
+    pyramid_levels=None,
+    nms_threshold=0.5,
+    score_threshold=0.05,
+    max_detections=300,
+    parallel_iterations=32,
+    **kwargs,
+):
+    """Turn a training model into an inference model that outputs boxes, scores and labels."""
+    from .retinanet import retinanet_bbox
+
+    return retinanet_bbox(
+        model=model,
+        nms=nms,
+        class_specific_filter=class_specific_filter,
+        anchor_params=anchor_params,
+        pyramid_levels=pyramid_levels,
+        nms_threshold=nms_threshold,
+        score_threshold=score_threshold,
+        max_detections=max_detections,
+        parallel_iterations=parallel_iterations,
+        **kwargs,
+    )
+
+
+def assert_training_model(model):
+    """Raise ValueError unless ``model`` is a training model."""
+    from .retinanet import assert_training_model as _assert
+
+    _assert(model)
+
+
+def check_training_model(model):
+    """Exit with a one-line message unless ``model`` is a training model."""
+    try:
+        assert_training_model(model)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}")
+
+
+__all__ = [
+    "Backbone",
+    "backbone",
+    "backbone_names",
+    "load_model",
+    "convert_model",
+    "assert_training_model",
+    "check_training_model",
+]
