@@ -35,3 +35,7 @@ class ModelFileError(RetinaNetError, ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(RetinaNetError, ValueError):
+    """A model, backbone or model setting that does not fit what was asked of it."""

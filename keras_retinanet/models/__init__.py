@@ -5,6 +5,7 @@ import os
 import keras
 
 from .. import layers, losses, initializers  # noqa: F401  (registers the serialisable objects)
+from ..errors import ModelError
 
 
 class Backbone:
@@ -37,7 +38,7 @@ class Backbone:
         raise NotImplementedError("retinanet method not implemented.")
 
     def validate(self):
-        """Raise ValueError if the backbone name is not one this class builds."""
+        """Raise ModelError if the backbone name is not one this class builds."""
         raise NotImplementedError("validate method not implemented.")
 
     def load_imagenet_weights(self, model, path):
@@ -74,12 +75,12 @@ def backbone(backbone_name):
     """The :class:`Backbone` for a name such as 'resnet50'.
 
     Raises:
-        ValueError: the name is unknown; the message lists the valid names.
+        ModelError: the name is unknown; the message lists the valid names.
     """
     for prefix, cls in _backbone_classes():
         if backbone_name.lower().startswith(prefix):
             return cls(backbone_name)
-    raise ValueError(f"unknown backbone '{backbone_name}'; valid backbones: {', '.join(backbone_names())}")
+    raise ModelError(f"unknown backbone '{backbone_name}'; valid backbones: {', '.join(backbone_names())}")
 
 
 def load_model(filepath, backbone_name="resnet50", compile=True, safe_mode=True):
@@ -132,7 +133,7 @@ def convert_model(
 
 
 def assert_training_model(model):
-    """Raise ValueError unless ``model`` is a training model."""
+    """Raise ModelError unless ``model`` is a training model."""
     from .retinanet import assert_training_model as _assert
 
     _assert(model)
@@ -142,7 +143,7 @@ def check_training_model(model):
     """Exit with a one-line message unless ``model`` is a training model."""
     try:
         assert_training_model(model)
-    except ValueError as error:
+    except ModelError as error:
         raise SystemExit(f"error: {error}")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import keras
 
 from .. import layers
-from ..errors import ModelFileError
+from ..errors import ModelError, ModelFileError
 from ..utils import weights as weight_files
 from . import Backbone, retinanet
 
@@ -138,7 +138,7 @@ class ResNetBackbone(Backbone):
     def validate(self):
         depth = self.backbone.split("_")[0]
         if depth not in RESNET_BLOCKS:
-            raise ValueError(
+            raise ModelError(
                 f"backbone '{self.backbone}' is not a ResNet this package builds; "
                 f"choose one of {', '.join(self.allowed_backbones)}"
             )

@@ -8,6 +8,7 @@ detection filtering on top of it for inference.
 import keras
 
 from .. import initializers, layers
+from ..errors import ModelError
 from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 
 
@@ -210,11 +211,11 @@ def retinanet(
 
 
 def assert_training_model(model):
-    """Raise ValueError unless ``model`` has the outputs of a training model."""
+    """Raise ModelError unless ``model`` has the outputs of a training model."""
     names = output_names(model)
     missing = [n for n in ("regression", "classification") if n not in names]
     if missing:
-        raise ValueError(
+        raise ModelError(
             f"model '{model.name}' is not a RetinaNet training model: it has outputs {names}, "
             "expected 'regression' and 'classification'. Is it already an inference model?"
         )
@@ -278,7 +279,7 @@ def retinanet_bbox(
     else:
         assert_training_model(model)
     if len(pyramid_levels) != len(anchor_params.sizes):
-        raise ValueError(
+        raise ModelError(
             f"{len(pyramid_levels)} pyramid levels {list(pyramid_levels)} but anchor parameters for "
             f"{len(anchor_params.sizes)} levels; the config file must give one size and stride per level"
         )

@@ -1,0 +1,210 @@
+"""What the command-line tools share: dataset arguments, generator creation, error reporting."""
+
+import argparse
+import functools
+import os
+import sys
+
+from ..errors import RetinaNetError
+
+DATASET_TYPES = ("csv", "coco", "pascal", "oid", "kitti", "demo")
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's start-up chatter unless the user asked for it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def add_dataset_subparsers(parser, training=False, evaluation=False):
+    """Add one subcommand per dataset format, with keras-retinanet's arguments.
+
+    Args:
+        parser: the command's ArgumentParser.
+        training: add the arguments only training needs (validation sets, OID filters).
+        evaluation: the subcommand reads the set to evaluate (COCO/Pascal default to val/test sets).
+
+    Returns:
+        the subparsers action.
+    """
+    subparsers = parser.add_subparsers(help="Dataset type.", dest="dataset_type", metavar="DATASET")
+    subparsers.required = True
+
+    coco = subparsers.add_parser("coco", help="COCO layout: annotations/instances_{set}.json, images/{set}/.")
+    coco.add_argument("coco_path", help="Path to the dataset folder (e.g. /data/coco).")
+    if training:
+        coco.add_argument("--train-set", default="train2017", help="Training set name (default: %(default)s).")
+        coco.add_argument("--val-set", default="val2017", help="Validation set name (default: %(default)s).")
+    else:
+        coco.add_argument("--set", dest="coco_set", default="val2017", help="Set to use (default: %(default)s).")
+
+    pascal = subparsers.add_parser("pascal", help="Pascal VOC layout: Annotations/, JPEGImages/, ImageSets/Main/.")
+    pascal.add_argument("pascal_path", help="Path to the dataset folder (e.g. /data/VOC2007).")
+    pascal.add_argument("--image-extension", default=".jpg", help="Image file extension (default: %(default)s).")
+    if training:
+        pascal.add_argument("--train-set", default="trainval", help="Training set name (default: %(default)s).")
+        pascal.add_argument("--val-set", default="test", help="Validation set name (default: %(default)s).")
+    else:
+        pascal.add_argument("--set", dest="pascal_set", default="test", help="Set to use (default: %(default)s).")
+
+    oid = subparsers.add_parser("oid", help="Open Images layout.")
+    oid.add_argument("main_dir", help="Path to the dataset folder.")
+    oid.add_argument("--version", default="v4", help="Open Images version (default: %(default)s).")
+    oid.add_argument("--labels-filter", nargs="+", default=None, help="Only these class names.")
+    oid.add_argument("--annotation-cache-dir", default=".", help="Where to cache parsed annotations.")
+    oid.add_argument("--parent-label", default=None, help="Use the children of this parent label.")
+    if not training:
+        oid.add_argument("--set", dest="oid_set", default="validation", help="Subset to use (default: %(default)s).")
+
+    kitti = subparsers.add_parser("kitti", help="KITTI layout: {subset}/images, {subset}/labels.")
+    kitti.add_argument("kitti_path", help="Path to the dataset folder.")
+    if not training:
+        kitti.add_argument("--set", dest="kitti_set", default="val", help="Subset to use (default: %(default)s).")
+
+    csv_parser = subparsers.add_parser("csv", help="keras-retinanet CSV files.")
+    csv_parser.add_argument("annotations", help="CSV of annotations: path,x1,y1,x2,y2,class_name.")
+    csv_parser.add_argument("classes", help="CSV of classes: class_name,id.")
+    if training:
+        csv_parser.add_argument("--val-annotations", help="CSV of validation annotations (optional).")
+
+    demo = subparsers.add_parser("demo", help="The built-in synthetic shapes dataset, generated on first use.")
+    demo.add_argument(
+        "--data-dir",
+        default=None,
+        help="Where the demo dataset is generated (default: ~/.cache/keras_retinanet/demo).",
+    )
+    if not training:
+        demo.add_argument("--set", dest="demo_set", default="val", help="Split to use (default: %(default)s).")
+    return subparsers
+
+
+def demo_data_dir(args):
+    """Folder of the demo dataset for these arguments."""
+    if getattr(args, "data_dir", None):
+        return args.data_dir
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    return os.path.join(cache, "keras_retinanet", "demo")
+
+
+def ensure_demo_dataset(args):
+    """Generate the demo dataset if its folder does not hold it yet; returns its paths."""
+    from ..datasets import demo
+
+    return demo.ensure_demo_dataset(demo_data_dir(args))
+
+
+def create_generator(args, subset, **kwargs):
+    """The dataset reader for ``args.dataset_type``.
+
+    Args:
+        args: parsed arguments of a command (see :func:`add_dataset_subparsers`).
+        subset: 'train', 'val' (training's validation set) or 'eval' (the set a
+            command other than training reads).
+        **kwargs: passed to the generator (batch size, resizing, augmentation, ...).
+
+    Returns:
+        a :class:`keras_retinanet.preprocessing.generator.Generator`, or None when the
+        dataset has no such subset (a CSV dataset without validation annotations).
+    """
+    kind = args.dataset_type
+    if kind == "coco":
+        from ..preprocessing.coco import CocoGenerator
+
+        name = {"train": getattr(args, "train_set", None), "val": getattr(args, "val_set", None)}.get(subset)
+        return CocoGenerator(args.coco_path, name or args.coco_set, **kwargs)
+    if kind == "pascal":
+        from ..preprocessing.pascal_voc import PascalVocGenerator
+
+        name = {"train": getattr(args, "train_set", None), "val": getattr(args, "val_set", None)}.get(subset)
+        return PascalVocGenerator(
+            args.pascal_path, name or args.pascal_set, image_extension=args.image_extension, **kwargs
+        )
+    if kind == "oid":
+        from ..preprocessing.open_images import OpenImagesGenerator
+
+        name = {"train": "train", "val": "validation"}.get(subset) or args.oid_set
+        return OpenImagesGenerator(
+            args.main_dir,
+            subset=name,
+            version=args.version,
+            labels_filter=args.labels_filter,
+            annotation_cache_dir=args.annotation_cache_dir,
+            parent_label=args.parent_label,
+            **kwargs,
+        )
+    if kind == "kitti":
+        from ..preprocessing.kitti import KittiGenerator
+
+        name = {"train": "train", "val": "val"}.get(subset) or args.kitti_set
+        return KittiGenerator(args.kitti_path, subset=name, **kwargs)
+    if kind == "csv":
+        from ..preprocessing.csv_generator import CSVGenerator
+
+        if subset == "val":
+            if not getattr(args, "val_annotations", None):
+                return None
+            return CSVGenerator(args.val_annotations, args.classes, **kwargs)
+        return CSVGenerator(args.annotations, args.classes, **kwargs)
+    if kind == "demo":
+        from ..preprocessing.csv_generator import CSVGenerator
+
+        paths = ensure_demo_dataset(args)
+        split = {"train": "train", "val": "val"}.get(subset) or args.demo_set
+        return CSVGenerator(paths[f"{split}_csv"], paths["classes_csv"], **kwargs)
+    raise ValueError(f"unknown dataset type '{kind}'; expected one of {', '.join(DATASET_TYPES)}")
+
+
+def check_file(path, what):
+    """Exit with a one-line error when a file the user named does not exist."""
+    if path and not os.path.isfile(path):
+        raise CommandLineError(f"{what} '{path}' does not exist")
+
+
+class CommandLineError(RetinaNetError):
+    """A wrong argument: reported as one line, without a traceback."""
+
+
+def reports_errors(main):
+    """Turn the package's own errors and missing files into a one-line message and exit status 1.
+
+    Anything else is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(args=None):
+        try:
+            return main(args)
+        except (RetinaNetError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def probability(text):
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
+    return value
+
+
+def read_config(args):
+    """The parsed --config file (or None), and the anchor parameters and pyramid levels it sets."""
+    from ..utils.config import parse_anchor_parameters, parse_pyramid_levels, read_config_file
+
+    if not getattr(args, "config", None):
+        return None, None, None
+    check_file(args.config, "config file")
+    config = read_config_file(args.config)
+    anchor_params = parse_anchor_parameters(config) if config.has_section("anchor_parameters") else None
+    pyramid_levels = parse_pyramid_levels(config) if config.has_section("pyramid_levels") else None
+    return config, anchor_params, pyramid_levels

@@ -1,0 +1,350 @@
+"""retinanet-train: train a RetinaNet on a CSV, COCO, Pascal VOC, Open Images, KITTI or the demo dataset.
+
+Global flags go before the dataset subcommand, as in keras-retinanet:
+
+    retinanet-train --backbone resnet50 --epochs 20 csv annotations.csv classes.csv
+"""
+
+import argparse
+import os
+import sys
+
+from . import common
+
+# Settings the demo dataset trains well with on a CPU; every other dataset gets keras-retinanet's.
+STANDARD_DEFAULTS = {
+    "backbone": "resnet50",
+    "batch_size": 1,
+    "epochs": 50,
+    "steps": 10000,
+    "lr": 1e-5,
+    "optimizer_clipnorm": 0.001,
+    "image_min_side": 800,
+    "image_max_side": 1333,
+    "pyramid_feature_size": 256,
+    "classification_feature_size": 256,
+    "regression_feature_size": 256,
+    "trainable_bn": False,
+}
+DEMO_DEFAULTS = {
+    "backbone": "resnet50",
+    "batch_size": 4,
+    "epochs": 12,
+    "steps": None,
+    "lr": 1e-3,
+    "optimizer_clipnorm": 0.001,
+    "image_min_side": 160,
+    "image_max_side": 160,
+    "pyramid_feature_size": 64,
+    "classification_feature_size": 64,
+    "regression_feature_size": 64,
+    "trainable_bn": True,
+}
+
+
+def parse_args(args):
+    parser = argparse.ArgumentParser(
+        prog="retinanet-train",
+        description="Train a RetinaNet. Global options go before the dataset subcommand.",
+    )
+    common.add_dataset_subparsers(parser, training=True)
+
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--snapshot", help="Resume training from this snapshot (.h5 or .keras).")
+    weights.add_argument(
+        "--imagenet-weights",
+        metavar="PATH",
+        help="Initialise the backbone from this local ImageNet weights file "
+        "(e.g. ResNet-50-model.keras.h5 or resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5).",
+    )
+    weights.add_argument("--weights", help="Initialise the model from this weights file, by layer name.")
+    weights.add_argument("--no-weights", action="store_true", help="Start from random weights (the default).")
+
+    parser.add_argument("--backbone", help="Backbone name (default: resnet50).")
+    parser.add_argument("--batch-size", type=common.positive_int, help="Images per batch (default: 1).")
+    parser.add_argument("--gpu", help="Id of the GPU to use (as reported by nvidia-smi).")
+    parser.add_argument("--multi-gpu", type=int, default=0, help="Not supported; use tf.distribute (see README).")
+    parser.add_argument("--initial-epoch", type=int, default=0, help="Epoch to start from (for resuming).")
+    parser.add_argument("--epochs", type=common.positive_int, help="Number of epochs (default: 50).")
+    parser.add_argument(
+        "--steps", type=common.positive_int, help="Steps per epoch (default: 10000; demo: one pass over the data)."
+    )
+    parser.add_argument("--lr", type=float, help="Learning rate (default: 1e-5).")
+    parser.add_argument("--optimizer-clipnorm", type=float, help="Clip gradients to this norm (default: 0.001).")
+    parser.add_argument("--snapshot-path", default="./snapshots", help="Folder for snapshots (default: %(default)s).")
+    parser.add_argument("--tensorboard-dir", default="", help="TensorBoard log folder (default: none).")
+    parser.add_argument("--no-snapshots", dest="snapshots", action="store_false", help="Do not save snapshots.")
+    parser.add_argument("--save-keras", action="store_true", help="Also save each snapshot in the .keras format.")
+    parser.add_argument("--no-evaluation", dest="evaluation", action="store_false", help="Skip per-epoch evaluation.")
+    parser.add_argument("--freeze-backbone", action="store_true", help="Do not train the backbone's layers.")
+    parser.add_argument(
+        "--trainable-bn", action="store_true", default=None, help="Train BatchNorm layers (for training from scratch)."
+    )
+    parser.add_argument("--random-transform", action="store_true", help="Augment with random affine transforms.")
+    parser.add_argument("--image-min-side", type=common.positive_int, help="Rescale the smaller image side to this.")
+    parser.add_argument("--image-max-side", type=common.positive_int, help="Cap the larger image side at this.")
+    parser.add_argument("--no-resize", action="store_true", help="Do not resize images.")
+    parser.add_argument("--config", help="Config .ini with anchor parameters and pyramid levels.")
+    parser.add_argument("--weighted-average", action="store_true", help="Weight each class's AP by its instances.")
+    parser.add_argument("--compute-val-loss", action="store_true", help="Compute the validation loss each epoch.")
+    parser.add_argument("--reduce-lr-patience", type=int, default=2, help="Epochs without improvement before lr drops.")
+    parser.add_argument("--reduce-lr-factor", type=float, default=0.1, help="Factor the lr drops by.")
+    parser.add_argument("--group-method", default="ratio", choices=("none", "random", "ratio"))
+    parser.add_argument("--workers", type=int, default=1, help="Input pipeline workers (0: in the main thread).")
+    parser.add_argument("--multiprocessing", action="store_true", help="Use processes instead of threads.")
+    parser.add_argument("--max-queue-size", type=int, default=10, help="Batches queued ahead of training.")
+    parser.add_argument("--pyramid-feature-size", type=common.positive_int, help="FPN channels (default: 256).")
+    parser.add_argument("--classification-feature-size", type=common.positive_int, help="Classification subnet width.")
+    parser.add_argument("--regression-feature-size", type=common.positive_int, help="Regression subnet width.")
+    parser.add_argument("--seed", type=int, default=None, help="Random seed, for repeatable runs.")
+    args = parser.parse_args(args)
+    apply_defaults(args)
+    return args
+
+
+def apply_defaults(args):
+    """Fill the options left unset with the demo's or keras-retinanet's defaults."""
+    defaults = DEMO_DEFAULTS if args.dataset_type == "demo" else STANDARD_DEFAULTS
+    for name, value in defaults.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    if args.multi_gpu:
+        raise common.CommandLineError("--multi-gpu is not supported; tf.distribute strategies replace it")
+    if args.snapshot:
+        common.check_file(args.snapshot, "snapshot")
+    if args.imagenet_weights:
+        common.check_file(args.imagenet_weights, "ImageNet weights file")
+    if args.weights:
+        common.check_file(args.weights, "weights file")
+
+
+def create_models(backbone, num_classes, args, anchor_params=None, pyramid_levels=None):
+    """Build (or resume) the training model and its inference twin.
+
+    Returns:
+        (training_model, prediction_model).
+    """
+    import keras
+
+    from .. import losses, models
+    from ..utils.model import freeze
+
+    if args.snapshot:
+        print(f"Loading model {args.snapshot}, this may take a second...")
+        training_model = models.load_model(args.snapshot, backbone_name=args.backbone)
+        models.assert_training_model(training_model)
+    else:
+        modifier = freeze if args.freeze_backbone else None
+        kwargs = {}
+        if anchor_params is not None:
+            kwargs["num_anchors"] = anchor_params.num_anchors()
+        if pyramid_levels is not None:
+            kwargs["pyramid_levels"] = pyramid_levels
+        training_model = backbone.retinanet(
+            num_classes,
+            modifier=modifier,
+            freeze_bn=not args.trainable_bn,
+            pyramid_feature_size=args.pyramid_feature_size,
+            classification_feature_size=args.classification_feature_size,
+            regression_feature_size=args.regression_feature_size,
+            **kwargs,
+        )
+        if args.imagenet_weights:
+            loaded = backbone.load_imagenet_weights(training_model, args.imagenet_weights)
+            print(f"Loaded ImageNet weights of {loaded} layers from {args.imagenet_weights}")
+        elif args.weights:
+            from ..utils.weights import assign_layer_weights, read_layer_weights
+
+            loaded = assign_layer_weights(training_model, read_layer_weights(args.weights), args.weights)
+            print(f"Loaded weights of {loaded} layers from {args.weights}")
+
+    if not args.snapshot or not getattr(training_model, "optimizer", None):
+        training_model.compile(
+            loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
+            optimizer=keras.optimizers.Adam(learning_rate=args.lr, clipnorm=args.optimizer_clipnorm),
+            jit_compile=False,
+        )
+    prediction_model = models.convert_model(training_model, anchor_params=anchor_params, pyramid_levels=pyramid_levels)
+    return training_model, prediction_model
+
+
+def create_callbacks(training_model, prediction_model, validation_generator, args):
+    """Snapshots, evaluation, TensorBoard, learning-rate schedule and early stopping."""
+    import keras
+
+    from ..callbacks import RedirectModel
+    from ..callbacks.snapshot import Snapshot
+
+    callbacks = []
+    tensorboard = None
+    if args.tensorboard_dir:
+        os.makedirs(args.tensorboard_dir, exist_ok=True)
+        tensorboard = keras.callbacks.TensorBoard(log_dir=args.tensorboard_dir, histogram_freq=0)
+
+    if args.evaluation and validation_generator is not None:
+        if args.dataset_type == "coco":
+            from ..callbacks.coco import CocoEval
+
+            evaluation = CocoEval(validation_generator, tensorboard=tensorboard)
+        else:
+            from ..callbacks.eval import Evaluate
+
+            evaluation = Evaluate(validation_generator, tensorboard=tensorboard, weighted_average=args.weighted_average)
+        callbacks.append(RedirectModel(evaluation, prediction_model))
+    if tensorboard is not None:
+        callbacks.append(tensorboard)
+
+    if args.snapshots:
+        os.makedirs(args.snapshot_path, exist_ok=True)
+        template = os.path.join(args.snapshot_path, f"{args.backbone}_{args.dataset_type}_{{epoch:02d}}")
+        monitor = "mAP" if args.evaluation and validation_generator is not None else None
+        callbacks.append(Snapshot(template, save_keras=args.save_keras, best_monitor=monitor))
+
+    callbacks.append(
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="loss",
+            factor=args.reduce_lr_factor,
+            patience=args.reduce_lr_patience,
+            verbose=1,
+            mode="auto",
+            min_delta=0.0001,
+            cooldown=0,
+            min_lr=0,
+        )
+    )
+    if args.evaluation and validation_generator is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="mAP", patience=5, mode="max", min_delta=0.01))
+    return callbacks
+
+
+def create_generators(args, preprocess_image, config=None):
+    """Training and validation generators (validation may be None)."""
+    from ..utils.image import random_visual_effect_generator
+    from ..utils.transform import random_transform_generator
+
+    common_args = {
+        "batch_size": args.batch_size,
+        "config": config,
+        "image_min_side": args.image_min_side,
+        "image_max_side": args.image_max_side,
+        "no_resize": args.no_resize,
+        "preprocess_image": preprocess_image,
+        "group_method": args.group_method,
+    }
+    if args.random_transform:
+        transform_generator = random_transform_generator(
+            min_rotation=-0.1,
+            max_rotation=0.1,
+            min_translation=(-0.1, -0.1),
+            max_translation=(0.1, 0.1),
+            min_shear=-0.1,
+            max_shear=0.1,
+            min_scaling=(0.9, 0.9),
+            max_scaling=(1.1, 1.1),
+            flip_x_chance=0.5,
+            flip_y_chance=0.5,
+        )
+        visual_effect_generator = random_visual_effect_generator(
+            contrast_range=(0.9, 1.1),
+            brightness_range=(-0.1, 0.1),
+            hue_range=(-0.05, 0.05),
+            saturation_range=(0.95, 1.05),
+        )
+    else:
+        transform_generator = random_transform_generator(flip_x_chance=0.5)
+        visual_effect_generator = None
+
+    pipeline = {"workers": args.workers, "use_multiprocessing": args.multiprocessing, "max_queue_size": args.max_queue_size}
+    train_generator = common.create_generator(
+        args,
+        "train",
+        transform_generator=transform_generator,
+        visual_effect_generator=visual_effect_generator,
+        **common_args,
+        **pipeline,
+    )
+    validation_args = dict(common_args, shuffle_groups=False)
+    validation_generator = common.create_generator(args, "val", **validation_args)
+    return train_generator, validation_generator
+
+
+def describe(args, train_generator, validation_generator, anchor_params, pyramid_levels, training_model):
+    """Print what is about to be trained, and warn about objects no anchor can learn."""
+    from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
+    from ..utils.diagnostics import count_unmatched_annotations
+
+    anchor_params = anchor_params or AnchorParameters.default
+    pyramid_levels = pyramid_levels or list(DEFAULT_PYRAMID_LEVELS)
+    classes = [train_generator.label_to_name(label) for label in range(train_generator.num_classes())]
+    print(f"Dataset: {args.dataset_type}, {train_generator.size()} training images", end="")
+    print(f", {validation_generator.size()} validation images" if validation_generator is not None else "")
+    print(f"Classes ({len(classes)}): {', '.join(classes)}")
+    print(
+        f"Backbone: {args.backbone}, {training_model.count_params():,} parameters; "
+        f"images resized to min side {args.image_min_side}, max side {args.image_max_side}"
+        + (" (resizing off)" if args.no_resize else "")
+    )
+    print(
+        f"Anchors: levels {list(pyramid_levels)}, sizes {anchor_params.sizes}, strides {anchor_params.strides}, "
+        f"ratios {[round(float(r), 3) for r in anchor_params.ratios]}, "
+        f"scales {[round(float(s), 3) for s in anchor_params.scales]}"
+    )
+    unmatched, total = count_unmatched_annotations(train_generator, max_images=500)
+    if unmatched:
+        print(
+            f"WARNING: {unmatched} of {total} annotations (checked on up to 500 images) have no anchor with IoU >= 0.5 "
+            "and cannot be learned; adjust the anchors with --config (see retinanet-debug --anchors).",
+            file=sys.stderr,
+        )
+
+
+@common.reports_errors
+def main(args=None):
+    common.quiet_tensorflow()
+    if args is None:
+        args = sys.argv[1:]
+    args = parse_args(args)
+
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+
+    import keras
+
+    from .. import models
+
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+
+    backbone = models.backbone(args.backbone)
+    config, anchor_params, pyramid_levels = common.read_config(args)
+    train_generator, validation_generator = create_generators(args, backbone.preprocess_image, config)
+
+    training_model, prediction_model = create_models(
+        backbone, train_generator.num_classes(), args, anchor_params=anchor_params, pyramid_levels=pyramid_levels
+    )
+    describe(args, train_generator, validation_generator, anchor_params, pyramid_levels, training_model)
+
+    callbacks = create_callbacks(training_model, prediction_model, validation_generator, args)
+    steps = args.steps if args.steps is not None else len(train_generator)
+    from ..preprocessing.repeat import Repeat
+
+    history = training_model.fit(
+        Repeat(train_generator, steps),
+        steps_per_epoch=steps,
+        epochs=args.epochs,
+        verbose=1,
+        callbacks=callbacks,
+        validation_data=validation_generator if args.compute_val_loss else None,
+        initial_epoch=args.initial_epoch,
+    )
+
+    if validation_generator is not None and args.evaluation and args.dataset_type != "coco":
+        from ..utils.eval import evaluate, print_average_precisions
+
+        average_precisions, inference_time = evaluate(validation_generator, prediction_model)
+        print_average_precisions(validation_generator, average_precisions, inference_time, args.weighted_average)
+    return history
+
+
+if __name__ == "__main__":
+    main()
