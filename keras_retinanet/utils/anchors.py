@@ -307,21 +307,24 @@ def anchor_targets_bbox(
     return regression_batch, labels_batch
 
 
-def unmatched_annotations(anchors, boxes, positive_overlap=0.5):
-    """Which annotations no anchor overlaps by at least ``positive_overlap``.
+def unmatched_annotations(anchors, boxes, negative_overlap=0.4, positive_overlap=0.5):
+    """Which annotations no anchor is assigned to as foreground in training.
 
-    These objects can never be learned with the current anchor configuration,
-    the usual cause of a mAP stuck at zero.
+    An annotation is learned only through the anchors whose best match it is with
+    IoU >= ``positive_overlap``; one without any can never be detected, the usual
+    cause of a mAP stuck at zero.
 
     Args:
         anchors: (N, 4) anchors.
         boxes: (K, 4) annotations.
 
     Returns:
-        (K,) bool, True where the annotation has no positive anchor.
+        (K,) bool, True where the annotation has no foreground anchor.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape((-1, 4))
     if boxes.shape[0] == 0:
         return np.zeros((0,), dtype=bool)
-    overlaps = compute_overlap(anchors, boxes)
-    return overlaps.max(axis=0) < positive_overlap
+    positive, _, best = compute_gt_annotations(anchors, boxes, negative_overlap, positive_overlap)
+    unmatched = np.ones(boxes.shape[0], dtype=bool)
+    unmatched[best[positive]] = False
+    return unmatched

@@ -1,0 +1,119 @@
+"""retinanet-evaluate: mAP of a model on a dataset.
+
+    retinanet-evaluate csv val.csv classes.csv inference.h5
+    retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv_10.h5
+"""
+
+import argparse
+import os
+import sys
+
+from . import common
+
+
+def parse_args(args):
+    parser = argparse.ArgumentParser(
+        prog="retinanet-evaluate",
+        description="Evaluate a RetinaNet: Pascal VOC mAP per class, COCO metrics for COCO data (or on request).",
+    )
+    common.add_dataset_subparsers(parser, evaluation=True)
+    parser.add_argument("model", help="The model: an inference model, or a training model with --convert-model.")
+    parser.add_argument("--convert-model", action="store_true", help="Convert a training model before evaluating.")
+    parser.add_argument("--backbone", default="resnet50", help="Backbone of the model (default: %(default)s).")
+    parser.add_argument("--gpu", help="Id of the GPU to use (as reported by nvidia-smi).")
+    parser.add_argument("--score-threshold", type=common.probability, default=0.05, help="Min score (default: 0.05).")
+    parser.add_argument("--iou-threshold", type=common.probability, default=0.5, help="IoU for a match (default: 0.5).")
+    parser.add_argument("--max-detections", type=common.positive_int, default=100, help="Detections per image.")
+    parser.add_argument(
+        "--save-path", help="Write each image with annotations and detections, and a precision-recall plot per class."
+    )
+    parser.add_argument("--image-min-side", type=common.positive_int, default=800, help="Rescale the smaller side.")
+    parser.add_argument("--image-max-side", type=common.positive_int, default=1333, help="Cap the larger side.")
+    parser.add_argument("--no-resize", action="store_true", help="Do not resize images.")
+    parser.add_argument("--config", help="Config .ini with anchor parameters (with --convert-model).")
+    parser.add_argument("--coco-metrics", action="store_true", help="Also compute COCO metrics (any dataset).")
+    parser.add_argument("--weighted-average", action="store_true", help="Weight each class's AP by its instances.")
+    args = parser.parse_args(args)
+    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
+        from .train import DEMO_DEFAULTS
+
+        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
+        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
+    return args
+
+
+def load_inference_model(args, anchor_params=None, pyramid_levels=None):
+    """The model to evaluate, converted if asked; a training model without --convert-model is an error."""
+    from .. import models
+    from ..errors import ModelError
+
+    common.check_file(args.model, "model")
+    model = models.load_model(args.model, backbone_name=args.backbone, compile=False)
+    names = [t._keras_history.operation.name for t in model.outputs]
+    is_training_model = "regression" in names and "classification" in names
+    if args.convert_model:
+        return models.convert_model(model, anchor_params=anchor_params, pyramid_levels=pyramid_levels)
+    if is_training_model:
+        raise ModelError(f"{args.model} is a training model; pass --convert-model to evaluate it")
+    return model
+
+
+def evaluate_generator(generator, model, args):
+    """Run the evaluation the arguments ask for and print the results; returns the mAP (or COCO AP)."""
+    from ..utils import eval as voc_eval
+
+    if args.save_path:
+        os.makedirs(args.save_path, exist_ok=True)
+
+    coco_stats = None
+    if args.dataset_type == "coco" or args.coco_metrics:
+        from ..utils.coco_eval import evaluate_coco, evaluate_coco_any
+
+        if args.dataset_type == "coco":
+            coco_stats = evaluate_coco(generator, model, threshold=args.score_threshold)
+        else:
+            coco_stats = evaluate_coco_any(generator, model, threshold=args.score_threshold)
+        if args.dataset_type == "coco":
+            return coco_stats[0] if coco_stats is not None else 0.0
+
+    average_precisions, inference_time = voc_eval.evaluate(
+        generator,
+        model,
+        iou_threshold=args.iou_threshold,
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        save_path=args.save_path,
+    )
+    mean_ap = voc_eval.print_average_precisions(generator, average_precisions, inference_time, args.weighted_average)
+    if args.save_path:
+        voc_eval.save_precision_recall_plots(generator, args.save_path)
+    return mean_ap
+
+
+@common.reports_errors
+def main(args=None):
+    common.quiet_tensorflow()
+    args = parse_args(sys.argv[1:] if args is None else args)
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+
+    from .. import models
+
+    backbone = models.backbone(args.backbone)
+    config, anchor_params, pyramid_levels = common.read_config(args)
+    generator = common.create_generator(
+        args,
+        "eval",
+        image_min_side=args.image_min_side,
+        image_max_side=args.image_max_side,
+        no_resize=args.no_resize,
+        config=config,
+        shuffle_groups=False,
+        preprocess_image=backbone.preprocess_image,
+    )
+    model = load_inference_model(args, anchor_params, pyramid_levels)
+    return evaluate_generator(generator, model, args)
+
+
+if __name__ == "__main__":
+    main()
