@@ -1,0 +1,121 @@
+"""The .ini configuration file of keras-retinanet: anchor parameters and pyramid levels.
+
+Example::
+
+    [anchor_parameters]
+    sizes   = 32 64 128 256 512
+    strides = 8 16 32 64 128
+    ratios  = 0.5 1 2
+    scales  = 1 1.2 1.6
+
+    [pyramid_levels]
+    levels = 3 4 5 6 7
+"""
+
+import configparser
+import os
+
+import numpy as np
+
+from ..errors import DatasetError
+from .anchors import AnchorParameters
+
+_ANCHOR_KEYS = ("sizes", "strides", "ratios", "scales")
+
+
+def read_config_file(config_path):
+    """Read and check a configuration file.
+
+    Args:
+        config_path: path of the .ini file.
+
+    Returns:
+        configparser.ConfigParser; its ``anchor_parameters`` section (if any) holds the
+        four keys ``sizes strides ratios scales`` and ``pyramid_levels`` (if any) holds ``levels``.
+
+    Raises:
+        DatasetError: the file is missing, unreadable, not an .ini file, or a section is incomplete or
+            holds values that are not numbers.
+    """
+    config_path = os.fspath(config_path)
+    if not os.path.isfile(config_path):
+        raise DatasetError(config_path, "configuration file not found")
+    config = configparser.ConfigParser()
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            config.read_file(file)
+    except UnicodeDecodeError as error:
+        raise DatasetError(config_path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except configparser.Error as error:
+        line = getattr(error, "lineno", None)
+        raise DatasetError(config_path, f"not a valid .ini file: {error.message.splitlines()[0]}", line=line) from None
+
+    if "anchor_parameters" in config:
+        section = config["anchor_parameters"]
+        missing = [key for key in _ANCHOR_KEYS if key not in section]
+        if missing:
+            raise DatasetError(
+                config_path,
+                f"section [anchor_parameters] lacks {', '.join(missing)}; it needs all of {', '.join(_ANCHOR_KEYS)}",
+            )
+        sizes = _parse_numbers(config_path, "anchor_parameters", "sizes", section["sizes"], int)
+        strides = _parse_numbers(config_path, "anchor_parameters", "strides", section["strides"], int)
+        _parse_numbers(config_path, "anchor_parameters", "ratios", section["ratios"], float)
+        _parse_numbers(config_path, "anchor_parameters", "scales", section["scales"], float)
+        if len(sizes) != len(strides):
+            raise DatasetError(
+                config_path,
+                f"[anchor_parameters] has {len(sizes)} sizes but {len(strides)} strides; give one of each per pyramid level",
+            )
+    if "pyramid_levels" in config:
+        if "levels" not in config["pyramid_levels"]:
+            raise DatasetError(config_path, "section [pyramid_levels] lacks 'levels' (e.g. levels = 3 4 5 6 7)")
+        levels = _parse_numbers(config_path, "pyramid_levels", "levels", config["pyramid_levels"]["levels"], int)
+        if "anchor_parameters" in config:
+            num_sizes = len(config["anchor_parameters"]["sizes"].split())
+            if num_sizes != len(levels):
+                raise DatasetError(
+                    config_path,
+                    f"[pyramid_levels] lists {len(levels)} levels but [anchor_parameters] has {num_sizes} sizes",
+                )
+    # Remember where the values came from, for later error messages.
+    config.path = config_path
+    return config
+
+
+def _parse_numbers(path, section, key, text, kind):
+    """Space separated numbers of one key; DatasetError naming the key and the bad value."""
+    values = []
+    for token in text.split():
+        try:
+            value = kind(token)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise DatasetError(path, f"[{section}] {key}: '{token}' is not {expected}") from None
+        if not np.isfinite(value) or value <= 0:
+            raise DatasetError(path, f"[{section}] {key}: '{token}' must be a positive number")
+        values.append(value)
+    if not values:
+        raise DatasetError(path, f"[{section}] {key} is empty")
+    return values
+
+
+def parse_anchor_parameters(config):
+    """Anchor parameters of a configuration read by :func:`read_config_file`.
+
+    Returns:
+        AnchorParameters with ratios and scales as float32 arrays.
+    """
+    path = getattr(config, "path", "config")
+    section = config["anchor_parameters"]
+    sizes = _parse_numbers(path, "anchor_parameters", "sizes", section["sizes"], int)
+    strides = _parse_numbers(path, "anchor_parameters", "strides", section["strides"], int)
+    ratios = np.array(_parse_numbers(path, "anchor_parameters", "ratios", section["ratios"], float), np.float32)
+    scales = np.array(_parse_numbers(path, "anchor_parameters", "scales", section["scales"], float), np.float32)
+    return AnchorParameters(sizes, strides, ratios, scales)
+
+
+def parse_pyramid_levels(config):
+    """Pyramid levels of a configuration, e.g. ``[3, 4, 5, 6, 7]``."""
+    path = getattr(config, "path", "config")
+    return _parse_numbers(path, "pyramid_levels", "levels", config["pyramid_levels"]["levels"], int)
