@@ -1,0 +1,404 @@
+"""The shared base of every dataset reader: grouping, augmentation, resizing, batching and targets.
+
+A reader subclasses :class:`Generator` and implements ``size``, ``num_classes``,
+``has_label``, ``has_name``, ``name_to_label``, ``label_to_name``,
+``image_aspect_ratio``, ``image_path``, ``load_image`` and ``load_annotations``.
+Everything else (the order of the steps, the shapes of the batches, the targets)
+follows keras-retinanet 1.0.0's ``preprocessing/generator.py``.
+"""
+
+import random
+import threading
+import warnings
+
+import keras
+import numpy as np
+
+from ..utils.anchors import anchor_targets_bbox, anchors_for_shape, guess_shapes
+from ..utils.config import parse_anchor_parameters, parse_pyramid_levels
+from ..utils.image import (
+    TransformParameters,
+    adjust_transform_for_image,
+    apply_transform,
+    preprocess_image,
+    resize_image,
+)
+from ..utils.transform import transform_aabb
+
+GROUP_METHODS = ("none", "random", "ratio")
+
+
+def empty_annotations():
+    """Annotations of an image without objects: ``labels`` (0,) int64, ``bboxes`` (0, 4) float64."""
+    return {"labels": np.zeros((0,), dtype=np.int64), "bboxes": np.zeros((0, 4), dtype=np.float64)}
+
+
+class Generator(keras.utils.PyDataset):
+    """Batches of ``(inputs, [regression_targets, classification_targets])`` for training.
+
+    Args:
+        transform_generator: iterator of (3, 3) random transforms (``utils.transform.random_transform_generator``), or None.
+        visual_effect_generator: iterator of ``VisualEffect`` (``utils.image.random_visual_effect_generator``), or None.
+        batch_size: images per batch.
+        group_method: 'none' (dataset order), 'random' or 'ratio' (images of similar aspect ratio batched together,
+            which wastes less padding).
+        shuffle_groups: shuffle the order of the batches at the start and after every epoch.
+        image_min_side: resize so the smaller side is this long ...
+        image_max_side: ... unless the larger side would pass this.
+        no_resize: keep the images at their size.
+        transform_parameters: ``TransformParameters`` used to warp the images.
+        compute_anchor_targets: ``(anchors, image_group, annotations_group, num_classes) -> (regression, labels)``.
+        compute_shapes: ``(image_shape, pyramid_levels) -> feature map shapes``, for the anchors.
+        preprocess_image: ``(uint8 BGR image) -> float image`` (the backbone's preprocessing).
+        config: ``configparser`` object from ``utils.config.read_config_file`` with anchor parameters and/or pyramid levels.
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of ``keras.utils.PyDataset``.
+    """
+
+    def __init__(
+        self,
+        transform_generator=None,
+        visual_effect_generator=None,
+        batch_size=1,
+        group_method="ratio",
+        shuffle_groups=True,
+        image_min_side=800,
+        image_max_side=1333,
+        no_resize=False,
+        transform_parameters=None,
+        compute_anchor_targets=anchor_targets_bbox,
+        compute_shapes=guess_shapes,
+        preprocess_image=preprocess_image,
+        config=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if group_method not in GROUP_METHODS:
+            raise ValueError(f"group_method must be one of {GROUP_METHODS}, got {group_method!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.transform_generator = transform_generator
+        self.visual_effect_generator = visual_effect_generator
+        self.batch_size = int(batch_size)
+        self.group_method = group_method
+        self.shuffle_groups = shuffle_groups
+        self.image_min_side = image_min_side
+        self.image_max_side = image_max_side
+        self.no_resize = no_resize
+        self.transform_parameters = transform_parameters or TransformParameters()
+        self.compute_anchor_targets = compute_anchor_targets
+        self.compute_shapes = compute_shapes
+        self.preprocess_image = preprocess_image
+        self.config = config
+
+        # Python generators cannot be advanced by two threads at once (PyDataset workers, tf.data).
+        self._random_lock = threading.Lock()
+        self._anchor_cache = {}
+        self._anchor_cache_lock = threading.Lock()
+        self._warned_images = set()
+
+        self.anchor_params = None
+        self.pyramid_levels = None
+        if config is not None and "anchor_parameters" in config:
+            self.anchor_params = parse_anchor_parameters(config)
+        if config is not None and "pyramid_levels" in config:
+            self.pyramid_levels = parse_pyramid_levels(config)
+
+        self.group_images()
+        if self.shuffle_groups:
+            self.on_epoch_end()
+
+    # ----------------------------------------------------------------------------------
+    # What a reader implements
+    # ----------------------------------------------------------------------------------
+
+    def size(self):
+        """Number of images in the dataset."""
+        raise NotImplementedError("size method not implemented")
+
+    def num_classes(self):
+        """Number of classes (the width of the classification output)."""
+        raise NotImplementedError("num_classes method not implemented")
+
+    def has_label(self, label):
+        """Whether the dataset has this label (an int)."""
+        raise NotImplementedError("has_label method not implemented")
+
+    def has_name(self, name):
+        """Whether the dataset has this class name."""
+        raise NotImplementedError("has_name method not implemented")
+
+    def name_to_label(self, name):
+        """Class name to label."""
+        raise NotImplementedError("name_to_label method not implemented")
+
+    def label_to_name(self, label):
+        """Label to class name."""
+        raise NotImplementedError("label_to_name method not implemented")
+
+    def image_aspect_ratio(self, image_index):
+        """Width / height of an image, without decoding it if possible."""
+        raise NotImplementedError("image_aspect_ratio method not implemented")
+
+    def image_path(self, image_index):
+        """Path of an image file."""
+        raise NotImplementedError("image_path method not implemented")
+
+    def load_image(self, image_index):
+        """(H, W, 3) uint8 BGR image."""
+        raise NotImplementedError("load_image method not implemented")
+
+    def load_annotations(self, image_index):
+        """``{'labels': (K,) int, 'bboxes': (K, 4) float (x1, y1, x2, y2)}`` in image pixels."""
+        raise NotImplementedError("load_annotations method not implemented")
+
+    # ----------------------------------------------------------------------------------
+    # Loading
+    # ----------------------------------------------------------------------------------
+
+    def load_annotations_group(self, group):
+        """Annotations of every image of a group (fresh arrays, safe to modify)."""
+        annotations_group = []
+        for image_index in group:
+            annotations = self.load_annotations(image_index)
+            if not isinstance(annotations, dict) or "labels" not in annotations or "bboxes" not in annotations:
+                raise TypeError(
+                    f"{type(self).__name__}.load_annotations must return a dict with 'labels' and 'bboxes', "
+                    f"got {type(annotations).__name__}"
+                )
+            annotations = {key: np.array(value, copy=True) for key, value in annotations.items()}
+            annotations["bboxes"] = annotations["bboxes"].astype(np.float64).reshape((-1, 4))
+            annotations_group.append(annotations)
+        return annotations_group
+
+    def load_image_group(self, group):
+        """Images of a group, each (H, W, 3) uint8 BGR."""
+        return [self.load_image(image_index) for image_index in group]
+
+    def filter_annotations(self, image_group, annotations_group, group):
+        """Clip boxes that stick out of their image and drop boxes with nothing left inside.
+
+        Readers reject malformed boxes; what reaches this point is only out of the image,
+        which happens with real annotation tools. One warning per group counts the boxes
+        (and each image is reported only once per generator, not every epoch).
+
+        Returns:
+            (image_group, annotations_group), the annotations changed in place.
+        """
+        clipped = dropped = 0
+        images = []
+        for index, (image, annotations) in enumerate(zip(image_group, annotations_group)):
+            boxes = annotations["bboxes"]
+            if boxes.shape[0] == 0:
+                continue
+            height, width = image.shape[:2]
+            inside = np.stack([
+                np.clip(boxes[:, 0], 0, width),
+                np.clip(boxes[:, 1], 0, height),
+                np.clip(boxes[:, 2], 0, width),
+                np.clip(boxes[:, 3], 0, height),
+            ], axis=1)
+            changed = np.any(inside != boxes, axis=1)
+            empty = (inside[:, 2] <= inside[:, 0]) | (inside[:, 3] <= inside[:, 1])
+            if not np.any(changed | empty):
+                continue
+            clipped_here = int(np.sum(changed & ~empty))
+            dropped_here = int(np.sum(empty))
+            annotations["bboxes"] = inside
+            for key in list(annotations.keys()):
+                annotations[key] = np.delete(annotations[key], np.where(empty)[0], axis=0)
+            if group[index] not in self._warned_images:
+                self._warned_images.add(group[index])
+                clipped += clipped_here
+                dropped += dropped_here
+                images.append(str(self.image_path(group[index])))
+        if images:
+            warnings.warn(
+                f"{clipped + dropped} annotation(s) outside their image: {clipped} clipped to the image, "
+                f"{dropped} dropped (nothing left inside); image(s): {', '.join(images)}",
+                stacklevel=2,
+            )
+        return image_group, annotations_group
+
+    # ----------------------------------------------------------------------------------
+    # Augmentation
+    # ----------------------------------------------------------------------------------
+
+    def _next_visual_effect(self):
+        with self._random_lock:
+            return next(self.visual_effect_generator)
+
+    def _next_transform(self):
+        with self._random_lock:
+            return next(self.transform_generator)
+
+    def random_visual_effect_group_entry(self, image, annotations):
+        """Apply the next random visual effect to one image."""
+        return self._next_visual_effect()(image), annotations
+
+    def random_visual_effect_group(self, image_group, annotations_group):
+        """Apply random visual effects to every image of a group (if a generator is set)."""
+        if self.visual_effect_generator is None:
+            return image_group, annotations_group
+        for index in range(len(image_group)):
+            image_group[index], annotations_group[index] = self.random_visual_effect_group_entry(
+                image_group[index], annotations_group[index]
+            )
+        return image_group, annotations_group
+
+    def random_transform_group_entry(self, image, annotations, transform=None):
+        """Warp one image and its boxes with ``transform`` or the next random transform.
+
+        Boxes become the axis-aligned box around their transformed corners, clipped to
+        the image; boxes pushed entirely out of the image are dropped.
+
+        Args:
+            image: (H, W, 3) image.
+            annotations: dict with ``bboxes`` (K, 4).
+            transform: (3, 3) matrix in pixels about the origin, or None to draw one.
+        """
+        if transform is None and self.transform_generator is None:
+            return image, annotations
+        if transform is None:
+            transform = adjust_transform_for_image(
+                self._next_transform(), image, self.transform_parameters.relative_translation
+            )
+        image = apply_transform(transform, image, self.transform_parameters)
+
+        boxes = np.array(annotations["bboxes"], dtype=np.float64).reshape((-1, 4))
+        for index in range(boxes.shape[0]):
+            boxes[index, :] = transform_aabb(transform, boxes[index, :])
+        height, width = image.shape[:2]
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+        annotations["bboxes"] = boxes
+        outside = np.where((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))[0]
+        if outside.size:
+            for key in list(annotations.keys()):
+                annotations[key] = np.delete(annotations[key], outside, axis=0)
+        return image, annotations
+
+    def random_transform_group(self, image_group, annotations_group):
+        """Randomly transform every image of a group with its boxes."""
+        for index in range(len(image_group)):
+            image_group[index], annotations_group[index] = self.random_transform_group_entry(
+                image_group[index], annotations_group[index]
+            )
+        return image_group, annotations_group
+
+    # ----------------------------------------------------------------------------------
+    # Resizing, preprocessing, batching
+    # ----------------------------------------------------------------------------------
+
+    def resize_image(self, image):
+        """Resize as configured; returns (image, scale)."""
+        if self.no_resize:
+            return image, 1
+        return resize_image(image, min_side=self.image_min_side, max_side=self.image_max_side)
+
+    def preprocess_group_entry(self, image, annotations):
+        """Resize one image, scale its boxes and apply the backbone's preprocessing."""
+        image, image_scale = self.resize_image(image)
+        image = self.preprocess_image(image)
+        annotations["bboxes"] = annotations["bboxes"] * image_scale
+        return keras.backend.cast_to_floatx(image), annotations
+
+    def preprocess_group(self, image_group, annotations_group):
+        """Resize and preprocess every image of a group."""
+        for index in range(len(image_group)):
+            image_group[index], annotations_group[index] = self.preprocess_group_entry(
+                image_group[index], annotations_group[index]
+            )
+        return image_group, annotations_group
+
+    def group_images(self):
+        """Split the image indices into ``self.groups`` of ``batch_size``.
+
+        The last group is completed with images from the start, so every batch is full.
+        """
+        order = list(range(self.size()))
+        if self.group_method == "random":
+            random.shuffle(order)
+        elif self.group_method == "ratio":
+            order.sort(key=lambda image_index: self.image_aspect_ratio(image_index))
+        if not order:
+            self.groups = []
+            return
+        self.groups = [
+            [order[x % len(order)] for x in range(i, i + self.batch_size)] for i in range(0, len(order), self.batch_size)
+        ]
+
+    def compute_inputs(self, image_group):
+        """Stack a group into one zero-padded batch.
+
+        Returns:
+            (B, H_max, W_max, 3) float array, each image in the top-left corner.
+        """
+        max_shape = tuple(max(image.shape[axis] for image in image_group) for axis in range(3))
+        image_batch = np.zeros((len(image_group),) + max_shape, dtype=keras.backend.floatx())
+        for index, image in enumerate(image_group):
+            image_batch[index, : image.shape[0], : image.shape[1], : image.shape[2]] = image
+        return image_batch
+
+    def generate_anchors(self, image_shape):
+        """Anchors of an input of this shape, with the config's parameters (cached per shape).
+
+        Returns:
+            (N, 4) float32 anchors.
+        """
+        key = tuple(int(side) for side in image_shape[:2])
+        with self._anchor_cache_lock:
+            anchors = self._anchor_cache.get(key)
+        if anchors is None:
+            anchors = anchors_for_shape(
+                image_shape,
+                anchor_params=self.anchor_params,
+                pyramid_levels=self.pyramid_levels,
+                shapes_callback=self.compute_shapes,
+            )
+            with self._anchor_cache_lock:
+                if len(self._anchor_cache) > 64:
+                    self._anchor_cache.clear()
+                self._anchor_cache[key] = anchors
+        return anchors
+
+    def compute_targets(self, image_group, annotations_group):
+        """Regression and classification targets of a group (for the padded batch shape).
+
+        Returns:
+            [regression (B, N, 5), labels (B, N, num_classes + 1)], float32.
+        """
+        max_shape = tuple(max(image.shape[axis] for image in image_group) for axis in range(3))
+        anchors = self.generate_anchors(max_shape)
+        batches = self.compute_anchor_targets(anchors, image_group, annotations_group, self.num_classes())
+        return list(batches)
+
+    def compute_input_output(self, group):
+        """Load, check, augment and preprocess a group; compute its inputs and targets."""
+        image_group = self.load_image_group(group)
+        annotations_group = self.load_annotations_group(group)
+        image_group, annotations_group = self.filter_annotations(image_group, annotations_group, group)
+        image_group, annotations_group = self.random_visual_effect_group(image_group, annotations_group)
+        image_group, annotations_group = self.random_transform_group(image_group, annotations_group)
+        image_group, annotations_group = self.preprocess_group(image_group, annotations_group)
+        inputs = self.compute_inputs(image_group)
+        targets = self.compute_targets(image_group, annotations_group)
+        return inputs, targets
+
+    # ----------------------------------------------------------------------------------
+    # keras.utils.PyDataset
+    # ----------------------------------------------------------------------------------
+
+    def __len__(self):
+        """Number of batches per epoch."""
+        return len(self.groups)
+
+    def __getitem__(self, index):
+        """Batch ``index``: (inputs, [regression_targets, classification_targets])."""
+        if index < 0 or index >= len(self.groups):
+            raise IndexError(f"batch index {index} out of range for {len(self.groups)} batches")
+        return self.compute_input_output(self.groups[index])
+
+    def on_epoch_end(self):
+        """Shuffle the order of the batches (their content stays grouped)."""
+        if self.shuffle_groups:
+            random.shuffle(self.groups)
