@@ -1,0 +1,387 @@
+"""Loading keras-retinanet (Keras 2) .h5 files.
+
+The files are written here with h5py in the layout of a real keras-retinanet 1.0.0
+ResNet50 snapshot (tests/data/fizyr_resnet50_train_h5_layout.json: every layer name in
+order, every weight name and shape), with narrow heads and few classes so that the
+tests stay fast, and random weights that are then checked one by one.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_retinanet import models
+from keras_retinanet.errors import ModelFileError
+from keras_retinanet.utils import legacy
+
+LAYOUT = json.loads((Path(__file__).parent / "data" / "fizyr_resnet50_train_h5_layout.json").read_text())
+FULL = {"num_classes": 80, "num_anchors": 9, "pyramid": 256, "classification": 256, "regression": 256}
+SMALL = {"num_classes": 3, "num_anchors": 9, "pyramid": 32, "classification": 16, "regression": 16}
+
+
+# --------------------------------------------------------------------------- writing legacy files
+
+
+def head_shape(layer, weight_name, shape, sizes):
+    """The shape a weight of the layout gets with other head sizes (backbone shapes stay)."""
+    shape = list(shape)
+    is_kernel = weight_name.endswith("kernel:0")
+    if re.fullmatch(r"C\d_reduced|P\d", layer):
+        # FPN convs: every 256 is the pyramid width; inputs from C3..C5 keep theirs.
+        return [sizes["pyramid"] if s == 256 else s for s in shape]
+    if layer in ("regression_submodel", "classification_submodel"):
+        kind = "regression" if layer.startswith("regression") else "classification"
+        width = sizes[kind]
+        sublayer = weight_name.split("/")[0]
+        final = sublayer == f"pyramid_{kind}"
+        outputs = sizes["num_anchors"] * (4 if kind == "regression" else sizes["num_classes"])
+        if not is_kernel:
+            return [outputs if final else width]
+        inputs = sizes["pyramid"] if sublayer.endswith("_0") else width
+        return [3, 3, inputs, outputs if final else width]
+    return shape
+
+
+def class_name_of(layer):
+    """The Keras 2 class name a layer of a keras-retinanet model has (for a realistic config)."""
+    rules = [
+        (r"input_\d+", "InputLayer"),
+        (r"padding.*", "ZeroPadding2D"),
+        (r"bn.*", "BatchNormalization"),
+        (r".*_relu", "Activation"),
+        (r"pool1", "MaxPooling2D"),
+        (r"res\d\w+_branch\w+|conv1|C\d_reduced|P\d", "Conv2D"),
+        (r"res\d\w+|P\d_merged", "Add"),
+        (r"P\d_upsampled", "UpsampleLike"),
+        (r".*_submodel", "Functional"),
+        (r"regression|classification|anchors", "Concatenate"),
+        (r"anchors_\d+", "Anchors"),
+        (r"boxes", "RegressBoxes"),
+        (r"clipped_boxes", "ClipBoxes"),
+        (r"filtered_detections", "FilterDetections"),
+    ]
+    for pattern, name in rules:
+        if re.fullmatch(pattern, layer):
+            return name
+    raise AssertionError(f"no class for {layer}")
+
+
+def legacy_layout(sizes, legacy_padding=False):
+    """(layer names, {layer: [(weight name, shape)]}) of a keras-retinanet ResNet50 snapshot."""
+    names = list(LAYOUT["layer_names"])
+    if legacy_padding:
+        names.insert(names.index("conv1"), "padding_conv1")
+    weights = {
+        layer: [(w, head_shape(layer, w, s, sizes)) for w, s in LAYOUT["weights"].get(layer, [])] for layer in names
+    }
+    return names, weights
+
+
+def random_weights(weights, seed=0):
+    """Random arrays for a layout; BatchNorm variances positive so outputs stay finite."""
+    rng = np.random.default_rng(seed)
+    values = {}
+    for layer, entries in weights.items():
+        values[layer] = []
+        for name, shape in entries:
+            if "moving_variance" in name:
+                array = rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+            else:
+                array = (rng.standard_normal(size=shape, dtype=np.float32) * 0.05).astype(np.float32)
+            values[layer].append((name, array))
+    return values
+
+
+def write_keras2_h5(path, layer_names, values, extra_configs=None, training_config=None, keras_version="2.4.0"):
+    """Write a Keras 2 HDF5 model file: root attrs, 'model_config', 'model_weights/<layer>/<weight>'."""
+    extra_configs = extra_configs or {}
+    config_layers = []
+    for name in layer_names:
+        entry = extra_configs[name] if name in extra_configs else {"class_name": class_name_of(name), "config": {}}
+        config = dict(entry["config"], name=name)
+        config_layers.append({"class_name": entry["class_name"], "config": config, "name": name, "inbound_nodes": []})
+    model_config = {
+        "class_name": "Functional",
+        "config": {"name": "retinanet", "layers": config_layers, "input_layers": [["input_1", 0, 0]]},
+        "keras_version": keras_version,
+        "backend": "tensorflow",
+    }
+    with h5py.File(path, "w") as handle:
+        handle.attrs["keras_version"] = keras_version.encode("utf8")
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["model_config"] = json.dumps(model_config).encode("utf8")
+        if training_config is not None:
+            handle.attrs["training_config"] = json.dumps(training_config).encode("utf8")
+        group = handle.create_group("model_weights")
+        group.attrs["layer_names"] = [n.encode("utf8") for n in layer_names]
+        group.attrs["backend"] = b"tensorflow"
+        group.attrs["keras_version"] = keras_version.encode("utf8")
+        for name in layer_names:
+            layer_group = group.create_group(name)
+            entries = values.get(name, [])
+            layer_group.attrs["weight_names"] = [w.encode("utf8") for w, _ in entries]
+            for weight_name, array in entries:
+                layer_group.create_dataset(weight_name, data=array)
+
+
+def inference_additions(anchor_sizes, strides, ratios, scales, filter_config, std):
+    """Layer names and configs keras-retinanet's convert_model adds to a training model."""
+    names = [f"anchors_{i}" for i in range(len(anchor_sizes))] + ["anchors", "boxes", "clipped_boxes", "filtered_detections"]
+    configs = {
+        f"anchors_{i}": {
+            "class_name": "Anchors",
+            "config": {"size": size, "stride": stride, "ratios": list(ratios), "scales": list(scales)},
+        }
+        for i, (size, stride) in enumerate(zip(anchor_sizes, strides))
+    }
+    configs["boxes"] = {"class_name": "RegressBoxes", "config": {"mean": [0.0] * 4, "std": list(std)}}
+    configs["filtered_detections"] = {"class_name": "FilterDetections", "config": filter_config}
+    return names, configs
+
+
+@pytest.fixture(scope="module")
+def small_snapshot(tmp_path_factory):
+    """A small keras-retinanet ResNet50 training snapshot and the arrays written to it."""
+    path = tmp_path_factory.mktemp("legacy") / "resnet50_csv_01.h5"
+    names, weights = legacy_layout(SMALL)
+    values = random_weights(weights)
+    training_config = {
+        "loss": {"regression": "_smooth_l1", "classification": "_focal"},
+        "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 3e-5, "clipnorm": 0.001}},
+    }
+    write_keras2_h5(path, names, values, training_config=training_config)
+    return path, values
+
+
+def stored_values_by_layer(values):
+    """{'conv1': [arrays]} for top-level layers and {'regression_submodel/pyramid_regression_0': [...]}."""
+    result = {}
+    for layer, entries in values.items():
+        for name, array in entries:
+            key = layer if "_submodel" not in layer else f"{layer}/{name.split('/')[0]}"
+            result.setdefault(key, []).append(array)
+    return result
+
+
+def model_values_by_layer(model):
+    result = {}
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            for sublayer in layer.layers:
+                if sublayer.weights:
+                    result[f"{layer.name}/{sublayer.name}"] = sublayer.get_weights()
+        elif layer.weights:
+            result[layer.name] = layer.get_weights()
+    return result
+
+
+def num_anchors_for(side, levels=(3, 4, 5, 6, 7), per_position=9):
+    """Anchors of a square image: feature side (s + 2^l - 1) // 2^l per level."""
+    return sum(((side + 2**level - 1) // 2**level) ** 2 * per_position for level in levels)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_layout_helper_reproduces_the_real_snapshot_at_full_size():
+    """The shape rewriting used for small files is the identity at keras-retinanet's sizes."""
+    names, weights = legacy_layout(FULL)
+    assert names == LAYOUT["layer_names"]
+    for layer in names:
+        assert [list(s) for _, s in weights[layer]] == [s for _, s in LAYOUT["weights"].get(layer, [])]
+    total = sum(int(np.prod(s)) for entries in weights.values() for _, s in entries)
+    assert total == 38_021_812  # the snapshot's parameter count (REFERENCE.md)
+
+
+def test_training_snapshot_loads_weight_by_weight(small_snapshot, tmp_path):
+    path, values = small_snapshot
+    info = legacy.read_legacy_file(path)
+    assert (info.backbone_name, info.num_classes, info.num_anchors) == ("resnet50", 3, 9)
+    assert info.pyramid_levels == [3, 4, 5, 6, 7]
+    assert (info.pyramid_feature_size, info.classification_feature_size, info.regression_feature_size) == (32, 16, 16)
+    assert not info.is_inference and not info.legacy_padding
+
+    model = models.load_model(str(path), backbone_name="resnet50")
+    expected = stored_values_by_layer(values)
+    loaded = model_values_by_layer(model)
+    assert set(loaded) == set(expected)
+    for key, arrays in expected.items():
+        assert len(loaded[key]) == len(arrays), key
+        for got, want in zip(loaded[key], arrays):
+            np.testing.assert_array_equal(got, want, err_msg=key)
+    # compile=True: set up as keras-retinanet's train.py did, with the file's learning rate
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-5)
+
+    image = np.random.default_rng(1).uniform(-100, 100, size=(1, 64, 64, 3)).astype(np.float32)
+    regression, classification = [np.asarray(t) for t in model(image, training=False)]
+    assert regression.shape == (1, num_anchors_for(64), 4)
+    assert classification.shape == (1, num_anchors_for(64), 3)
+
+    # The converted file loads with plain Keras once the package is imported.
+    converted = tmp_path / "converted.keras"
+    model.save(converted)
+    reloaded = keras.models.load_model(converted, compile=False)
+    again_regression, again_classification = [np.asarray(t) for t in reloaded(image, training=False)]
+    np.testing.assert_array_equal(again_regression, regression)
+    np.testing.assert_array_equal(again_classification, classification)
+
+
+def test_keras_resnet_010_conv1_padding_is_rebuilt(tmp_path):
+    path = tmp_path / "resnet50_coco_best_v2.1.0.h5"
+    names, weights = legacy_layout(SMALL, legacy_padding=True)
+    values = random_weights(weights, seed=3)
+    write_keras2_h5(path, names, values, keras_version="2.1.3")
+    info = legacy.read_legacy_file(path)
+    assert info.legacy_padding
+
+    model = models.load_model(str(path), backbone_name="resnet50", compile=False)
+    assert model.get_layer("padding_conv1").padding == ((3, 3), (3, 3))
+    conv1 = keras.Model(model.inputs, model.get_layer("conv1").output)
+    image = np.random.default_rng(2).uniform(-100, 100, size=(1, 64, 64, 3)).astype(np.float32)
+    kernel = values["conv1"][0][1]
+    padded = np.pad(image, ((0, 0), (3, 3), (3, 3), (0, 0)))
+    want = tf.nn.conv2d(padded, kernel, strides=2, padding="VALID").numpy()
+    got = np.asarray(conv1(image, training=False))
+    assert got.shape == want.shape == (1, 32, 32, 64)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    # 'same' padding (2 before, 3 after) shifts the output: the check above can tell them apart.
+    same = tf.nn.conv2d(image, kernel, strides=2, padding="SAME").numpy()
+    assert np.abs(same - want).max() > 1.0
+
+
+def test_inference_model_options_and_anchors_are_read_back(tmp_path):
+    path = tmp_path / "resnet50_inference.h5"
+    sizes = dict(SMALL, num_anchors=6, num_classes=2)
+    names, weights = legacy_layout(sizes)
+    values = random_weights(weights, seed=5)
+    filter_config = {
+        "nms": True,
+        "class_specific_filter": False,
+        "nms_threshold": 0.4,
+        "score_threshold": 0.3,
+        "max_detections": 40,
+        "parallel_iterations": 8,
+        "trainable": True,
+        "dtype": "float32",
+    }
+    extra_names, configs = inference_additions(
+        [20, 40, 80, 160, 320], [8, 16, 32, 64, 128], [0.5, 1.0, 2.0], [1.0, 1.5], filter_config, [0.1, 0.1, 0.2, 0.2]
+    )
+    write_keras2_h5(path, names + extra_names, values, extra_configs=configs)
+
+    model = models.load_model(str(path), backbone_name="resnet50")
+    detections = model.get_layer("filtered_detections")
+    assert detections.nms is True and detections.class_specific_filter is False
+    assert (detections.nms_threshold, detections.score_threshold, detections.max_detections) == (0.4, 0.3, 40)
+    for i, (size, stride) in enumerate(zip([20, 40, 80, 160, 320], [8, 16, 32, 64, 128])):
+        anchors = model.get_layer(f"anchors_{i}")
+        assert (anchors.size, anchors.stride) == (size, stride)
+        np.testing.assert_array_equal(anchors.ratios, [0.5, 1.0, 2.0])
+        np.testing.assert_array_equal(anchors.scales, [1.0, 1.5])
+    np.testing.assert_allclose(model.get_layer("boxes").std, [0.1, 0.1, 0.2, 0.2])
+
+    loaded = model_values_by_layer(model)
+    for key, arrays in stored_values_by_layer(values).items():
+        for got, want in zip(loaded[key], arrays):
+            np.testing.assert_array_equal(got, want, err_msg=key)
+
+    image = np.zeros((1, 64, 64, 3), np.float32)
+    boxes, scores, labels = [np.asarray(t) for t in model(image, training=False)]
+    assert boxes.shape == (1, 40, 4) and scores.shape == (1, 40) and labels.shape == (1, 40)
+    # Anchor 3 of position (0, 0) on level 3 is ratio 1, scale 1.5 (ratio-major order):
+    # a 20 * 1.5 = 30 px square centred on (0.5 * 8, 0.5 * 8).
+    level3 = model.get_layer("anchors_0")(np.zeros((1, 8, 8, 32), np.float32)).numpy()
+    np.testing.assert_allclose(level3[0, 3], [-11.0, -11.0, 19.0, 19.0], atol=1e-4)
+
+
+def test_backbone_is_told_from_layer_names():
+    base = ["res2a_branch2a", "res4b_branch2a"]
+    assert legacy.detect_backbone(base + ["res4f_branch2a"]) == "resnet50"
+    assert legacy.detect_backbone(base + ["res4b22_branch2a"]) == "resnet101"
+    assert legacy.detect_backbone(base + ["res4b22_branch2a", "res4b35_branch2a"]) == "resnet152"
+    assert legacy.detect_backbone(["block5_conv3"]) == "vgg16"
+    assert legacy.detect_backbone(["block5_conv3", "block5_conv4"]) == "vgg19"
+    assert legacy.detect_backbone(["conv5_block1_concat", "conv4_block24_concat"]) == "densenet121"
+    assert legacy.detect_backbone(["conv5_block1_concat", "conv4_block48_concat"]) == "densenet201"
+    assert legacy.detect_backbone(["conv_pw_13"], {"conv1": [("conv1/kernel:0", np.zeros((3, 3, 3, 16)))]}) == "mobilenet_0.5"
+    assert legacy.detect_backbone(["dense_1"]) is None
+    assert legacy.backbone_matches("mobilenet_0.5", "mobilenet224_0.5")
+    assert not legacy.backbone_matches("mobilenet_0.5", "mobilenet224_1.0")
+    assert legacy.backbone_matches("resnet101", "resnet101")
+    assert not legacy.backbone_matches("resnet50", "resnet101")
+
+
+def test_backbone_mismatch_is_refused(small_snapshot):
+    path, _ = small_snapshot
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(path), backbone_name="resnet101")
+    message = str(error.value)
+    assert str(path) in message and "resnet50" in message and "resnet101" in message
+
+
+def test_not_a_retinanet_is_refused(tmp_path):
+    path = tmp_path / "dense.h5"
+    values = {"dense_1": [("dense_1/kernel:0", np.ones((4, 2), np.float32)), ("dense_1/bias:0", np.zeros(2, np.float32))]}
+    write_keras2_h5(path, ["input_1", "dense_1"], values, extra_configs={"dense_1": {"class_name": "Dense", "config": {}}})
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(path))
+    message = str(error.value)
+    assert str(path) in message and "not a RetinaNet" in message and "dense_1" in message
+
+
+def test_truncated_file_is_refused(small_snapshot, tmp_path):
+    path, _ = small_snapshot
+    cut = tmp_path / "cut.h5"
+    data = Path(path).read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(cut))
+    assert str(cut) in str(error.value) and "truncated" in str(error.value)
+
+
+def test_missing_layer_is_refused(small_snapshot, tmp_path):
+    path, values = small_snapshot
+    broken = tmp_path / "broken.h5"
+    names = [n for n in LAYOUT["layer_names"] if n != "res3a_branch2a"]
+    write_keras2_h5(broken, names, {k: v for k, v in values.items() if k != "res3a_branch2a"})
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(broken), compile=False)
+    assert str(broken) in str(error.value) and "res3a_branch2a" in str(error.value)
+
+
+def test_keras3_h5_and_unknown_extension_still_dispatch(tmp_path):
+    inputs = keras.Input((4,))
+    plain = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+    path = tmp_path / "plain.h5"
+    plain.save(path)
+    loaded = models.load_model(str(path), compile=False)
+    np.testing.assert_array_equal(loaded.get_layer("dense").get_weights()[0], plain.get_layer("dense").get_weights()[0])
+
+    other = tmp_path / "model.pb"
+    other.write_bytes(b"x")
+    with pytest.raises(ModelFileError, match="unknown model file type"):
+        models.load_model(str(other))
+    fake = tmp_path / "fake.keras"
+    fake.write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="fake.keras"):
+        models.load_model(str(fake))
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_RETINANET_FULL_LEGACY_TEST") != "1", reason="38M-parameter file; set KERAS_RETINANET_FULL_LEGACY_TEST=1")
+def test_full_size_snapshot_loads(tmp_path):
+    path = tmp_path / "resnet50_full.h5"
+    names, weights = legacy_layout(FULL)
+    values = random_weights(weights, seed=7)
+    write_keras2_h5(path, names, values)
+    model = models.load_model(str(path), compile=False)
+    assert model.count_params() == 38_021_812
+    final = model.get_layer("classification_submodel").get_layer("pyramid_classification")
+    np.testing.assert_array_equal(final.get_weights()[0], values["classification_submodel"][8][1])
