@@ -60,9 +60,26 @@ class Backbone:
 
 
 def _backbone_classes():
-    from .resnet import ResNetBackbone
+    """(lower-case name prefix, Backbone class) pairs, tried in order by :func:`backbone`.
 
-    classes = [("resnet", ResNetBackbone)]
+    A longer prefix comes before any prefix of it ('mobilenetv2' before 'mobilenet'); each
+    class's ``validate`` then accepts only the exact names in its ``allowed_backbones``.
+    """
+    from .densenet import DenseNetBackbone
+    from .effnet import EfficientNetBackbone
+    from .mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbone
+    from .resnet import ResNetBackbone
+    from .vgg import VGGBackbone
+
+    classes = [
+        ("resnet", ResNetBackbone),
+        ("vgg", VGGBackbone),
+        ("mobilenetv3", MobileNetV3Backbone),
+        ("mobilenetv2", MobileNetV2Backbone),
+        ("mobilenet", MobileNetBackbone),
+        ("densenet", DenseNetBackbone),
+        ("efficientnet", EfficientNetBackbone),
+    ]
     return classes
 
 
