@@ -133,7 +133,8 @@ def hand_model(detections=HAND_DETECTIONS):
 
 
 def test_compute_ap_by_hand():
-    assert voc_eval._compute_ap(np.array([1 / 3, 1 / 3, 2 / 3, 2 / 3]), np.array([1, 0.5, 2 / 3, 0.5])) == pytest.approx(5 / 9)
+    recall, precision = np.array([1 / 3, 1 / 3, 2 / 3, 2 / 3]), np.array([1, 0.5, 2 / 3, 0.5])
+    assert voc_eval._compute_ap(recall, precision) == pytest.approx(5 / 9)
     # Everything found at precision 1: the whole square.
     assert voc_eval._compute_ap(np.array([0.5, 1.0]), np.array([1.0, 1.0])) == pytest.approx(1.0)
     # Only false positives: no area.
@@ -253,7 +254,8 @@ def test_save_path_writes_images_with_annotations_and_detections(tmp_path):
 
 def test_precision_recall_plots_are_valid_pngs(tmp_path):
     _, _, curves = voc_eval.evaluate(hand_dataset(), hand_model(), return_curves=True, verbose=0)
-    paths = voc_eval.save_precision_recall_plots(curves, str(tmp_path / "pr"), label_to_name={0: "circle", 1: "square"}.get)
+    names = {0: "circle", 1: "square"}
+    paths = voc_eval.save_precision_recall_plots(curves, str(tmp_path / "pr"), label_to_name=names.get)
     assert sorted(paths) == [0, 1]
     for path in paths.values():
         assert os.path.basename(path).startswith("precision_recall_")

@@ -113,7 +113,9 @@ def coco_detections(generator, model, threshold=0.05, verbose=1):
     """
     _, image_id_of, category_of = _coco_mapping(generator)
     results, image_ids = [], []
-    progbar = keras.utils.Progbar(generator.size(), verbose=1 if verbose else 0) if generator.size() else None
+    progbar = (
+        keras.utils.Progbar(generator.size(), verbose=1 if verbose else 0, unit_name="image") if generator.size() else None
+    )
     for index in range(generator.size()):
         _, boxes, scores, labels, _ = predict_image(generator, model, index)
         image_id = image_id_of(index)

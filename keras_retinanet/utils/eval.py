@@ -29,7 +29,9 @@ import numpy as np
 from .anchors import compute_overlap
 from .visualization import draw_annotations, draw_detections
 
-PrecisionRecall = namedtuple("PrecisionRecall", ["average_precision", "num_annotations", "precision", "recall", "scores"])
+PrecisionRecall = namedtuple(
+    "PrecisionRecall", ["average_precision", "num_annotations", "precision", "recall", "scores"]
+)
 PrecisionRecall.__doc__ = """One class's evaluation.
 
 Fields:
@@ -73,10 +75,10 @@ def _model_outputs(model, batch):
     """
     outputs = model.predict_on_batch(batch)
     if not isinstance(outputs, (list, tuple)) or len(outputs) < 3:
+        what = f"{len(outputs)} arrays" if isinstance(outputs, (list, tuple)) else type(outputs).__name__
         raise ValueError(
-            "evaluation needs an inference model whose predict returns [boxes, scores, labels]; this model returns "
-            f"{type(outputs).__name__}{'' if not isinstance(outputs, (list, tuple)) else f' of {len(outputs)} arrays'}. "
-            "A training model must be converted first (models.convert_model, or --convert-model)."
+            f"evaluation needs an inference model whose predict returns [boxes, scores, labels]; this model returns "
+            f"{what}. A training model must be converted first (models.convert_model, or --convert-model)."
         )
     boxes, scores, labels = (np.asarray(o) for o in outputs[:3])
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2] or labels.shape != boxes.shape[:2]:
@@ -129,7 +131,7 @@ def _select_detections(boxes, scores, labels, score_threshold, max_detections):
 
 
 def _progbar(target, verbose):
-    return keras.utils.Progbar(target, verbose=1 if verbose else 0) if target > 0 else None
+    return keras.utils.Progbar(target, verbose=1 if verbose else 0, unit_name="image") if target > 0 else None
 
 
 def _get_detections(generator, model, score_threshold=0.05, max_detections=100, save_path=None, verbose=1):
