@@ -100,7 +100,7 @@ def test_boxes_follow_the_transformed_rectangle(kwargs):
         matrix = adjust_transform_for_image(next(transforms), image, params.relative_translation)
         warped = apply_transform(matrix, image, params)
         expected = _rendered_box(warped)
-        np.testing.assert_allclose(transform_aabb(matrix, box), expected, atol=2.0)
+        np.testing.assert_allclose(transform_aabb(matrix, box), expected, atol=1.0)
 
 
 def test_relative_translation_is_a_fraction_of_the_image():

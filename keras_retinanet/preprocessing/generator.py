@@ -300,7 +300,7 @@ class Generator(keras.utils.PyDataset):
         image, image_scale = self.resize_image(image)
         image = self.preprocess_image(image)
         annotations["bboxes"] = annotations["bboxes"] * image_scale
-        return keras.backend.cast_to_floatx(image), annotations
+        return np.asarray(image, dtype=keras.backend.floatx()), annotations
 
     def preprocess_group(self, image_group, annotations_group):
         """Resize and preprocess every image of a group."""

@@ -169,12 +169,19 @@ def apply_transform(matrix, image, params):
         image: (H, W, C) image.
         params: :class:`TransformParameters`.
 
+    Boxes use continuous coordinates (pixel ``i`` covers ``[i, i + 1)``) while OpenCV places
+    pixel ``i`` at coordinate ``i``; the matrix is conjugated by a half-pixel shift so that a
+    box transformed with ``transform_aabb`` stays exactly on the warped pixels (a horizontal
+    flip of a W-wide image maps pixel ``i`` to ``W - 1 - i``, not ``W - i``).
+
     Returns:
         (H, W, C) transformed image.
     """
+    half_pixel = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    pixel_matrix = np.linalg.inv(half_pixel) @ np.asarray(matrix, dtype=np.float64) @ half_pixel
     return cv2.warpAffine(
         image,
-        np.asarray(matrix, dtype=np.float64)[:2, :],
+        pixel_matrix[:2, :],
         dsize=(image.shape[1], image.shape[0]),
         flags=params.cvInterpolation(),
         borderMode=params.cvBorderMode(),
