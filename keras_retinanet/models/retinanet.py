@@ -304,4 +304,6 @@ def retinanet_bbox(
         parallel_iterations=parallel_iterations,
         max_candidates=max_candidates,
     )([boxes, classification] + other)
-    return keras.Model(inputs=model.inputs, outputs=detections, name=name)
+    # model.input keeps the training model's input structure (a single tensor, not a list of one), so
+    # calling the inference model on an image batch does not warn about mismatched input structure.
+    return keras.Model(inputs=model.input, outputs=detections, name=name)
