@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from keras_retinanet import models
+from keras_retinanet.bin import convert_model
 from keras_retinanet.errors import ModelFileError
 from keras_retinanet.utils import legacy
 
@@ -225,13 +226,18 @@ def test_training_snapshot_loads_weight_by_weight(small_snapshot, tmp_path):
     assert regression.shape == (1, num_anchors_for(64), 4)
     assert classification.shape == (1, num_anchors_for(64), 3)
 
-    # The converted file loads with plain Keras once the package is imported.
+    # retinanet-convert-model old.h5 new.keras: the result loads with plain Keras.
     converted = tmp_path / "converted.keras"
-    model.save(converted)
+    convert_model.main([str(path), str(converted), "--max-detections", "20"])
     reloaded = keras.models.load_model(converted, compile=False)
-    again_regression, again_classification = [np.asarray(t) for t in reloaded(image, training=False)]
-    np.testing.assert_array_equal(again_regression, regression)
-    np.testing.assert_array_equal(again_classification, classification)
+    assert reloaded.get_layer("filtered_detections").max_detections == 20
+    submodel = reloaded.get_layer("classification_submodel")
+    for (name, want), layer_name in zip(values["classification_submodel"][::2], [f"pyramid_classification_{i}" for i in range(4)] + ["pyramid_classification"]):
+        assert name == f"{layer_name}/kernel:0"
+        np.testing.assert_array_equal(submodel.get_layer(layer_name).get_weights()[0], want)
+    np.testing.assert_array_equal(reloaded.get_layer("res5c_branch2c").get_weights()[0], values["res5c_branch2c"][0][1])
+    boxes, scores, labels = [np.asarray(t) for t in reloaded(image, training=False)]
+    assert boxes.shape == (1, 20, 4) and labels.dtype == np.int32
 
 
 def test_keras_resnet_010_conv1_padding_is_rebuilt(tmp_path):

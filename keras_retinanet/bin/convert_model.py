@@ -39,6 +39,11 @@ def convert(args):
     common.check_file(args.model_in, "model")
     _, anchor_params, pyramid_levels = common.read_config(args)
     model = models.load_model(args.model_in, backbone_name=args.backbone, compile=False)
+    if _is_keras_retinanet_inference_model(args.model_in, model):
+        # keras-retinanet's converted models keep the NMS and anchor settings stored in them.
+        print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
+        save_model_atomically(model, args.model_out)
+        return model
     inference = models.convert_model(
         model,
         nms=args.nms,
@@ -51,6 +56,14 @@ def convert(args):
     )
     save_model_atomically(inference, args.model_out)
     return inference
+
+
+def _is_keras_retinanet_inference_model(path, model):
+    """True for an inference model read from a keras-retinanet (Keras 2) ``.h5`` file."""
+    from ..models.retinanet import output_names
+    from ..utils import legacy
+
+    return "regression" not in output_names(model) and legacy.is_keras_retinanet_file(path)
 
 
 @common.reports_errors
