@@ -79,6 +79,8 @@ def make_dataset(generator, num_parallel_calls=tf.data.AUTOTUNE, prefetch=tf.dat
     dataset = tf.data.Dataset.from_generator(
         _group_stream(generator), output_signature=tf.TensorSpec(shape=(None,), dtype=tf.int64)
     )
+    # A known length lets Keras show progress and end the epoch without an "ran out of data" warning.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(generator)))
     dataset = dataset.map(compute_tensors, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if prefetch:
         dataset = dataset.prefetch(prefetch)

@@ -1,0 +1,125 @@
+"""preprocessing.pipeline: the tf.data input pipeline gives the generator's batches, and model.fit takes it."""
+
+import random
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from keras_retinanet.preprocessing.generator import Generator
+from keras_retinanet.preprocessing.pipeline import make_dataset
+
+
+class Rectangles(Generator):
+    """In-memory images of different sizes with one white rectangle each."""
+
+    def __init__(self, shapes, **kwargs):
+        self.shapes = shapes
+        kwargs.setdefault("no_resize", True)
+        super().__init__(**kwargs)
+
+    def size(self):
+        return len(self.shapes)
+
+    def num_classes(self):
+        return 2
+
+    def has_label(self, label):
+        return label in (0, 1)
+
+    def has_name(self, name):
+        return name in ("a", "b")
+
+    def name_to_label(self, name):
+        return "ab".index(name)
+
+    def label_to_name(self, label):
+        return "ab"[label]
+
+    def image_path(self, image_index):
+        return f"memory/{image_index}"
+
+    def image_aspect_ratio(self, image_index):
+        return self.shapes[image_index][1] / self.shapes[image_index][0]
+
+    def _box(self, image_index):
+        height, width = self.shapes[image_index]
+        return [width // 4, height // 4, width // 4 + 32, height // 4 + 32]
+
+    def load_image(self, image_index):
+        image = np.full(self.shapes[image_index] + (3,), 30, np.uint8)
+        x1, y1, x2, y2 = self._box(image_index)
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), (220, 220, 220), thickness=-1)
+        return image
+
+    def load_annotations(self, image_index):
+        return {"labels": np.array([image_index % 2]), "bboxes": np.array([self._box(image_index)], np.float64)}
+
+
+SHAPES = [(64, 64), (64, 96), (80, 64), (64, 64), (96, 96), (72, 64)]
+
+
+def _as_numpy(batch):
+    inputs, (regression, labels) = batch
+    return inputs.numpy(), regression.numpy(), labels.numpy()
+
+
+def test_dataset_yields_the_generators_batches_in_order():
+    generator = Rectangles(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
+    batches = [_as_numpy(batch) for batch in make_dataset(generator)]
+    assert len(batches) == len(generator) == 3
+    shapes = set()
+    for index, (inputs, regression, labels) in enumerate(batches):
+        expected_inputs, (expected_regression, expected_labels) = generator[index]
+        np.testing.assert_array_equal(inputs, expected_inputs)
+        np.testing.assert_array_equal(regression, expected_regression)
+        np.testing.assert_array_equal(labels, expected_labels)
+        shapes.add(inputs.shape)
+    assert len(shapes) == 3  # batches of different sizes pass through one dataset
+
+
+def test_each_pass_is_a_reshuffled_epoch():
+    random.seed(0)
+    generator = Rectangles(SHAPES, batch_size=1, group_method="none", shuffle_groups=True)
+    dataset = make_dataset(generator, deterministic=True)
+    first_order = [list(g) for g in generator.groups]
+    first = [_as_numpy(batch)[0] for batch in dataset]
+    second_order = [list(g) for g in generator.groups]
+    assert first_order != second_order  # on_epoch_end ran after the pass
+    second = [_as_numpy(batch)[0] for batch in dataset]
+    for image, group in zip(first, first_order):
+        np.testing.assert_array_equal(image, generator.compute_input_output(group)[0])
+    for image, group in zip(second, second_order):
+        np.testing.assert_array_equal(image, generator.compute_input_output(group)[0])
+
+
+def _tiny_retinanet(num_classes):
+    """RetinaNet heads and FPN on a 5-conv backbone whose C3-C5 have ResNet's sizes ((side + 2^l - 1) // 2^l)."""
+    from keras_retinanet.models.retinanet import retinanet
+
+    inputs = keras.Input((None, None, 3))
+    x, layers = inputs, {}
+    for level in range(1, 6):
+        x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+        if level >= 3:
+            layers[f"C{level}"] = x
+    return retinanet(inputs, layers, num_classes, pyramid_feature_size=16, classification_feature_size=8,
+                     regression_feature_size=8)
+
+
+@pytest.mark.slow  # tracing the train step takes ~15 s on a quiet 2-core machine
+def test_model_fit_trains_a_retinanet_on_batches_of_different_shapes():
+    from keras_retinanet import losses
+
+    generator = Rectangles(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
+    dataset = make_dataset(generator)
+    assert int(dataset.cardinality()) == len(generator)
+    model = _tiny_retinanet(num_classes=2)
+    model.compile(
+        loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
+        optimizer=keras.optimizers.Adam(1e-3, clipnorm=0.001),
+        jit_compile=False,  # XLA would recompile for every batch shape
+    )
+    history = model.fit(dataset, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.all(np.isfinite(history.history["loss"]))
