@@ -251,6 +251,9 @@ def test_effnet_normalises_like_keras_retinanet():
     model = backbone.retinanet(num_classes=1, **NARROW)
     normalization = [layer for layer in model.layers if isinstance(layer, keras.layers.Normalization)]
     assert len(normalization) == 1
+    # Set by the backbone, so neither ImageNet files nor snapshots are asked for it.
+    assert backbone.constant_layer_names(model) == [normalization[0].name]
+    assert normalization[0].name not in backbone.imagenet_layer_names(model)
     image = random_image(seed=3, shape=(8, 8, 3))
     normalized = keras.Model(model.inputs[0], normalization[0].output)(backbone.preprocess_image(image[np.newaxis]))
     expected = (image / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
@@ -404,3 +407,23 @@ def test_keras2_mobilenetv3_names_map_to_keras3():
     assert backbone.stored_layer_name("expanded_conv/depthwise/BatchNorm") == "expanded_conv_depthwise_bn"
     assert backbone.stored_layer_name("expanded_conv_4/squeeze_excite/Conv_1") == "expanded_conv_4_squeeze_excite_conv_1"
     assert models.backbone("densenet121").stored_layer_name("conv1/bn") == "conv1_bn"
+
+
+def test_mobilenetv3_hard_sigmoid_layer_computes_as_keras():
+    """The savable hard sigmoid (one layer) gives Keras' MobileNetV3 outputs for the same weights."""
+    from keras.src.applications import mobilenet_v3
+
+    from keras_retinanet.models.mobilenet import savable_hard_sigmoid
+
+    original = mobilenet_v3.hard_sigmoid
+    options = {"include_top": False, "weights": None, "input_shape": (None, None, 3), "include_preprocessing": False}
+    reference = keras.applications.MobileNetV3Small(**options)
+    with savable_hard_sigmoid():
+        savable = keras.applications.MobileNetV3Small(**options)
+    assert mobilenet_v3.hard_sigmoid is original
+    by_name = {layer.name: layer for layer in savable.layers if layer.weights}
+    for layer in reference.layers:
+        if layer.weights:
+            by_name[layer.name].set_weights(layer.get_weights())
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 69, 71, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(savable(x)), np.asarray(reference(x)), rtol=1e-5, atol=1e-6)

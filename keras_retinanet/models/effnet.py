@@ -94,13 +94,9 @@ class EfficientNetBackbone(ApplicationBackbone):
         """
         return np.asarray(inputs).astype(np.float32)
 
-    def imagenet_layer_names(self, model):
-        """Trunk layers with weights, less the input Normalization (its statistics are fixed)."""
-        return [
-            name
-            for name in super().imagenet_layer_names(model)
-            if not isinstance(model.get_layer(name), keras.layers.Normalization)
-        ]
+    def constant_layer_names(self, model):
+        """The input Normalization: its statistics are fixed, and keras-retinanet snapshots do not have it."""
+        return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Normalization)]
 
     def imagenet_weights_file(self):
         return f"Keras' {self.depth.lower()}_notop.h5"

@@ -15,6 +15,8 @@ MobileNetV3 is therefore built with ``include_preprocessing=False``, so that its
 rescaling layer does not scale a second time.
 """
 
+import contextlib
+
 import keras
 
 from .vgg import ApplicationBackbone
@@ -89,6 +91,34 @@ MOBILENETV3_STRIDE_BLOCKS = {
 }
 
 
+def hard_sigmoid_layer(x):
+    """relu6(x + 3) / 6 as one Activation layer."""
+    return keras.layers.Activation("hard_sigmoid")(x)
+
+
+@contextlib.contextmanager
+def savable_hard_sigmoid():
+    """Build keras.applications MobileNetV3 with a savable hard sigmoid.
+
+    Its squeeze-excite blocks compute ``ReLU(6)(x + 3.0) * (1 / 6)``: bare tensor ops,
+    which Keras 3 cannot read back from a legacy ``.h5`` model file ("Only input tensors
+    may be passed as positional arguments"). Keras' 'hard_sigmoid' activation is the same
+    function (relu6(x + 3) / 6) in one layer without weights, so ImageNet weights and
+    outputs are unchanged.
+    """
+    from keras.src.applications import mobilenet_v3
+
+    original = getattr(mobilenet_v3, "hard_sigmoid", None)
+    if original is None:  # a Keras without this helper: build as Keras does
+        yield
+        return
+    mobilenet_v3.hard_sigmoid = hard_sigmoid_layer
+    try:
+        yield
+    finally:
+        mobilenet_v3.hard_sigmoid = original
+
+
 class MobileNetV3Backbone(ApplicationBackbone):
     """MobileNetV3 small/large, 'tf' preprocessing outside the model (built without its rescaling)."""
 
@@ -110,9 +140,10 @@ class MobileNetV3Backbone(ApplicationBackbone):
 
     def application(self, inputs):
         constructor = keras.applications.MobileNetV3Small if self.size == "small" else keras.applications.MobileNetV3Large
-        return constructor(
-            input_tensor=inputs, alpha=self.alpha, include_top=False, weights=None, include_preprocessing=False
-        )
+        with savable_hard_sigmoid():
+            return constructor(
+                input_tensor=inputs, alpha=self.alpha, include_top=False, weights=None, include_preprocessing=False
+            )
 
     def pyramid_inputs(self, application):
         # The expansion activations are auto-named ('activation_3', 're_lu_7'), so they are

@@ -134,9 +134,16 @@ class ApplicationBackbone(Backbone):
         trunk = keras.Model(inputs=model.inputs, outputs=features)
         return [layer.name for layer in trunk.layers if not isinstance(layer, keras.layers.InputLayer)]
 
+    def constant_layer_names(self, model):
+        """Trunk layers whose weights the backbone sets itself, never read from a file (default: none)."""
+        return []
+
     def imagenet_layer_names(self, model):
-        """Trunk layers whose weights come from the ImageNet file: those with weights."""
-        return [name for name in self.backbone_layer_names(model) if model.get_layer(name).weights]
+        """Trunk layers whose weights come from the ImageNet file: those with weights, less the constant ones."""
+        constant = set(self.constant_layer_names(model))
+        return [
+            name for name in self.backbone_layer_names(model) if model.get_layer(name).weights and name not in constant
+        ]
 
     def load_imagenet_weights(self, model, path):
         """Load ImageNet weights of the trunk from Keras' ``*_notop.h5`` file at ``path``.
