@@ -5,6 +5,8 @@ batch normalisation (eps 1e-5) and the caffe-style stride on the first 1x1 conv 
 stage are kept, so keras-retinanet's weight files load by name.
 """
 
+import os
+
 import numpy as np
 
 import keras
@@ -123,6 +125,8 @@ def keras_applications_name_map(depth="resnet50"):
         for block in range(iterations):
             name = block_name(stage, block, RESNET_NUMERICAL_NAMES[depth][stage])
             for index, branch in branches.items():
+                if index == "0" and block > 0:
+                    continue  # only a stage's first block has a projection shortcut
                 prefix = f"conv{stage + 2}_block{block + 1}_{index}"
                 mapping[f"{prefix}_conv"] = f"res{name}_{branch}"
                 mapping[f"{prefix}_bn"] = f"bn{name}_{branch}"
@@ -174,6 +178,13 @@ class ResNetBackbone(Backbone):
         Returns:
             number of layers loaded.
         """
+        if not os.path.isfile(path):
+            raise ModelFileError(
+                path,
+                "no such file. This package never downloads weights: download keras-retinanet's "
+                f"ResNet-{self.depth[len('resnet'):]}-model.keras.h5 or Keras' "
+                f"{self.depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 yourself and pass its path",
+            )
         stored = weight_files.read_layer_weights(path)
         if "res2a_branch2a" in stored:
             layer_weights = {name: values for name, values in stored.items()}
@@ -205,11 +216,11 @@ def fold_keras_applications_weights(stored, depth, source="ImageNet weights"):
     """
     mapping = keras_applications_name_map(depth)
     converted = {}
-    for source, target in mapping.items():
-        if source.endswith("_conv") and source in stored:
-            kernel, *bias = stored[source]
+    for name, target in mapping.items():
+        if name.endswith("_conv") and name in stored:
+            kernel, *bias = stored[name]
             converted[target] = [kernel]
-            bn_source = source[: -len("_conv")] + "_bn"
+            bn_source = name[: -len("_conv")] + "_bn"
             if bn_source in stored:
                 gamma, beta, mean, variance = stored[bn_source]
                 if bias:
