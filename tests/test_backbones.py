@@ -191,7 +191,15 @@ def pyramid_input(model, reduced_name):
     return tensor._keras_history.operation.name, tensor.shape[-1]
 
 
-@pytest.mark.parametrize("name", sorted(REPRESENTATIVES))
+# DenseNet-121 and EfficientNet-B0 take 40-140 s here on 2 busy cores; -m "not slow" leaves them out.
+HEAVY = {"densenet121", "EfficientNetB0"}
+
+
+def with_slow_marks(names):
+    return [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name for name in sorted(names)]
+
+
+@pytest.mark.parametrize("name", with_slow_marks(REPRESENTATIVES))
 def test_train_convert_and_round_trip(name, tmp_path):
     backbone = models.backbone(name)
     model = backbone.retinanet(num_classes=2, **NARROW)
@@ -319,7 +327,7 @@ def write_keras2_weights(path, application, rename):
     return stored
 
 
-@pytest.mark.parametrize("name", sorted(IMAGENET_FILES))
+@pytest.mark.parametrize("name", with_slow_marks(IMAGENET_FILES))
 def test_freeze_and_imagenet_weights(name, tmp_path):
     backbone = models.backbone(name)
     model = backbone.retinanet(num_classes=2, modifier=freeze, **NARROW)
