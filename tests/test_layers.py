@@ -137,6 +137,8 @@ def test_inference_model_anchors_match_numpy():
     model = models.backbone("resnet50").retinanet(num_classes=2, pyramid_feature_size=16,
                                                   classification_feature_size=8, regression_feature_size=8)
     inference = models.convert_model(model)
-    anchor_model = keras.Model(inference.inputs, inference.get_layer("anchors").output)
-    output = np.asarray(anchor_model([np.zeros((1, 72, 100, 3), np.float32)]))
-    np.testing.assert_allclose(output[0], ua.anchors_for_shape((72, 100, 3)), rtol=1e-6, atol=1e-3)
+    anchor_model = keras.Model(inference.input, inference.get_layer("anchors").output)
+    # guess_shapes' (s + 2^l - 1) // 2^l must be the real feature sizes, odd image sizes included
+    for height, width in [(72, 100), (67, 101)]:
+        output = np.asarray(anchor_model(np.zeros((1, height, width, 3), np.float32)))
+        np.testing.assert_allclose(output[0], ua.anchors_for_shape((height, width, 3)), rtol=1e-6, atol=1e-3)
