@@ -73,7 +73,9 @@ def resize_nearest_like(source, target_height, target_width):
     """Nearest-neighbour resize that picks source index ``floor(i * in / out)``.
 
     This is TF1's ``resize_images(..., NEAREST_NEIGHBOR)`` (no half-pixel centres),
-    which keras-retinanet's ``UpsampleLike`` used; ``tf.image.resize`` differs.
+    which keras-retinanet's ``UpsampleLike`` used; ``tf.image.resize`` differs. It is
+    written as two gathers, whose gradients XLA compiles (ResizeNearestNeighborGrad
+    has no XLA kernel) and which every export format supports.
 
     Args:
         source: (B, h, w, C) tensor.
@@ -82,9 +84,7 @@ def resize_nearest_like(source, target_height, target_width):
     Returns:
         (B, target_height, target_width, C) tensor.
     """
-    return tf.raw_ops.ResizeNearestNeighbor(
-        images=source,
-        size=tf.stack([target_height, target_width]),
-        align_corners=False,
-        half_pixel_centers=False,
-    )
+    shape = tf.shape(source)
+    rows = (tf.range(target_height) * shape[1]) // target_height
+    columns = (tf.range(target_width) * shape[2]) // target_width
+    return tf.gather(tf.gather(source, rows, axis=1), columns, axis=2)

@@ -85,11 +85,41 @@ def demo_data_dir(args):
     return os.path.join(cache, "keras_retinanet", "demo")
 
 
-def ensure_demo_dataset(args):
-    """Generate the demo dataset if its folder does not hold it yet; returns its paths."""
-    from ..datasets import demo
+# What `retinanet-train demo` generates: small images and objects the default anchors cover.
+DEMO_DATASET = {
+    "num_train": 400,
+    "num_val": 100,
+    "image_size": 160,
+    "min_object_size": 32,
+    "max_object_size": 96,
+    "min_objects": 1,
+    "max_objects": 4,
+    "seed": 0,
+}
 
-    return demo.ensure_demo_dataset(demo_data_dir(args))
+
+def ensure_demo_dataset(args):
+    """Generate the demo dataset unless its folder already holds it; returns its paths.
+
+    A marker written after the last file says the folder is complete and with which
+    settings, so an interrupted generation is redone rather than trusted.
+    """
+    import json
+
+    from ..datasets.demo import make_demo_dataset
+
+    folder = demo_data_dir(args)
+    marker = os.path.join(folder, "COMPLETE.json")
+    settings = json.dumps(DEMO_DATASET, sort_keys=True)
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf8") as handle:
+            if handle.read() == settings:
+                return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
+    print(f"Generating the demo dataset in {folder} ...")
+    dataset = make_demo_dataset(folder, **DEMO_DATASET)
+    with open(marker, "w", encoding="utf8") as handle:
+        handle.write(settings)
+    return {"train": dataset.train_csv, "val": dataset.val_csv, "classes": dataset.classes_csv}
 
 
 def create_generator(args, subset, **kwargs):
@@ -149,7 +179,7 @@ def create_generator(args, subset, **kwargs):
 
         paths = ensure_demo_dataset(args)
         split = {"train": "train", "val": "val"}.get(subset) or args.demo_set
-        return CSVGenerator(paths[f"{split}_csv"], paths["classes_csv"], **kwargs)
+        return CSVGenerator(paths[split], paths["classes"], **kwargs)
     raise ValueError(f"unknown dataset type '{kind}'; expected one of {', '.join(DATASET_TYPES)}")
 
 

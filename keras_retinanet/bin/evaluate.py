@@ -67,27 +67,27 @@ def evaluate_generator(generator, model, args):
 
     coco_stats = None
     if args.dataset_type == "coco" or args.coco_metrics:
-        from ..utils.coco_eval import evaluate_coco, evaluate_coco_any
+        from ..utils.coco_eval import evaluate_coco
 
-        if args.dataset_type == "coco":
-            coco_stats = evaluate_coco(generator, model, threshold=args.score_threshold)
-        else:
-            coco_stats = evaluate_coco_any(generator, model, threshold=args.score_threshold)
+        coco_stats = evaluate_coco(generator, model, threshold=args.score_threshold, output_dir=args.save_path or ".")
         if args.dataset_type == "coco":
             return coco_stats[0] if coco_stats is not None else 0.0
 
-    average_precisions, inference_time = voc_eval.evaluate(
+    average_precisions, inference_time, curves = voc_eval.evaluate(
         generator,
         model,
         iou_threshold=args.iou_threshold,
         score_threshold=args.score_threshold,
         max_detections=args.max_detections,
         save_path=args.save_path,
+        return_curves=True,
     )
-    mean_ap = voc_eval.print_average_precisions(generator, average_precisions, inference_time, args.weighted_average)
+    weighted, unweighted = voc_eval.print_evaluation(
+        average_precisions, generator.label_to_name, inference_time=inference_time, num_images=generator.size()
+    )
     if args.save_path:
-        voc_eval.save_precision_recall_plots(generator, args.save_path)
-    return mean_ap
+        voc_eval.save_precision_recall_plots(curves, args.save_path, label_to_name=generator.label_to_name)
+    return weighted if args.weighted_average else unweighted
 
 
 @common.reports_errors

@@ -7,6 +7,7 @@ Global flags go before the dataset subcommand, as in keras-retinanet:
 
 import argparse
 import os
+import re
 import sys
 
 from . import common
@@ -64,7 +65,12 @@ def parse_args(args):
     parser.add_argument("--batch-size", type=common.positive_int, help="Images per batch (default: 1).")
     parser.add_argument("--gpu", help="Id of the GPU to use (as reported by nvidia-smi).")
     parser.add_argument("--multi-gpu", type=int, default=0, help="Not supported; use tf.distribute (see README).")
-    parser.add_argument("--initial-epoch", type=int, default=0, help="Epoch to start from (for resuming).")
+    parser.add_argument(
+        "--initial-epoch",
+        type=int,
+        default=None,
+        help="Epoch to start from (default: 0, or the epoch in the --snapshot file name).",
+    )
     parser.add_argument("--epochs", type=common.positive_int, help="Number of epochs (default: 50).")
     parser.add_argument(
         "--steps", type=common.positive_int, help="Steps per epoch (default: 10000; demo: one pass over the data)."
@@ -112,10 +118,18 @@ def apply_defaults(args):
         raise common.CommandLineError("--multi-gpu is not supported; tf.distribute strategies replace it")
     if args.snapshot:
         common.check_file(args.snapshot, "snapshot")
+    if args.initial_epoch is None:
+        args.initial_epoch = snapshot_epoch(args.snapshot) if args.snapshot else 0
     if args.imagenet_weights:
         common.check_file(args.imagenet_weights, "ImageNet weights file")
     if args.weights:
         common.check_file(args.weights, "weights file")
+
+
+def snapshot_epoch(path):
+    """The epoch in a snapshot's name ('resnet50_csv_07.h5' -> 7), or 0 if it has none."""
+    match = re.search(r"_(\d+)\.(h5|keras)$", os.path.basename(path))
+    return int(match.group(1)) if match else 0
 
 
 def create_models(backbone, num_classes, args, anchor_params=None, pyramid_levels=None):
@@ -140,10 +154,11 @@ def create_models(backbone, num_classes, args, anchor_params=None, pyramid_level
             kwargs["num_anchors"] = anchor_params.num_anchors()
         if pyramid_levels is not None:
             kwargs["pyramid_levels"] = pyramid_levels
+        if backbone.has_frozen_batch_norm:
+            kwargs["freeze_bn"] = not args.trainable_bn
         training_model = backbone.retinanet(
             num_classes,
             modifier=modifier,
-            freeze_bn=not args.trainable_bn,
             pyramid_feature_size=args.pyramid_feature_size,
             classification_feature_size=args.classification_feature_size,
             regression_feature_size=args.regression_feature_size,
@@ -338,11 +353,6 @@ def main(args=None):
         initial_epoch=args.initial_epoch,
     )
 
-    if validation_generator is not None and args.evaluation and args.dataset_type != "coco":
-        from ..utils.eval import evaluate, print_average_precisions
-
-        average_precisions, inference_time = evaluate(validation_generator, prediction_model)
-        print_average_precisions(validation_generator, average_precisions, inference_time, args.weighted_average)
     return history
 
 

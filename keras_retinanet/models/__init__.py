@@ -16,6 +16,8 @@ class Backbone:
     """
 
     preprocessing_mode = "caffe"
+    # ResNets use keras-resnet's frozen BatchNorm and accept ``freeze_bn`` in :meth:`retinanet`.
+    has_frozen_batch_norm = False
 
     def __init__(self, backbone):
         self.backbone = backbone

@@ -138,6 +138,7 @@ class ResNetBackbone(Backbone):
 
     allowed_backbones = sorted(RESNET_BLOCKS)
     preprocessing_mode = "caffe"
+    has_frozen_batch_norm = True
 
     def validate(self):
         depth = self.backbone.split("_")[0]

@@ -370,7 +370,8 @@ class Generator(keras.utils.PyDataset):
         max_shape = tuple(max(image.shape[axis] for image in image_group) for axis in range(3))
         anchors = self.generate_anchors(max_shape)
         batches = self.compute_anchor_targets(anchors, image_group, annotations_group, self.num_classes())
-        return list(batches)
+        # A tuple, not a list: Keras 3 cannot build a tf.data signature from a list nested in the batch.
+        return tuple(batches)
 
     def compute_input_output(self, group):
         """Load, check, augment and preprocess a group; compute its inputs and targets."""

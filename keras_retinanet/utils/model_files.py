@@ -67,7 +67,29 @@ def load_model_file(filepath, backbone_name="resnet50", compile=True, safe_mode=
     if kind == "keras-retinanet":
         return legacy.load_legacy_model(filepath, backbone_name=backbone_name, compile=compile)
     try:
-        return keras.models.load_model(filepath, compile=compile, safe_mode=safe_mode)
+        model = keras.models.load_model(filepath, compile=compile, safe_mode=safe_mode)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelFileError(filepath, f"cannot load model ({message})") from error
+    if compile and getattr(model, "optimizer", None) is not None and filepath.lower().endswith((".h5", ".hdf5")):
+        rebind_optimizer(model)
+    return model
+
+
+def rebind_optimizer(model):
+    """Give a model loaded from a Keras 3 ``.h5`` file an optimizer that can train it again.
+
+    Keras 3's HDF5 loader restores only the optimizer's iteration count and learning
+    rate, in an optimizer that ``fit`` then refuses ("Unknown variable"). A fresh
+    optimizer of the same configuration, built on the model's variables, takes over
+    whatever was restored; its moment estimates start anew (``.keras`` files keep them).
+    """
+    restored = model.optimizer
+    optimizer = restored.__class__.from_config(restored.get_config())
+    optimizer.build(model.trainable_variables)
+    restored_values = {variable.path: variable for variable in restored.variables}
+    for variable in optimizer.variables:
+        source = restored_values.get(variable.path)
+        if source is not None and tuple(source.shape) == tuple(variable.shape):
+            variable.assign(source)
+    model.compile(optimizer=optimizer, loss=model.loss, jit_compile=False)

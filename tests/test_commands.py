@@ -1,0 +1,291 @@
+"""The commands end to end, through their real entry points, on tiny generated data."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_retinanet.bin import convert_model as convert_command
+from keras_retinanet.bin import debug as debug_command
+from keras_retinanet.bin import evaluate as evaluate_command
+from keras_retinanet.bin import predict as predict_command
+from keras_retinanet.bin import train as train_command
+
+BACKBONE = "mobilenet128_0.25"
+IMAGE_SIDE = "96"
+NARROW = [
+    "--pyramid-feature-size", "16",
+    "--classification-feature-size", "8",
+    "--regression-feature-size", "8",
+]  # fmt: skip
+CLASSES = ("square", "bar")
+
+
+def _write_dataset(folder, count=4, tiny_box=False):
+    """Images with one bright square (class 0) and one bar (class 1) each; returns (annotations, classes) paths."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(count):
+        image = np.full((96, 96, 3), 30, dtype=np.uint8)
+        x, y = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+        image[y : y + 40, x : x + 40] = (255, 255, 255)
+        rows.append([f"img{index}.png", x, y, x + 40, y + 40, "square"])
+        image[66:90, 10:86] = (0, 200, 255)
+        rows.append([f"img{index}.png", 10, 66, 86, 90, "bar"])
+        if tiny_box and index == 0:
+            rows.append([f"img{index}.png", 60, 5, 64, 9, "bar"])
+        cv2.imwrite(str(folder / f"img{index}.png"), image)
+    annotations = folder / "annotations.csv"
+    with open(annotations, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    classes = folder / "classes.csv"
+    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(CLASSES)))
+    return str(annotations), str(classes)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return _write_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset):
+    """Two epochs of two steps, then a resume from the epoch-2 snapshot to epoch 3."""
+    annotations, classes = dataset
+    snapshots = tmp_path_factory.mktemp("snapshots")
+    common = [
+        "--backbone", BACKBONE, "--batch-size", "2", "--steps", "2", "--lr", "1e-3",
+        "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
+        "--snapshot-path", str(snapshots), "--seed", "1", "--workers", "0", *NARROW,
+    ]  # fmt: skip
+    train_command.main([*common, "--epochs", "2", "csv", annotations, classes, "--val-annotations", annotations])
+    resume = str(snapshots / f"{BACKBONE}_csv_02.h5")
+    train_command.main([*common, "--epochs", "3", "--snapshot", resume, "csv", annotations, classes])
+    return snapshots
+
+
+def test_train_writes_a_snapshot_per_epoch_and_resumes(trained):
+    names = sorted(os.listdir(trained))
+    for epoch in (1, 2, 3):
+        assert f"{BACKBONE}_csv_{epoch:02d}.h5" in names
+    assert f"{BACKBONE}_csv_best.h5" in names  # evaluation ran, so the best model was kept
+    assert not [n for n in names if ".tmp" in n]  # atomic saves leave no temporary files
+
+
+def test_resume_continues_from_the_snapshot_epoch(trained):
+    from keras_retinanet import models
+
+    epoch2 = models.load_model(str(trained / f"{BACKBONE}_csv_02.h5"), backbone_name=BACKBONE)
+    epoch3 = models.load_model(str(trained / f"{BACKBONE}_csv_03.h5"), backbone_name=BACKBONE)
+    assert int(epoch3.optimizer.iterations.numpy()) == int(epoch2.optimizer.iterations.numpy()) + 2
+    changed = [not np.array_equal(a, b) for a, b in zip(epoch2.get_weights(), epoch3.get_weights())]
+    assert any(changed)
+
+
+def test_convert_then_load_gives_the_same_detections(trained, tmp_path):
+    import keras
+
+    from keras_retinanet import models
+
+    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    output = str(tmp_path / "inference.keras")
+    convert_command.main([snapshot, output, "--backbone", BACKBONE, "--score-threshold", "0.0"])
+    loaded = keras.models.load_model(output)
+    expected = models.convert_model(models.load_model(snapshot, backbone_name=BACKBONE), score_threshold=0.0)
+    image = np.random.default_rng(3).uniform(-100, 100, size=(1, 96, 96, 3)).astype(np.float32)
+    for ours, reference in zip(loaded.predict(image, verbose=0), expected.predict(image, verbose=0)):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-4)
+
+
+class GroundTruthModel:
+    """A model double whose detections are the dataset's own annotations (plus one false positive)."""
+
+    def __init__(self, generator, false_positive=False):
+        self.generator = generator
+        self.false_positive = false_positive
+        self.calls = 0
+
+    def predict_on_batch(self, batch):
+        annotations = self.generator.load_annotations(self.calls)
+        self.calls += 1
+        boxes = list(annotations["bboxes"])
+        scores = [0.9] * len(boxes)
+        labels = list(annotations["labels"])
+        if self.false_positive:
+            boxes.append([0, 0, 10, 10])
+            scores.append(0.95)  # ranked first: precision at every recall of class 0 halves at first
+            labels.append(0)
+        padding = 10 - len(boxes)
+        boxes = np.array(boxes + [[-1, -1, -1, -1]] * padding, dtype=np.float32)[None]
+        scores = np.array(scores + [-1] * padding, dtype=np.float32)[None]
+        labels = np.array(labels + [-1] * padding, dtype=np.int32)[None]
+        return boxes, scores, labels
+
+
+def _evaluation_args(dataset, extra=()):
+    annotations, classes = dataset
+    return evaluate_command.parse_args(
+        ["--no-resize", *extra, "csv", annotations, classes, "unused.h5"]
+    )
+
+
+def _generator(args):
+    from keras_retinanet.bin import common
+
+    return common.create_generator(args, "eval", no_resize=True, shuffle_groups=False)
+
+
+def test_evaluate_gives_map_one_for_perfect_detections(dataset, capsys):
+    args = _evaluation_args(dataset)
+    generator = _generator(args)
+    assert evaluate_command.evaluate_generator(generator, GroundTruthModel(generator), args) == pytest.approx(1.0)
+    assert "instances of class square with average precision: 1.0000" in capsys.readouterr().out
+
+
+def test_evaluate_counts_a_top_ranked_false_positive(dataset):
+    # Each of the 4 images adds a square false positive (0.95) above its true square (0.9).
+    # Ranked over all images: 4 false positives, then 4 true positives with precision
+    # 1/5, 2/6, 3/7, 4/8 at recall 0.25, 0.5, 0.75, 1. The VOC envelope is the best precision
+    # at this or higher recall: 0.5 at every recall step, so AP(square) = 0.5; AP(bar) = 1.
+    args = _evaluation_args(dataset)
+    generator = _generator(args)
+    mean_ap = evaluate_command.evaluate_generator(generator, GroundTruthModel(generator, false_positive=True), args)
+    assert mean_ap == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_evaluate_save_path_writes_images_and_precision_recall_plots(dataset, tmp_path):
+    args = _evaluation_args(dataset, ["--save-path", str(tmp_path)])
+    generator = _generator(args)
+    evaluate_command.evaluate_generator(generator, GroundTruthModel(generator), args)
+    written = os.listdir(tmp_path)
+    assert len([n for n in written if n.startswith("precision_recall_")]) == len(CLASSES)
+    drawn = [n for n in written if n[0].isdigit() and n.endswith(".png")]
+    assert len(drawn) == generator.size()
+    assert cv2.imread(str(tmp_path / drawn[0])) is not None
+
+
+def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys):
+    annotations, classes = dataset
+    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    evaluate_command.main(
+        ["--convert-model", "--backbone", BACKBONE, "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
+         "--coco-metrics", "csv", annotations, classes, snapshot]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "mAP:" in out and "instances of class bar" in out
+
+
+def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, capsys):
+    annotations, classes = dataset
+    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_command.main(["--backbone", BACKBONE, "csv", annotations, classes, snapshot])
+    assert exit_info.value.code == 1
+    assert "--convert-model" in capsys.readouterr().err
+
+
+def test_debug_writes_images_and_counts_uncovered_annotations(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    annotations, classes = _write_dataset(data, count=2, tiny_box=True)
+    output = tmp_path / "debug"
+    total, unmatched = debug_command.main(
+        ["--anchors", "--annotations", "--no-resize", "--no-gui", "--output-dir", str(output),
+         "csv", annotations, classes]
+    )  # fmt: skip
+    assert (total, unmatched) == (5, 1)  # the 4x4 box matches no anchor (smallest is 32 px)
+    assert sorted(os.listdir(output)) == ["000000.png", "000001.png"]
+    first = cv2.imread(str(output / "000000.png"))
+    assert tuple(first[5, 62]) == debug_command.UNMATCHED_COLOR  # the tiny box's top edge is drawn red
+    assert "1 of 5 annotations have no anchor" in capsys.readouterr().out
+
+
+def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset, tmp_path):
+    annotations, classes = dataset
+    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    folder = os.path.dirname(annotations)
+    video = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 96))
+    for index in range(3):
+        writer.write(cv2.imread(os.path.join(folder, f"img{index}.png")))
+    writer.release()
+    output = tmp_path / "out"
+    results = predict_command.main(
+        [snapshot, os.path.join(folder, "img0.png"), video, "--convert-model", "--backbone", BACKBONE,
+         "--classes", classes, "--score-threshold", "0.0", "--image-min-side", IMAGE_SIDE,
+         "--image-max-side", IMAGE_SIDE, "--output-dir", str(output)]
+    )  # fmt: skip
+    assert {"img0.png", "clip.mp4", "detections.json", "detections.csv"} <= set(os.listdir(output))
+    records = json.loads((output / "detections.json").read_text())
+    assert len(records) == len(results) > 0
+    assert {r["frame"] for r in records if r["source"] == video} == {0, 1, 2}
+    assert {r["class_name"] for r in records} <= set(CLASSES)
+    capture = cv2.VideoCapture(str(output / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["retinanet-train", "csv", "missing.csv", "classes.csv"], "missing.csv"),
+        (["retinanet-train", "--backbone", "resnet9000", "demo"], "unknown backbone 'resnet9000'"),
+        (["retinanet-train", "--snapshot", "nope.h5", "demo"], "snapshot 'nope.h5' does not exist"),
+        (["retinanet-evaluate", "--config", "nope.ini", "demo", "model.h5"], "config file 'nope.ini' does not exist"),
+        (["retinanet-convert-model", "in.h5", "out.h5"], "model 'in.h5' does not exist"),
+        (["retinanet-debug", "--no-gui", "demo"], "--no-gui needs --output-dir"),
+        (["retinanet-predict", "model.h5", "nothing-here.png"], "input 'nothing-here.png' does not exist"),
+    ],
+)
+def test_wrong_arguments_exit_with_one_line(argv, message, tmp_path):
+    module = {
+        "retinanet-train": "train",
+        "retinanet-evaluate": "evaluate",
+        "retinanet-convert-model": "convert_model",
+        "retinanet-debug": "debug",
+        "retinanet-predict": "predict",
+    }[argv[0]]
+    if argv[1:3] == ["csv", "missing.csv"]:
+        (tmp_path / "classes.csv").write_text("a,0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", f"keras_retinanet.bin.{module}", *argv[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+
+
+def test_bad_config_file_is_a_one_line_error(tmp_path):
+    config = tmp_path / "bad.ini"
+    config.write_text("[anchor_parameters]\nsizes = 32 64 abc\nstrides = 8 16 32\nratios = 1\nscales = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_retinanet.bin.convert_model", "in.h5", "out.h5", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "model 'in.h5' does not exist" in result.stderr
+    (tmp_path / "in.h5").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_retinanet.bin.convert_model", "in.h5", "out.h5", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "bad.ini" in result.stderr and "abc" in result.stderr
