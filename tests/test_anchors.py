@@ -209,3 +209,133 @@ def test_unmatched_annotations():
     anchors = np.array([[0, 0, 10, 10]], dtype=np.float64)
     boxes = np.array([[0, 0, 10, 10], [0, 0, 2, 2]], dtype=np.float64)
     np.testing.assert_array_equal(ua.unmatched_annotations(anchors, boxes), [False, True])
+
+
+# --- the vectorised overlaps and targets against a pair-by-pair reference --------------------------
+
+def reference_iou(a, b):
+    """IoU of two boxes with plain Python floats (IEEE doubles), the definition step by step."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    intersection = max(iw, 0.0) * max(ih, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - intersection
+    return intersection / union if intersection > 0 and union > 0 else 0.0
+
+
+def reference_matrix(boxes, queries):
+    boxes = [[float(v) for v in row] for row in boxes]
+    queries = [[float(v) for v in row] for row in queries]
+    return np.array([[reference_iou(a, b) for b in queries] for a in boxes], dtype=np.float64).reshape(len(boxes), len(queries))
+
+
+def reference_targets(anchors, image_shape, boxes, labels, num_classes):
+    """anchor_targets_bbox for one image, anchor by anchor: first best box wins ties."""
+    regression = np.zeros((len(anchors), 5), np.float32)
+    onehot = np.zeros((len(anchors), num_classes + 1), np.float32)
+    for n, anchor in enumerate(anchors):
+        a = [float(v) for v in anchor]
+        state = 0.0
+        if len(boxes):
+            ious = [reference_iou(a, [float(v) for v in box]) for box in boxes]
+            best = max(range(len(ious)), key=lambda k: (ious[k], -k))  # largest IoU, then the first
+            if ious[best] >= 0.5:
+                state = 1.0
+                onehot[n, labels[best]] = 1
+            elif ious[best] > 0.4:
+                state = -1.0
+            g = [float(v) for v in boxes[best]]
+            w, h = a[2] - a[0], a[3] - a[1]
+            with np.errstate(divide="ignore", invalid="ignore"):  # degenerate anchors divide by 0
+                regression[n, :4] = [np.float64(g[i] - a[i]) / np.float64((w, h, w, h)[i]) / np.float64(0.2) for i in range(4)]
+        centre_x = (anchor[0] + anchor[2]) / 2  # in the anchors' dtype, like the implementation
+        centre_y = (anchor[1] + anchor[3]) / 2
+        if centre_x >= image_shape[1] or centre_y >= image_shape[0]:
+            state = -1.0
+        regression[n, 4] = state
+        onehot[n, -1] = state
+    return regression, onehot
+
+
+def random_case(seed, num_anchors, num_boxes, extent=64.0):
+    """Integer-grid anchors and boxes (so exact IoU ties happen), with degenerate boxes,
+    boxes reaching outside the image, and duplicated boxes."""
+    rng = np.random.default_rng(seed)
+
+    def boxes(count, max_side):
+        xy = rng.integers(-8, int(extent), size=(count, 2)).astype(np.float64)
+        wh = rng.integers(0, max_side, size=(count, 2)).astype(np.float64)
+        result = np.concatenate([xy, xy + wh], axis=1)
+        if count > 2:
+            result[rng.integers(0, count)] = result[rng.integers(0, count)]  # a duplicate
+            flipped = rng.integers(0, count)
+            result[flipped] = result[flipped, [2, 3, 0, 1]]  # x2 < x1, y2 < y1
+        return result
+
+    anchors = boxes(num_anchors, 24)
+    anchors[: num_anchors // 4] += rng.uniform(0, 1, size=(num_anchors // 4, 4))  # some non-integer ones too
+    return anchors, boxes(num_boxes, 40)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("num_anchors,num_boxes", [(50, 7), (700, 9), (6, 900)])
+def test_compute_overlap_matches_pairwise_reference(seed, num_anchors, num_boxes):
+    # (50, 7) takes the dense path, (700, 9) the loop over boxes, (6, 900) the loop over the anchors.
+    anchors, boxes = random_case(seed, num_anchors, num_boxes)
+    overlaps = ua.compute_overlap(anchors, boxes)
+    assert overlaps.dtype == np.float64 and overlaps.shape == (num_anchors, num_boxes)
+    np.testing.assert_array_equal(overlaps, reference_matrix(anchors, boxes))
+    np.testing.assert_array_equal(ua.compute_overlap(boxes, anchors), overlaps.T)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compute_gt_annotations_and_unmatched_match_reference(seed):
+    anchors, boxes = random_case(seed, 600, 10)
+    boxes[3] = boxes[1]  # identical boxes: every tie must go to box 1, as np.argmax over rows does
+    positive, ignore, argmax = ua.compute_gt_annotations(anchors.astype(np.float32), boxes)
+    reference = reference_matrix(anchors.astype(np.float32), boxes)
+    best = reference.max(axis=1)
+    first_best = np.array([row.tolist().index(row.max()) for row in reference])
+    assert argmax.dtype == np.intp and positive.dtype == bool and ignore.dtype == bool
+    np.testing.assert_array_equal(argmax, first_best)
+    assert not (argmax == 3).any()
+    np.testing.assert_array_equal(positive, best >= 0.5)
+    np.testing.assert_array_equal(ignore, (best > 0.4) & (best < 0.5))
+    has_foreground = [(first_best[best >= 0.5] == k).any() for k in range(len(boxes))]
+    np.testing.assert_array_equal(ua.unmatched_annotations(anchors.astype(np.float32), boxes), np.logical_not(has_foreground))
+
+
+def test_compute_gt_annotations_needs_an_annotation():
+    with pytest.raises(ValueError):
+        ua.compute_gt_annotations(np.zeros((3, 4)), np.zeros((0, 4)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_anchor_targets_bbox_matches_reference(seed):
+    anchors, boxes = random_case(seed, 500, 8)
+    anchors = anchors[(anchors[:, 2] > anchors[:, 0]) & (anchors[:, 3] > anchors[:, 1])].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    num_classes = 4
+    annotations = [
+        {"bboxes": boxes, "labels": rng.integers(0, num_classes, len(boxes))},
+        {"bboxes": np.zeros((0, 4)), "labels": np.zeros((0,))},
+        {"bboxes": boxes[:1], "labels": np.array([2])},
+    ]
+    images = [np.zeros((48, 56, 3)), np.zeros((64, 40)), np.zeros((30, 70, 3))]
+    regression, labels = ua.anchor_targets_bbox(anchors, images, annotations, num_classes)
+    assert regression.dtype == np.float32 and labels.dtype == np.float32
+    for index, (image, annotation) in enumerate(zip(images, annotations)):
+        expected_regression, expected_labels = reference_targets(anchors, image.shape, annotation["bboxes"], annotation["labels"], num_classes)
+        np.testing.assert_array_equal(regression[index], expected_regression)
+        np.testing.assert_array_equal(labels[index], expected_labels)
+
+
+def test_bbox_transform_zero_mean_keeps_signed_zeros_and_matches_explicit_mean():
+    anchors = np.array([[0.0, 0.0, 10.0, 20.0], [-5.0, 3.0, 7.0, 9.0]])
+    gts = np.array([[0.0, 2.0, 13.0, 18.0], [-5.0, 1.0, 8.0, 9.5]])
+    reference = ((gts - anchors) / np.array([[10.0, 20.0, 10.0, 20.0], [12.0, 6.0, 12.0, 6.0]]) - 0.0) / 0.2
+    np.testing.assert_array_equal(ua.bbox_transform(anchors, gts), reference)
+    np.testing.assert_array_equal(ua.bbox_transform(anchors, gts, mean=[0.1, -0.2, 0.0, 0.3], std=[0.1, 0.2, 0.3, 0.4]),
+                                  ((gts - anchors) / np.array([[10.0, 20.0, 10.0, 20.0], [12.0, 6.0, 12.0, 6.0]]) - [0.1, -0.2, 0.0, 0.3]) / [0.1, 0.2, 0.3, 0.4])
+    # a mean of -0.0 is applied (x - -0.0 turns -0.0 into +0.0), exactly as the formula says
+    minus_zero = ua.bbox_transform(np.array([[0.0, 0.0, 1.0, 1.0]]), np.array([[-0.0, 0.0, 1.0, 1.0]]), mean=[-0.0] * 4)
+    assert not np.signbit(minus_zero).any()
