@@ -391,3 +391,212 @@ def test_full_size_snapshot_loads(tmp_path):
     assert model.count_params() == 38_021_812
     final = model.get_layer("classification_submodel").get_layer("pyramid_classification")
     np.testing.assert_array_equal(final.get_weights()[0], values["classification_submodel"][8][1])
+
+
+# --------------------------------------------------------------------------- keras.applications backbones
+#
+# keras-retinanet built VGG, MobileNet and DenseNet from tf.keras.applications (TF 2.3) and
+# EfficientNet from the `efficientnet` package; the RetinaNet graph held the trunk's layers
+# directly, so a snapshot stores them at the top level under their Keras 2 names. The
+# files below are written in that layout from the layers of this package's own model, with
+# the Keras 2 names put back by hand.
+
+# keras-applications' DenseNet named its stem with slashes (Keras 3: 'conv1_conv', ...).
+DENSENET_KERAS2_NAMES = {"conv1_conv": "conv1/conv", "conv1_bn": "conv1/bn", "conv1_relu": "conv1/relu"}
+# Keras 2 weight names per layer class, in the order Keras 2 saved them (trainable, then not).
+KERAS2_WEIGHT_NAMES = {
+    "Conv2D": ["kernel", "bias"],
+    "DepthwiseConv2D": ["depthwise_kernel", "bias"],
+    "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"],
+}
+IMAGENET_MEAN_RGB = [0.485, 0.456, 0.406]
+IMAGENET_STD_RGB = [0.229, 0.224, 0.225]
+
+
+def keras2_name(backbone_name, name):
+    if backbone_name.startswith("densenet"):
+        return DENSENET_KERAS2_NAMES.get(name, name)
+    return name
+
+
+def application_snapshot_layout(backbone_name, sizes, seed=0):
+    """A keras-retinanet snapshot of ``backbone_name`` with random weights, in the Keras 2 layout.
+
+    Returns:
+        (layer names, {layer: [(weight name, array)]}, {layer: config entry},
+        {Keras 3 layer name: [arrays]} of the trunk and heads as they must load).
+    """
+    model = models.backbone(backbone_name).retinanet(
+        num_classes=sizes["num_classes"],
+        pyramid_feature_size=sizes["pyramid"],
+        classification_feature_size=sizes["classification"],
+        regression_feature_size=sizes["regression"],
+    )
+    rng = np.random.default_rng(seed)
+    names, values, configs, expected = [], {}, {}, {}
+
+    def random_array(weight_name, shape):
+        if "moving_variance" in weight_name:
+            return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+        return (rng.standard_normal(size=shape, dtype=np.float32) * 0.05).astype(np.float32)
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Normalization):
+            continue  # keras-retinanet's EfficientNet normalised outside the model
+        name = layer.name if isinstance(layer, keras.layers.InputLayer) else keras2_name(backbone_name, layer.name)
+        names.append(name)
+        configs[name] = {"class_name": type(layer).__name__, "config": {}}
+        if not layer.weights:
+            continue
+        if name in ("regression_submodel", "classification_submodel"):
+            values[name] = []
+            for sublayer in layer.layers:
+                arrays = [random_array(v.name, v.shape) for v in sublayer.weights]
+                values[name] += [(f"{sublayer.name}/{v.name}:0", a) for v, a in zip(sublayer.weights, arrays)]
+                if arrays:
+                    expected[f"{name}/{sublayer.name}"] = arrays
+            continue
+        keras2_weights = KERAS2_WEIGHT_NAMES[type(layer).__name__][: len(layer.weights)]
+        # Keras 3 keeps Keras 2's order; only the depthwise kernel lost its prefix.
+        assert [v.name for v in layer.weights] == [w.replace("depthwise_", "") for w in keras2_weights]
+        arrays = [random_array(w, v.shape) for w, v in zip(keras2_weights, layer.weights)]
+        values[name] = [(f"{name}/{w}:0", a) for w, a in zip(keras2_weights, arrays)]
+        expected[layer.name] = arrays
+    return names, values, configs, expected
+
+
+def assert_weights_loaded(model, expected):
+    loaded = model_values_by_layer(model)
+    normalization = [key for key in loaded if isinstance(model.get_layer(key.split("/")[0]), keras.layers.Normalization)]
+    assert set(loaded) - set(normalization) == set(expected)
+    for key, arrays in expected.items():
+        assert len(loaded[key]) == len(arrays), key
+        for got, want in zip(loaded[key], arrays):
+            np.testing.assert_array_equal(got, want, err_msg=key)
+    for key in normalization:  # left as the backbone set it: ImageNet statistics after 1/255
+        mean, variance = loaded[key][:2]
+        np.testing.assert_allclose(mean.ravel(), IMAGENET_MEAN_RGB, rtol=1e-6)
+        np.testing.assert_allclose(variance.ravel(), np.square(IMAGENET_STD_RGB), rtol=1e-6)
+
+
+APPLICATION_CASES = [
+    pytest.param("vgg16", "vgg16", id="vgg16"),
+    pytest.param("mobilenet128_0.25", "mobilenet_0.25", id="mobilenet128_0.25"),
+    pytest.param("mobilenet224_1.0", "mobilenet_1", id="mobilenet224_1.0"),
+    # The two deepest trunks take 5-25 s each on a shared CPU.
+    pytest.param("densenet121", "densenet121", id="densenet121", marks=pytest.mark.slow),
+    pytest.param("EfficientNetB0", "EfficientNetB0", id="EfficientNetB0", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("backbone_name, detected", APPLICATION_CASES)
+def test_application_backbone_snapshot_loads_weight_by_weight(backbone_name, detected, tmp_path):
+    sizes = dict(SMALL, num_classes=2)
+    names, values, configs, expected = application_snapshot_layout(backbone_name, sizes)
+    path = tmp_path / f"{backbone_name}_csv_01.h5"
+    write_keras2_h5(path, names, values, extra_configs=configs)
+    if backbone_name == "densenet121":
+        with h5py.File(path, "r") as handle:  # Keras 2's slash names are nested HDF5 groups
+            assert legacy._texts(handle["model_weights/conv1/conv"].attrs["weight_names"])[0] == "conv1/conv/kernel:0"
+            assert "conv1_conv" not in handle["model_weights"]
+
+    info = legacy.read_legacy_file(path)
+    assert info.backbone_name == detected
+    assert (info.num_classes, info.num_anchors, info.pyramid_levels) == (2, 9, [3, 4, 5, 6, 7])
+    assert (info.pyramid_feature_size, info.classification_feature_size, info.regression_feature_size) == (32, 16, 16)
+    assert not info.is_inference and not info.mobilenet_conv1_pad
+
+    model = models.load_model(str(path), backbone_name=backbone_name, compile=False)
+    assert_weights_loaded(model, expected)
+
+    inference = models.convert_model(model, max_detections=10)
+    image = models.backbone(backbone_name).preprocess_image(
+        np.random.default_rng(1).uniform(0, 255, size=(1, 64, 96, 3))
+    )
+    boxes, scores, labels = [np.asarray(t) for t in inference(image, training=False)]
+    assert boxes.shape == (1, 10, 4) and scores.shape == (1, 10) and labels.dtype == np.int32
+    assert np.all(np.isfinite(boxes)) and set(np.unique(labels)) <= {-1, 0, 1}
+
+
+def test_application_inference_model_loads_with_its_options(tmp_path):
+    """A converted keras-retinanet MobileNet: NMS options and anchors from the file, weights as written."""
+    sizes = dict(SMALL, num_classes=3, num_anchors=6)
+    names, values, configs, expected = application_snapshot_layout("mobilenet128_0.5", dict(sizes, num_anchors=9), seed=4)
+    # Head outputs for 6 anchors per position: rewrite the two final kernels and biases.
+    for submodel, per_anchor in (("regression_submodel", 4), ("classification_submodel", 3)):
+        final = "pyramid_regression" if submodel.startswith("regression") else "pyramid_classification"
+        rewritten = []
+        for weight_name, array in values[submodel]:
+            if weight_name.startswith(final + "/"):
+                array = array[..., : 6 * per_anchor].copy()
+            rewritten.append((weight_name, array))
+        values[submodel] = rewritten
+        expected[f"{submodel}/{final}"] = [a for w, a in rewritten if w.startswith(final + "/")]
+    filter_config = {"nms": True, "class_specific_filter": True, "nms_threshold": 0.3, "score_threshold": 0.2, "max_detections": 25}
+    extra_names, extra_configs = inference_additions(
+        [24, 48, 96, 192, 384], [8, 16, 32, 64, 128], [0.5, 1.0, 2.0], [1.0, 1.4], filter_config, [0.2] * 4
+    )
+    path = tmp_path / "mobilenet_inference.h5"
+    write_keras2_h5(path, names + extra_names, values, extra_configs=dict(configs, **extra_configs))
+
+    info = legacy.read_legacy_file(path)
+    assert info.is_inference and info.backbone_name == "mobilenet_0.5"
+    assert (info.num_classes, info.num_anchors) == (3, 6)
+    model = models.load_model(str(path), backbone_name="mobilenet160_0.5")
+    detections = model.get_layer("filtered_detections")
+    assert (detections.nms_threshold, detections.score_threshold, detections.max_detections) == (0.3, 0.2, 25)
+    assert [model.get_layer(f"anchors_{i}").size for i in range(5)] == [24, 48, 96, 192, 384]
+    loaded = model_values_by_layer(model)
+    for key, arrays in expected.items():
+        for got, want in zip(loaded[key], arrays):
+            np.testing.assert_array_equal(got, want, err_msg=key)
+    image = np.random.default_rng(2).uniform(-1, 1, size=(1, 64, 64, 3)).astype(np.float32)
+    boxes, scores, labels = [np.asarray(t) for t in model(image, training=False)]
+    assert boxes.shape == (1, 25, 4) and labels.shape == (1, 25)
+
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(path), backbone_name="mobilenet160_0.25")
+    assert "mobilenet_0.5" in str(error.value)
+
+
+def test_keras22_mobilenet_conv1_pad_warns_and_matches_on_even_sizes(tmp_path):
+    """keras_applications <= 1.0.8 padded (0, 1) before a 'valid' conv1: equal to 'same' on even sizes."""
+    names, values, configs, _ = application_snapshot_layout("mobilenet128_0.25", dict(SMALL, num_classes=2), seed=6)
+    names.insert(names.index("conv1"), "conv1_pad")
+    configs["conv1_pad"] = {"class_name": "ZeroPadding2D", "config": {"padding": [[0, 1], [0, 1]]}}
+    path = tmp_path / "mobilenet_keras22.h5"
+    write_keras2_h5(path, names, values, extra_configs=configs, keras_version="2.2.4")
+    assert legacy.read_legacy_file(path).mobilenet_conv1_pad
+    with pytest.warns(UserWarning, match="conv1_pad"):
+        model = models.load_model(str(path), backbone_name="mobilenet128_0.25", compile=False)
+    conv1 = keras.Model(model.inputs, model.get_layer("conv1").output)
+    image = np.random.default_rng(3).uniform(-1, 1, size=(1, 32, 48, 3)).astype(np.float32)
+    padded = np.pad(image, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    want = tf.nn.conv2d(padded, values["conv1"][0][1], strides=2, padding="VALID").numpy()
+    np.testing.assert_allclose(np.asarray(conv1(image)), want, rtol=1e-5, atol=1e-5)
+
+
+def test_efficientnet_file_missing_a_trunk_layer_names_it(tmp_path):
+    names, values, configs, _ = application_snapshot_layout("EfficientNetB0", dict(SMALL, num_classes=2), seed=8)
+    del values["top_bn"]
+    path = tmp_path / "effnet_broken.h5"
+    write_keras2_h5(path, names, values, extra_configs=configs)
+    with pytest.raises(ModelFileError) as error:
+        models.load_model(str(path), backbone_name="EfficientNetB0", compile=False)
+    message = str(error.value)
+    assert str(path) in message and "top_bn" in message and "normalization" not in message
+
+
+def test_stored_names_translate_only_when_not_already_model_names():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(2, name="C3_reduced")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="conv1_conv")(x))
+    densenet = models.backbone("densenet121")
+    assert legacy.model_layer_names_of_stored(model, ["conv1/conv", "C3_reduced"], densenet) == {
+        "conv1/conv": "conv1_conv",
+        "C3_reduced": "C3_reduced",
+    }
+    # MobileNetV3's translation lower-cases; names the model has are left alone.
+    mobilenetv3 = models.backbone("mobilenetv3small")
+    assert legacy.model_layer_names_of_stored(model, ["C3_reduced"], mobilenetv3) == {"C3_reduced": "C3_reduced"}
+    assert legacy.model_layer_names_of_stored(model, ["conv1/conv"], None) == {"conv1/conv": "conv1/conv"}

@@ -13,6 +13,8 @@ Everything the file was built with is read from the file itself:
 * the pyramid levels from the ``P*`` layers present;
 * the backbone from its layer names (``res4f`` -> resnet50, ``res4b22`` -> resnet101, ...);
 * keras-resnet 0.1.0's conv1 (``padding_conv1`` ZeroPadding(3), then a 'valid' conv);
+* the Keras 2 names of ``keras.applications`` trunks (VGG, MobileNet, DenseNet's
+  'conv1/conv', EfficientNet), mapped to Keras 3's by the backbone's ``stored_layer_name``;
 * for inference models, the NMS options of ``filtered_detections``, the anchor
   parameters of ``anchors_0..N`` and the box coding of ``boxes``.
 
@@ -23,6 +25,7 @@ finds no value, is an error.
 
 import json
 import re
+import warnings
 
 import h5py
 import numpy as np
@@ -48,6 +51,8 @@ class LegacyModelInfo:
         weights: dict layer name -> list of (stored weight name, array).
         backbone_name: the backbone found ('resnet50', 'vgg16', 'mobilenet_0.5', ...), or None.
         legacy_padding: conv1 is keras-resnet 0.1.0's ZeroPadding(3) + 'valid' conv.
+        mobilenet_conv1_pad: a MobileNet from keras_applications <= 1.0.8 (Keras 2.2/2.3),
+            whose conv1 is a (0, 1) ZeroPadding 'conv1_pad' + 'valid' conv, not 'same'.
         num_classes, num_anchors: from the head kernels.
         pyramid_levels: e.g. [3, 4, 5, 6, 7].
         pyramid_feature_size, classification_feature_size, regression_feature_size: widths.
@@ -66,6 +71,7 @@ class LegacyModelInfo:
         self.layer_configs = {}
         self.backbone_name = None
         self.legacy_padding = False
+        self.mobilenet_conv1_pad = False
         self.num_classes = None
         self.num_anchors = None
         self.pyramid_levels = []
@@ -395,6 +401,7 @@ def read_legacy_file(path):
             path, f"cannot tell which backbone the RetinaNet uses (first layers: {info.layer_names[:6]})"
         )
     info.legacy_padding = "padding_conv1" in info.layer_names
+    info.mobilenet_conv1_pad = info.backbone_name.startswith("mobilenet") and "conv1_pad" in info.layer_names
     info.is_inference = "filtered_detections" in info.layer_names or "filtered_detections" in info.layer_configs
     if info.is_inference:
         if "filtered_detections" not in info.layer_configs:
@@ -452,30 +459,67 @@ def _set_layer_weights(layer, values, path, label):
     layer.set_weights(values)
 
 
-def assign_legacy_weights(model, info):
+def model_layer_names_of_stored(model, stored_names, backbone=None):
+    """Which model layer each stored (Keras 2) layer name refers to.
+
+    A stored name that is a layer of ``model`` keeps it; any other goes through the
+    backbone's ``stored_layer_name`` (Keras 2 ``keras.applications`` names such as
+    DenseNet's 'conv1/conv', which Keras 3 calls 'conv1_conv'). Names that are already
+    right are never translated, so the heads ('C3_reduced', 'P6', ...) keep theirs.
+
+    Args:
+        model: the Keras 3 model.
+        stored_names: layer names of the file.
+        backbone: the :class:`models.Backbone`, or None.
+
+    Returns:
+        dict stored name -> model layer name (possibly not in the model).
+    """
+    translate = getattr(backbone, "stored_layer_name", None) or (lambda name: name)
+    model_names = {layer.name for layer in model.layers}
+    return {name: name if name in model_names else translate(name) for name in stored_names}
+
+
+def assign_legacy_weights(model, info, backbone=None):
     """Set every weight of ``model`` from a keras-retinanet file's stored weights.
 
-    Top-level layers are matched by name; the nested subnets sublayer by sublayer.
+    Top-level layers are matched by name (Keras 2 names translated by the backbone, see
+    :func:`model_layer_names_of_stored`); the nested subnets sublayer by sublayer. Layers
+    whose weights the backbone sets itself (``constant_layer_names``, e.g. EfficientNet's
+    input Normalization, which keras-retinanet models did not have) need no stored value.
+
+    Args:
+        model: the training model built for ``info``.
+        info: :class:`LegacyModelInfo`.
+        backbone: the :class:`models.Backbone` the model was built with, or None.
 
     Raises:
         ModelFileError: a stored layer has no place in the model, a model layer has no
-            stored weights, or counts/shapes differ.
+            stored weights, two stored layers map to one model layer, or counts/shapes differ.
     """
     path = info.path
+    by_model_name = {}
+    for stored_name, model_name in model_layer_names_of_stored(model, info.weights, backbone).items():
+        if model_name in by_model_name:
+            raise ModelFileError(
+                path, f"stored layers '{by_model_name[model_name]}' and '{stored_name}' both hold weights of '{model_name}'"
+            )
+        by_model_name[model_name] = stored_name
+    constant = set(backbone.constant_layer_names(model)) if hasattr(backbone, "constant_layer_names") else set()
     used, missing = set(), []
     for layer in model.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in constant:
             continue
-        if layer.name not in info.weights:
+        if layer.name not in by_model_name:
             missing.append(layer.name)
             continue
-        stored = info.weights[layer.name]
+        stored = info.weights[by_model_name[layer.name]]
         if hasattr(layer, "layers") and layer.name in SUBMODEL_NAMES:
             for sublayer, values in _submodel_assignments(layer, stored, path):
                 _set_layer_weights(sublayer, values, path, f"{layer.name}/{sublayer.name}")
         else:
             _set_layer_weights(layer, [value for _, value in stored], path, layer.name)
-        used.add(layer.name)
+        used.add(by_model_name[layer.name])
     unused = [name for name in info.weights if name not in used]
     if missing or unused:
         parts = []
@@ -553,6 +597,8 @@ def load_legacy_model(path, backbone_name="resnet50", compile=True):
         ModelFileError: unreadable/truncated file, not a RetinaNet, backbone mismatch,
             or weights that do not fit.
     """
+    from .. import models
+
     info = read_legacy_file(path)
     if not backbone_matches(info.backbone_name, backbone_name):
         raise ModelFileError(
@@ -560,8 +606,16 @@ def load_legacy_model(path, backbone_name="resnet50", compile=True):
             f"the file holds a RetinaNet on {info.backbone_name}, not on {backbone_name}; "
             f"load it with backbone_name='{info.backbone_name}' (--backbone {info.backbone_name})",
         )
+    if info.mobilenet_conv1_pad:
+        # The pad layer has no weights, so the file loads; Keras 3's 'same' conv1 pads
+        # (0, 1) as well on even sizes but (1, 1) on odd ones.
+        warnings.warn(
+            f"{path}: MobileNet with Keras 2.2's 'conv1_pad' + 'valid' conv1; rebuilt with a 'same' conv1, "
+            "which gives the same outputs only for even input heights and widths",
+            stacklevel=2,
+        )
     training_model, model = build_legacy_model(info, backbone_name)
-    assign_legacy_weights(training_model, info)
+    assign_legacy_weights(training_model, info, backbone=models.backbone(backbone_name))
     if compile and not info.is_inference:
         _compile_training_model(training_model, info)
     return model
