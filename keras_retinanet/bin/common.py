@@ -227,6 +227,36 @@ def probability(text):
     return value
 
 
+def random_augmentation():
+    """keras-retinanet's ``--random-transform`` augmentation: (transform, visual effect) generators.
+
+    Rotation, translation and shear up to 0.1, scaling 0.9-1.1, flips in both
+    directions, and small contrast, brightness, hue and saturation changes.
+    """
+    from ..utils.image import random_visual_effect_generator
+    from ..utils.transform import random_transform_generator
+
+    transform_generator = random_transform_generator(
+        min_rotation=-0.1,
+        max_rotation=0.1,
+        min_translation=(-0.1, -0.1),
+        max_translation=(0.1, 0.1),
+        min_shear=-0.1,
+        max_shear=0.1,
+        min_scaling=(0.9, 0.9),
+        max_scaling=(1.1, 1.1),
+        flip_x_chance=0.5,
+        flip_y_chance=0.5,
+    )
+    visual_effect_generator = random_visual_effect_generator(
+        contrast_range=(0.9, 1.1),
+        brightness_range=(-0.1, 0.1),
+        hue_range=(-0.05, 0.05),
+        saturation_range=(0.95, 1.05),
+    )
+    return transform_generator, visual_effect_generator
+
+
 def read_config(args):
     """The parsed --config file (or None), and the anchor parameters and pyramid levels it sets."""
     from ..utils.config import parse_anchor_parameters, parse_pyramid_levels, read_config_file

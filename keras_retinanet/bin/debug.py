@@ -23,6 +23,7 @@ def parse_args(args):
         description="Draw a dataset's annotations and the anchors that match them.",
     )
     common.add_dataset_subparsers(parser)
+    parser.add_argument("--backbone", default="resnet50", help="Backbone whose feature sizes place the anchors.")
     parser.add_argument("--no-resize", action="store_true", help="Do not resize images.")
     parser.add_argument("--anchors", action="store_true", help="Draw the anchors that match an annotation.")
     parser.add_argument(
@@ -120,26 +121,14 @@ def run(generator, args):
 @common.reports_errors
 def main(args=None):
     args = parse_args(sys.argv[1:] if args is None else args)
+    from .. import models
+
+    backbone = models.backbone(args.backbone)
     config, _, _ = common.read_config(args)
     transform_generator = None
     visual_effect_generator = None
     if args.random_transform:
-        from ..utils.image import random_visual_effect_generator
-        from ..utils.transform import random_transform_generator
-
-        transform_generator = random_transform_generator(
-            min_rotation=-0.1,
-            max_rotation=0.1,
-            min_translation=(-0.1, -0.1),
-            max_translation=(0.1, 0.1),
-            min_shear=-0.1,
-            max_shear=0.1,
-            min_scaling=(0.9, 0.9),
-            max_scaling=(1.1, 1.1),
-            flip_x_chance=0.5,
-            flip_y_chance=0.5,
-        )
-        visual_effect_generator = random_visual_effect_generator()
+        transform_generator, visual_effect_generator = common.random_augmentation()
     generator = common.create_generator(
         args,
         "eval",
@@ -150,6 +139,7 @@ def main(args=None):
         no_resize=args.no_resize,
         config=config,
         shuffle_groups=False,
+        compute_shapes=backbone.feature_shapes,
     )
     total, unmatched = run(generator, args)
     print(f"{unmatched} of {total} annotations have no anchor with IoU >= 0.5" + (" (drawn red)" if args.annotations else ""))

@@ -110,6 +110,7 @@ def main(args=None):
         config=config,
         shuffle_groups=False,
         preprocess_image=backbone.preprocess_image,
+        compute_shapes=backbone.feature_shapes,
     )
     model = load_inference_model(args, anchor_params, pyramid_levels)
     return evaluate_generator(generator, model, args)

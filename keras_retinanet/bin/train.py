@@ -28,9 +28,9 @@ STANDARD_DEFAULTS = {
     "trainable_bn": False,
 }
 DEMO_DEFAULTS = {
-    "backbone": "resnet50",
+    "backbone": "mobilenet128_0.5",
     "batch_size": 4,
-    "epochs": 12,
+    "epochs": 20,
     "steps": None,
     "lr": 1e-3,
     "optimizer_clipnorm": 0.001,
@@ -96,9 +96,11 @@ def parse_args(args):
     parser.add_argument("--reduce-lr-patience", type=int, default=2, help="Epochs without improvement before lr drops.")
     parser.add_argument("--reduce-lr-factor", type=float, default=0.1, help="Factor the lr drops by.")
     parser.add_argument("--group-method", default="ratio", choices=("none", "random", "ratio"))
-    parser.add_argument("--workers", type=int, default=1, help="Input pipeline workers (0: in the main thread).")
-    parser.add_argument("--multiprocessing", action="store_true", help="Use processes instead of threads.")
-    parser.add_argument("--max-queue-size", type=int, default=10, help="Batches queued ahead of training.")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="Batches prepared in parallel (0: no prefetching; >1: as many as help)."
+    )
+    parser.add_argument("--multiprocessing", action="store_true", help="Accepted for keras-retinanet; threads are used.")
+    parser.add_argument("--max-queue-size", type=int, default=10, help="Batches prepared ahead of training.")
     parser.add_argument("--pyramid-feature-size", type=common.positive_int, help="FPN channels (default: 256).")
     parser.add_argument("--classification-feature-size", type=common.positive_int, help="Classification subnet width.")
     parser.add_argument("--regression-feature-size", type=common.positive_int, help="Regression subnet width.")
@@ -193,6 +195,12 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
     callbacks = []
     tensorboard = None
     if args.tensorboard_dir:
+        try:
+            import tensorboard  # noqa: F401  (TensorFlow no longer installs it)
+        except ImportError:
+            raise common.CommandLineError(
+                "--tensorboard-dir needs the tensorboard package: pip install tensorboard"
+            ) from None
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         tensorboard = keras.callbacks.TensorBoard(log_dir=args.tensorboard_dir, histogram_freq=0)
 
@@ -232,9 +240,8 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
     return callbacks
 
 
-def create_generators(args, preprocess_image, config=None):
+def create_generators(args, backbone, config=None):
     """Training and validation generators (validation may be None)."""
-    from ..utils.image import random_visual_effect_generator
     from ..utils.transform import random_transform_generator
 
     common_args = {
@@ -243,40 +250,22 @@ def create_generators(args, preprocess_image, config=None):
         "image_min_side": args.image_min_side,
         "image_max_side": args.image_max_side,
         "no_resize": args.no_resize,
-        "preprocess_image": preprocess_image,
+        "preprocess_image": backbone.preprocess_image,
+        "compute_shapes": backbone.feature_shapes,
         "group_method": args.group_method,
     }
     if args.random_transform:
-        transform_generator = random_transform_generator(
-            min_rotation=-0.1,
-            max_rotation=0.1,
-            min_translation=(-0.1, -0.1),
-            max_translation=(0.1, 0.1),
-            min_shear=-0.1,
-            max_shear=0.1,
-            min_scaling=(0.9, 0.9),
-            max_scaling=(1.1, 1.1),
-            flip_x_chance=0.5,
-            flip_y_chance=0.5,
-        )
-        visual_effect_generator = random_visual_effect_generator(
-            contrast_range=(0.9, 1.1),
-            brightness_range=(-0.1, 0.1),
-            hue_range=(-0.05, 0.05),
-            saturation_range=(0.95, 1.05),
-        )
+        transform_generator, visual_effect_generator = common.random_augmentation()
     else:
         transform_generator = random_transform_generator(flip_x_chance=0.5)
         visual_effect_generator = None
 
-    pipeline = {"workers": args.workers, "use_multiprocessing": args.multiprocessing, "max_queue_size": args.max_queue_size}
     train_generator = common.create_generator(
         args,
         "train",
         transform_generator=transform_generator,
         visual_effect_generator=visual_effect_generator,
         **common_args,
-        **pipeline,
     )
     validation_args = dict(common_args, shuffle_groups=False)
     validation_generator = common.create_generator(args, "val", **validation_args)
@@ -313,6 +302,21 @@ def describe(args, train_generator, validation_generator, anchor_params, pyramid
         )
 
 
+def training_dataset(generator, args):
+    """The generator as an endless, parallel, prefetching tf.data pipeline.
+
+    Endless because keras-retinanet trained ``--steps`` batches an epoch whatever the
+    dataset size; each pass over the data is reshuffled.
+    """
+    import tensorflow as tf
+
+    from ..preprocessing.pipeline import make_dataset
+
+    parallel = tf.data.AUTOTUNE if args.workers > 1 else max(1, args.workers)
+    prefetch = args.max_queue_size if args.workers > 0 else 0
+    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch).repeat()
+
+
 @common.reports_errors
 def main(args=None):
     common.quiet_tensorflow()
@@ -332,7 +336,7 @@ def main(args=None):
 
     backbone = models.backbone(args.backbone)
     config, anchor_params, pyramid_levels = common.read_config(args)
-    train_generator, validation_generator = create_generators(args, backbone.preprocess_image, config)
+    train_generator, validation_generator = create_generators(args, backbone, config)
 
     training_model, prediction_model = create_models(
         backbone, train_generator.num_classes(), args, anchor_params=anchor_params, pyramid_levels=pyramid_levels
@@ -341,12 +345,11 @@ def main(args=None):
 
     callbacks = create_callbacks(training_model, prediction_model, validation_generator, args)
     steps = args.steps if args.steps is not None else len(train_generator)
-    from ..preprocessing.repeat import Repeat
-
     history = training_model.fit(
-        Repeat(train_generator, steps),
+        training_dataset(train_generator, args),
         steps_per_epoch=steps,
         epochs=args.epochs,
+        shuffle=False,  # the pipeline reshuffles each pass itself
         verbose=1,
         callbacks=callbacks,
         validation_data=validation_generator if args.compute_val_loss else None,

@@ -54,6 +54,18 @@ class Backbone:
             "its path (retinanet-train --imagenet-weights PATH, or backbone.load_imagenet_weights(model, PATH))."
         )
 
+    def feature_shapes(self, image_shape, pyramid_levels=None):
+        """Sizes of the pyramid levels for an input size (a ``shapes_callback`` for anchors).
+
+        The ResNet rule ``(side + 2^l - 1) // 2^l``; backbones that round otherwise override it.
+
+        Returns:
+            list of (height, width) arrays, one per level (default P3-P7).
+        """
+        from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, guess_shapes
+
+        return guess_shapes(image_shape, pyramid_levels or list(DEFAULT_PYRAMID_LEVELS))
+
     def preprocess_image(self, inputs):
         """Preprocess an image (or batch) the way this backbone was trained."""
         from ..utils.image import preprocess_image

@@ -163,21 +163,6 @@ class CocoGenerator(Generator):
     def size(self):
         return len(self.image_ids)
 
-    def num_classes(self):
-        return len(self.classes)
-
-    def has_label(self, label):
-        return label in self.labels
-
-    def has_name(self, name):
-        return name in self.classes
-
-    def name_to_label(self, name):
-        return self.classes[name]
-
-    def label_to_name(self, label):
-        return self.labels[label]
-
     def coco_label_to_label(self, coco_label):
         """COCO category id -> label 0..N-1."""
         return self.coco_labels_inverse[coco_label]

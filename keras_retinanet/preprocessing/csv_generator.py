@@ -118,6 +118,11 @@ def _parse_classes(path, text):
     return classes
 
 
+def read_classes_file(path):
+    """class name -> id of a keras-retinanet classes CSV (``class_name,id`` rows)."""
+    return _parse_classes(path, read_text_file(path, "classes file"))
+
+
 def _parse_coordinate(path, line, field, value):
     """One box coordinate: a finite, non-negative number (integers in keras-retinanet's files)."""
     value = value.strip()
@@ -198,7 +203,7 @@ class CSVGenerator(Generator):
         self.csv_data_file = csv_data_file
         self.base_dir = os.path.dirname(csv_data_file) if base_dir is None else os.fspath(base_dir)
 
-        self.classes = _parse_classes(csv_class_file, read_text_file(csv_class_file, "classes file"))
+        self.classes = read_classes_file(csv_class_file)
         self.labels = {class_id: name for name, class_id in self.classes.items()}
 
         image_data, first_line = _parse_annotations(
@@ -226,21 +231,6 @@ class CSVGenerator(Generator):
 
     def size(self):
         return len(self.image_names)
-
-    def num_classes(self):
-        return max(self.classes.values()) + 1
-
-    def has_label(self, label):
-        return label in self.labels
-
-    def has_name(self, name):
-        return name in self.classes
-
-    def name_to_label(self, name):
-        return self.classes[name]
-
-    def label_to_name(self, label):
-        return self.labels[label]
 
     def image_path(self, image_index):
         return self._full_path(self.image_names[image_index])

@@ -115,25 +115,29 @@ class Generator(keras.utils.PyDataset):
         """Number of images in the dataset."""
         raise NotImplementedError("size method not implemented")
 
+    # Readers fill ``self.classes`` (class name -> label) and ``self.labels`` (label -> name).
+    classes = None
+    labels = None
+
     def num_classes(self):
-        """Number of classes (the width of the classification output)."""
-        raise NotImplementedError("num_classes method not implemented")
+        """Number of classes (the width of the classification output): the largest label + 1."""
+        return max(self.labels) + 1 if self.labels else 0
 
     def has_label(self, label):
         """Whether the dataset has this label (an int)."""
-        raise NotImplementedError("has_label method not implemented")
+        return label in self.labels
 
     def has_name(self, name):
         """Whether the dataset has this class name."""
-        raise NotImplementedError("has_name method not implemented")
+        return name in self.classes
 
     def name_to_label(self, name):
         """Class name to label."""
-        raise NotImplementedError("name_to_label method not implemented")
+        return self.classes[name]
 
     def label_to_name(self, label):
         """Label to class name."""
-        raise NotImplementedError("label_to_name method not implemented")
+        return self.labels[label]
 
     def image_aspect_ratio(self, image_index):
         """Width / height of an image, without decoding it if possible."""

@@ -175,21 +175,6 @@ class PascalVocGenerator(Generator):
     def size(self):
         return len(self.image_names)
 
-    def num_classes(self):
-        return len(self.classes)
-
-    def has_label(self, label):
-        return label in self.labels
-
-    def has_name(self, name):
-        return name in self.classes
-
-    def name_to_label(self, name):
-        return self.classes[name]
-
-    def label_to_name(self, label):
-        return self.labels[label]
-
     def image_path(self, image_index):
         return os.path.join(self.data_dir, "JPEGImages", self.image_names[image_index] + self.image_extension)
 

@@ -59,7 +59,8 @@ def preprocess_image(x, mode="caffe"):
 
     Args:
         x: (..., 3) BGR image(s).
-        mode: 'caffe' subtracts the ImageNet BGR means; 'tf' scales to [-1, 1].
+        mode: 'caffe' subtracts the ImageNet BGR means; 'tf' scales to [-1, 1]; 'none'
+            only converts to float32 (for models that normalise inside, like EfficientNet).
 
     Returns:
         float32 array of the same shape.
@@ -69,7 +70,9 @@ def preprocess_image(x, mode="caffe"):
         return x / 127.5 - 1.0
     if mode == "caffe":
         return x - CAFFE_MEANS_BGR
-    raise ValueError(f"unknown preprocessing mode '{mode}'; expected 'caffe' or 'tf'")
+    if mode == "none":
+        return x
+    raise ValueError(f"unknown preprocessing mode '{mode}'; expected 'caffe', 'tf' or 'none'")
 
 
 def compute_resize_scale(image_shape, min_side=800, max_side=1333):
