@@ -205,9 +205,21 @@ def test_debug_writes_images_and_counts_uncovered_annotations(tmp_path, capsys):
     assert "1 of 5 annotations have no anchor" in capsys.readouterr().out
 
 
+def _confident_inference_model(snapshot, path):
+    """The snapshot as an inference model whose final bias makes every score 0.99: it detects plenty."""
+    from keras_retinanet import models
+
+    model = models.load_model(snapshot, backbone_name=BACKBONE, compile=False)
+    head = model.get_layer("classification_submodel").get_layer("pyramid_classification")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, np.full_like(bias, np.log(99.0))])
+    models.convert_model(model).save(path)
+    return path
+
+
 def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset, tmp_path):
     annotations, classes = dataset
-    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    model = _confident_inference_model(str(trained / f"{BACKBONE}_csv_03.h5"), str(tmp_path / "inference.h5"))
     folder = os.path.dirname(annotations)
     video = str(tmp_path / "clip.mp4")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 96))
@@ -216,17 +228,23 @@ def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset,
     writer.release()
     output = tmp_path / "out"
     results = predict_command.main(
-        [snapshot, os.path.join(folder, "img0.png"), video, "--convert-model", "--backbone", BACKBONE,
-         "--classes", classes, "--score-threshold", "0.0", "--image-min-side", IMAGE_SIDE,
-         "--image-max-side", IMAGE_SIDE, "--output-dir", str(output)]
+        [model, os.path.join(folder, "img0.png"), video, "--backbone", BACKBONE, "--classes", classes,
+         "--score-threshold", "0.5", "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
+         "--output-dir", str(output)]
     )  # fmt: skip
     assert {"img0.png", "clip.mp4", "detections.json", "detections.csv"} <= set(os.listdir(output))
     records = json.loads((output / "detections.json").read_text())
     assert len(records) == len(results) > 0
+    assert all(r["score"] > 0.5 for r in records)
     assert {r["frame"] for r in records if r["source"] == video} == {0, 1, 2}
     assert {r["class_name"] for r in records} <= set(CLASSES)
+    with open(output / "detections.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(records)
     capture = cv2.VideoCapture(str(output / "clip.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    drawn = cv2.imread(str(output / "img0.png"))
+    assert drawn.shape == (96, 96, 3)
+    assert not np.array_equal(drawn, cv2.imread(os.path.join(folder, "img0.png")))  # detections were drawn
 
 
 @pytest.mark.parametrize(
