@@ -6,6 +6,7 @@ Global flags go before the dataset subcommand, as in keras-retinanet:
 """
 
 import argparse
+import importlib.util
 import os
 import re
 import sys
@@ -195,12 +196,8 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
     callbacks = []
     tensorboard = None
     if args.tensorboard_dir:
-        try:
-            import tensorboard  # noqa: F401  (TensorFlow no longer installs it)
-        except ImportError:
-            raise common.CommandLineError(
-                "--tensorboard-dir needs the tensorboard package: pip install tensorboard"
-            ) from None
+        if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
+            raise common.CommandLineError("--tensorboard-dir needs the tensorboard package: pip install tensorboard")
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         tensorboard = keras.callbacks.TensorBoard(log_dir=args.tensorboard_dir, histogram_freq=0)
 

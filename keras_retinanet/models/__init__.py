@@ -2,8 +2,6 @@
 
 import os
 
-import keras
-
 from .. import layers, losses, initializers  # noqa: F401  (registers the serialisable objects)
 from ..errors import ModelError
 

@@ -15,7 +15,6 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from ..errors import DatasetError
-from ..utils.image import read_image_bgr
 from .csv_generator import read_text_file
 from .generator import Generator
 
@@ -181,9 +180,6 @@ class CocoGenerator(Generator):
     def image_aspect_ratio(self, image_index):
         info = self.coco.imgs[self.image_ids[image_index]]
         return float(info["width"]) / float(info["height"])
-
-    def load_image(self, image_index):
-        return read_image_bgr(self.image_path(image_index))
 
     def load_annotations(self, image_index):
         labels, boxes = [], []

@@ -21,7 +21,6 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.image import read_image_bgr
 from .generator import Generator
 
 
@@ -59,29 +58,6 @@ def read_text_file(path, what, allow_empty=False):
             f"not UTF-8 text (byte 0x{data[error.start]:02x} cannot be decoded); save the {what} as UTF-8",
             line=line,
         ) from None
-
-
-def image_size(path):
-    """(width, height) of an image file, from its header when possible.
-
-    Raises:
-        DatasetError: the image is missing or unreadable.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DatasetError(path, "image file not found")
-    try:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as image:
-                return image.width, image.height
-        except (UnidentifiedImageError, OSError, SyntaxError):
-            pass  # formats PIL does not know may still be read by OpenCV
-    except ImportError:
-        pass
-    image = read_image_bgr(path)
-    return image.shape[1], image.shape[0]
 
 
 def _parse_classes(path, text):
@@ -212,7 +188,6 @@ class CSVGenerator(Generator):
         self.image_names = list(image_data.keys())
         self.image_data = image_data
         self._check_images_exist(first_line)
-        self._sizes = {}
         super().__init__(**kwargs)
 
     def _check_images_exist(self, first_line):
@@ -234,15 +209,6 @@ class CSVGenerator(Generator):
 
     def image_path(self, image_index):
         return self._full_path(self.image_names[image_index])
-
-    def image_aspect_ratio(self, image_index):
-        if image_index not in self._sizes:
-            self._sizes[image_index] = image_size(self.image_path(image_index))
-        width, height = self._sizes[image_index]
-        return float(width) / float(height)
-
-    def load_image(self, image_index):
-        return read_image_bgr(self.image_path(image_index))
 
     def load_annotations(self, image_index):
         rows = self.image_data[self.image_names[image_index]]

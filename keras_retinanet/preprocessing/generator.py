@@ -20,7 +20,9 @@ from ..utils.image import (
     TransformParameters,
     adjust_transform_for_image,
     apply_transform,
+    image_size,
     preprocess_image,
+    read_image_bgr,
     resize_image,
 )
 from ..utils.transform import transform_aabb
@@ -139,9 +141,17 @@ class Generator(keras.utils.PyDataset):
         """Label to class name."""
         return self.labels[label]
 
+    def image_size(self, image_index):
+        """(width, height) of an image, read from its file header once and remembered."""
+        sizes = self.__dict__.setdefault("_image_sizes", {})
+        if image_index not in sizes:
+            sizes[image_index] = image_size(self.image_path(image_index))
+        return sizes[image_index]
+
     def image_aspect_ratio(self, image_index):
         """Width / height of an image, without decoding it if possible."""
-        raise NotImplementedError("image_aspect_ratio method not implemented")
+        width, height = self.image_size(image_index)
+        return float(width) / float(height)
 
     def image_path(self, image_index):
         """Path of an image file."""
@@ -149,7 +159,7 @@ class Generator(keras.utils.PyDataset):
 
     def load_image(self, image_index):
         """(H, W, 3) uint8 BGR image."""
-        raise NotImplementedError("load_image method not implemented")
+        return read_image_bgr(self.image_path(image_index))
 
     def load_annotations(self, image_index):
         """``{'labels': (K,) int, 'bboxes': (K, 4) float (x1, y1, x2, y2)}`` in image pixels."""

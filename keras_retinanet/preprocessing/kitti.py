@@ -14,8 +14,7 @@ import os
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.image import read_image_bgr
-from .csv_generator import image_size, read_text_file
+from .csv_generator import read_text_file
 from .generator import Generator
 
 kitti_classes = {
@@ -101,7 +100,6 @@ class KittiGenerator(Generator):
             self.image_data.append(_parse_label_file(label_path, self.classes))
         if not self.images:
             raise DatasetError(label_dir, "no .txt label files")
-        self._sizes = {}
         super().__init__(**kwargs)
 
     def size(self):
@@ -109,15 +107,6 @@ class KittiGenerator(Generator):
 
     def image_path(self, image_index):
         return self.images[image_index]
-
-    def image_aspect_ratio(self, image_index):
-        if image_index not in self._sizes:
-            self._sizes[image_index] = image_size(self.image_path(image_index))
-        width, height = self._sizes[image_index]
-        return float(width) / float(height)
-
-    def load_image(self, image_index):
-        return read_image_bgr(self.image_path(image_index))
 
     def load_annotations(self, image_index):
         labels, boxes = self.image_data[image_index]

@@ -21,8 +21,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.image import read_image_bgr
-from .csv_generator import image_size, read_text_file
+from .csv_generator import read_text_file
 from .generator import Generator
 
 _REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
@@ -128,7 +127,6 @@ class OpenImagesGenerator(Generator):
 
         self.annotations = generate_images_annotations(self.annotations_file, cls_index)
         self.id_to_image_id = list(self.annotations.keys())
-        self._sizes = {}
         missing = [image_id for image_id in self.id_to_image_id if not os.path.isfile(self._path(image_id))]
         if missing:
             others = f" ({len(missing) - 1} more image(s) are missing too)" if len(missing) > 1 else ""
@@ -137,11 +135,6 @@ class OpenImagesGenerator(Generator):
 
     def _path(self, image_id):
         return os.path.join(self.base_dir, image_id + ".jpg")
-
-    def _size(self, image_index):
-        if image_index not in self._sizes:
-            self._sizes[image_index] = image_size(self.image_path(image_index))
-        return self._sizes[image_index]
 
     def size(self):
         return len(self.id_to_image_id)
@@ -164,15 +157,8 @@ class OpenImagesGenerator(Generator):
     def image_path(self, image_index):
         return self._path(self.id_to_image_id[image_index])
 
-    def image_aspect_ratio(self, image_index):
-        width, height = self._size(image_index)
-        return float(width) / float(height)
-
-    def load_image(self, image_index):
-        return read_image_bgr(self.image_path(image_index))
-
     def load_annotations(self, image_index):
-        width, height = self._size(image_index)
+        width, height = self.image_size(image_index)
         rows = self.annotations[self.id_to_image_id[image_index]]
         boxes = np.array([row[1:] for row in rows], dtype=np.float64).reshape((-1, 4)) * [width, height, width, height]
         return {"labels": np.array([row[0] for row in rows], dtype=np.int64), "bboxes": boxes}

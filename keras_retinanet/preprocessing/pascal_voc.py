@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.image import read_image_bgr
-from .csv_generator import image_size, read_text_file
+from ..utils.image import image_size
+from .csv_generator import read_text_file
 from .generator import Generator
 
 voc_classes = {
@@ -183,9 +183,6 @@ class PascalVocGenerator(Generator):
             self._sizes[image_index] = image_size(self.image_path(image_index))
         width, height = self._sizes[image_index]
         return float(width) / float(height)
-
-    def load_image(self, image_index):
-        return read_image_bgr(self.image_path(image_index))
 
     def load_annotations(self, image_index):
         annotations = self._annotations[image_index]

@@ -333,3 +333,26 @@ def random_visual_effect_generator(
             )
 
     return _generate()
+
+
+def image_size(path):
+    """(width, height) of an image file, from its header when possible.
+
+    Raises:
+        DatasetError: the image is missing or unreadable.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DatasetError(path, "image file not found")
+    try:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                return image.width, image.height
+        except (UnidentifiedImageError, OSError, SyntaxError):
+            pass  # formats PIL does not know may still be read by OpenCV
+    except ImportError:
+        pass
+    image = read_image_bgr(path)
+    return image.shape[1], image.shape[0]
