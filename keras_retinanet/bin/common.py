@@ -202,7 +202,10 @@ def reports_errors(main):
     @functools.wraps(main)
     def wrapper(args=None):
         try:
-            return main(args)
+            result = main(args)
+            # Console scripts run sys.exit(main()): a returned value would become the exit
+            # status. Callers that pass arguments (tests, other code) get the result.
+            return result if args is not None else None
         except (RetinaNetError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)

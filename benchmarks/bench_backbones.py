@@ -1,0 +1,55 @@
+"""Parameter counts of every backbone's RetinaNet (80 classes, default heads) and the
+inference time of one 512x512 image for a few; writes a markdown table to stdout.
+
+Run: python benchmarks/bench_backbones.py            (parameter counts of every backbone)
+     python benchmarks/bench_backbones.py --time NAME ... (median of 5 inference times at 512x512)
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_retinanet import models  # noqa: E402
+
+
+def count(names):
+    for name in names:
+        keras.utils.clear_session()
+        start = time.time()
+        model = models.backbone(name).retinanet(num_classes=80)
+        build = time.time() - start
+        backbone = models.backbone(name)
+        trunk = backbone.backbone_layer_names(model)
+        trunk_params = sum(int(np.prod(w.shape)) for n in trunk for w in model.get_layer(n).weights)
+        print(f"| {name} | {model.count_params():,} | {trunk_params:,} | {build:.1f} |", flush=True)
+
+
+def timing(names, runs=5):
+    image = np.random.default_rng(0).uniform(0, 255, (1, 512, 512, 3)).astype(np.float32)
+    for name in names:
+        keras.utils.clear_session()
+        backbone = models.backbone(name)
+        model = models.convert_model(backbone.retinanet(num_classes=80))
+        x = backbone.preprocess_image(image)
+        model.predict(x, verbose=0)  # trace and warm up
+        model.predict(x, verbose=0)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            model.predict(x, verbose=0)
+            times.append(time.perf_counter() - start)
+        print(f"| {name} | {np.median(times) * 1000:.0f} ms | {min(times) * 1000:.0f} ms |", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--time"]:
+        print("| backbone | median of 5 (512x512, batch 1, CPU) | fastest |\n|---|---|---|")
+        timing(sys.argv[2:])
+    else:
+        names = sys.argv[1:] or models.backbone_names()
+        print("| backbone | RetinaNet parameters (80 classes) | of which trunk | build s |\n|---|---|---|---|")
+        count(names)
