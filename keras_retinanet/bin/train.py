@@ -31,7 +31,7 @@ STANDARD_DEFAULTS = {
 DEMO_DEFAULTS = {
     "backbone": "mobilenet128_0.5",
     "batch_size": 4,
-    "epochs": 14,
+    "epochs": 20,
     "steps": None,
     "lr": 1e-3,
     "optimizer_clipnorm": 0.001,
