@@ -108,7 +108,10 @@ def backbone(backbone_name):
     """
     for prefix, cls in _backbone_classes():
         if backbone_name.lower().startswith(prefix):
-            return cls(backbone_name)
+            try:
+                return cls(backbone_name)
+            except ModelError:
+                break  # a family's prefix but none of its names: list every valid name below
     raise ModelError(f"unknown backbone '{backbone_name}'; valid backbones: {', '.join(backbone_names())}")
 
 
