@@ -247,6 +247,18 @@ def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset,
     assert not np.array_equal(drawn, cv2.imread(os.path.join(folder, "img0.png")))  # detections were drawn
 
 
+def _run_command(module, argv, folder):
+    """Run ``python -m keras_retinanet.bin.MODULE ARGV`` in ``folder``, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", f"keras_retinanet.bin.{module}", *argv],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        timeout=300,
+    )
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -269,14 +281,7 @@ def test_wrong_arguments_exit_with_one_line(argv, message, tmp_path):
     }[argv[0]]
     if argv[1:3] == ["csv", "missing.csv"]:
         (tmp_path / "classes.csv").write_text("a,0\n")
-    result = subprocess.run(
-        [sys.executable, "-m", f"keras_retinanet.bin.{module}", *argv[1:]],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
-    )
+    result = _run_command(module, argv[1:], tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -286,24 +291,10 @@ def test_wrong_arguments_exit_with_one_line(argv, message, tmp_path):
 def test_bad_config_file_is_a_one_line_error(tmp_path):
     config = tmp_path / "bad.ini"
     config.write_text("[anchor_parameters]\nsizes = 32 64 abc\nstrides = 8 16 32\nratios = 1\nscales = 1\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_retinanet.bin.convert_model", "in.h5", "out.h5", "--config", str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
-    )
+    result = _run_command("convert_model", ["in.h5", "out.h5", "--config", str(config)], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "model 'in.h5' does not exist" in result.stderr
     (tmp_path / "in.h5").write_text("")
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_retinanet.bin.convert_model", "in.h5", "out.h5", "--config", str(config)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        timeout=300,
-    )
+    result = _run_command("convert_model", ["in.h5", "out.h5", "--config", str(config)], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "bad.ini" in result.stderr and "abc" in result.stderr
