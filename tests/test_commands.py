@@ -169,15 +169,16 @@ def test_evaluate_save_path_writes_images_and_precision_recall_plots(dataset, tm
     assert cv2.imread(str(tmp_path / drawn[0])) is not None
 
 
-def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys):
+def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_path):
     annotations, classes = dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
     evaluate_command.main(
         ["--convert-model", "--backbone", BACKBONE, "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
-         "--coco-metrics", "csv", annotations, classes, snapshot]
+         "--coco-metrics", "--save-path", str(tmp_path), "csv", annotations, classes, snapshot]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert "mAP:" in out and "instances of class bar" in out
+    assert (tmp_path / "dataset_bbox_results.json").exists()  # the COCO results go with the other outputs
 
 
 def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, capsys):
