@@ -79,19 +79,44 @@ def test_dataset_yields_the_generators_batches_in_order():
     assert len(shapes) == 3  # batches of different sizes pass through one dataset
 
 
+def _batch_orders(batches, generator):
+    """For each batch, the index of the generator group it was computed from."""
+    references = [generator.compute_input_output(group)[0] for group in generator.groups]
+    orders = []
+    for inputs in batches:
+        matches = [i for i, reference in enumerate(references) if reference.shape == inputs.shape and np.array_equal(reference, inputs)]
+        assert len(matches) == 1
+        orders.append(matches[0])
+    return orders
+
+
 def test_each_pass_is_a_reshuffled_epoch():
-    random.seed(0)
-    generator = Rectangles(SHAPES, batch_size=1, group_method="none", shuffle_groups=True)
-    dataset = make_dataset(generator, deterministic=True)
-    first_order = [list(g) for g in generator.groups]
-    first = [_as_numpy(batch)[0] for batch in dataset]
-    second_order = [list(g) for g in generator.groups]
-    assert first_order != second_order  # on_epoch_end ran after the pass
-    second = [_as_numpy(batch)[0] for batch in dataset]
-    for image, group in zip(first, first_order):
-        np.testing.assert_array_equal(image, generator.compute_input_output(group)[0])
-    for image, group in zip(second, second_order):
-        np.testing.assert_array_equal(image, generator.compute_input_output(group)[0])
+    shapes = [(64 + 8 * i, 64) for i in range(8)]  # each image differs, so a batch names its group
+    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True)
+    dataset = make_dataset(generator, seed=1)
+    first = _batch_orders([_as_numpy(batch)[0] for batch in dataset], generator)
+    second = _batch_orders([_as_numpy(batch)[0] for batch in dataset], generator)
+    assert sorted(first) == sorted(second) == list(range(8))  # every batch once per pass
+    assert first != second
+    again = make_dataset(generator, seed=1)
+    assert _batch_orders([_as_numpy(batch)[0] for batch in again], generator) == first  # the seed fixes the orders
+
+
+def test_repeated_dataset_reshuffles_every_pass():
+    shapes = [(64 + 8 * i, 64) for i in range(6)]
+    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True)
+    dataset = make_dataset(generator, repeat=True, seed=3)
+    orders = _batch_orders([_as_numpy(batch)[0] for batch in dataset.take(18)], generator)
+    passes = [orders[i : i + 6] for i in (0, 6, 12)]
+    assert all(sorted(p) == list(range(6)) for p in passes)
+    assert len({tuple(p) for p in passes}) == 3
+
+
+def test_unshuffled_generator_keeps_its_order_every_pass():
+    shapes = [(64 + 8 * i, 64) for i in range(6)]
+    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=False)
+    orders = _batch_orders([_as_numpy(batch)[0] for batch in make_dataset(generator, repeat=True).take(12)], generator)
+    assert orders == list(range(6)) * 2
 
 
 def _tiny_retinanet(num_classes):

@@ -311,7 +311,7 @@ def training_dataset(generator, args):
 
     parallel = tf.data.AUTOTUNE if args.workers > 1 else max(1, args.workers)
     prefetch = args.max_queue_size if args.workers > 0 else 0
-    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch).repeat()
+    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True)
 
 
 @common.reports_errors
