@@ -230,8 +230,11 @@ def probability(text):
     return value
 
 
-def random_augmentation():
+def random_augmentation(prng=None):
     """keras-retinanet's ``--random-transform`` augmentation: (transform, visual effect) generators.
+
+    Args:
+        prng: ``np.random.RandomState`` both generators draw from (default: a fresh one each).
 
     Rotation, translation and shear up to 0.1, scaling 0.9-1.1, flips in both
     directions, and small contrast, brightness, hue and saturation changes.
@@ -250,12 +253,14 @@ def random_augmentation():
         max_scaling=(1.1, 1.1),
         flip_x_chance=0.5,
         flip_y_chance=0.5,
+        prng=prng,
     )
     visual_effect_generator = random_visual_effect_generator(
         contrast_range=(0.9, 1.1),
         brightness_range=(-0.1, 0.1),
         hue_range=(-0.05, 0.05),
         saturation_range=(0.95, 1.05),
+        prng=prng,
     )
     return transform_generator, visual_effect_generator
 

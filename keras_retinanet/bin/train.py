@@ -105,7 +105,30 @@ def parse_args(args):
     parser.add_argument("--pyramid-feature-size", type=common.positive_int, help="FPN channels (default: 256).")
     parser.add_argument("--classification-feature-size", type=common.positive_int, help="Classification subnet width.")
     parser.add_argument("--regression-feature-size", type=common.positive_int, help="Regression subnet width.")
-    parser.add_argument("--seed", type=int, default=None, help="Random seed, for repeatable runs.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="Random seed of the weights, the batch order and the augmentation (default: a random one, "
+        "printed and stored in the snapshots; a resumed run takes the snapshot's).",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="Deterministic TensorFlow ops, so that a run with the same --seed repeats exactly (slower on GPU).",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="Skip training images that cannot be read (their place in the batch goes to the next image) "
+        "and list them at the end, instead of stopping at the first.",
+    )
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="Load a --snapshot even if it holds Lambda layers, which run code stored in the file. "
+        "Only for files you trust.",
+    )
     args = parser.parse_args(args)
     apply_defaults(args)
     return args
@@ -114,6 +137,8 @@ def parse_args(args):
 def apply_defaults(args):
     """Fill the options left unset with the demo's or keras-retinanet's defaults."""
     defaults = DEMO_DEFAULTS if args.dataset_type == "demo" else STANDARD_DEFAULTS
+    # What the user set on the command line wins over what a resumed snapshot stored.
+    args.given = {name for name in ("lr", "initial_epoch", "seed") if getattr(args, name, None) is not None}
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)
@@ -148,8 +173,11 @@ def create_models(backbone, num_classes, args, anchor_params=None, pyramid_level
 
     if args.snapshot:
         print(f"Loading model {args.snapshot}, this may take a second...")
-        training_model = models.load_model(args.snapshot, backbone_name=args.backbone)
+        training_model = models.load_model(args.snapshot, backbone_name=args.backbone, safe_mode=not args.unsafe_load)
         models.assert_training_model(training_model)
+        if "lr" in args.given and getattr(training_model, "optimizer", None) is not None:
+            training_model.optimizer.learning_rate = args.lr
+            print(f"Learning rate set to {args.lr} (the snapshot's was replaced by --lr)")
     else:
         modifier = freeze if args.freeze_backbone else None
         kwargs = {}
@@ -186,14 +214,25 @@ def create_models(backbone, num_classes, args, anchor_params=None, pyramid_level
     return training_model, prediction_model
 
 
-def create_callbacks(training_model, prediction_model, validation_generator, args):
-    """Snapshots, evaluation, TensorBoard, learning-rate schedule and early stopping."""
+def create_callbacks(training_model, prediction_model, validation_generator, args, resume_state=None, stream=None):
+    """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping and snapshots.
+
+    The order matters: the guard raises before anything sees a broken epoch; the
+    snapshot comes last, so it records the schedule's state after the epoch and restores
+    it, on a resumed run, after the other callbacks reset themselves.
+
+    Args:
+        resume_state: the training state of the snapshot being resumed, or None.
+        stream: ``{'start_epoch', 'start_position', 'steps'}`` of the training stream, stored
+            in the snapshots so a resumed run continues at the same batch.
+    """
     import keras
 
     from ..callbacks import RedirectModel
+    from ..callbacks.guard import NonFiniteGuard
     from ..callbacks.snapshot import Snapshot
 
-    callbacks = []
+    callbacks = [NonFiniteGuard()]
     tensorboard = None
     if args.tensorboard_dir:
         if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
@@ -201,7 +240,8 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         tensorboard = keras.callbacks.TensorBoard(log_dir=args.tensorboard_dir, histogram_freq=0)
 
-    if args.evaluation and validation_generator is not None:
+    evaluating = args.evaluation and validation_generator is not None
+    if evaluating:
         if args.dataset_type == "coco":
             from ..callbacks.coco import CocoEval
 
@@ -214,14 +254,8 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
     if tensorboard is not None:
         callbacks.append(tensorboard)
 
-    if args.snapshots:
-        os.makedirs(args.snapshot_path, exist_ok=True)
-        template = os.path.join(args.snapshot_path, f"{args.backbone}_{args.dataset_type}_{{epoch:02d}}")
-        monitor = "mAP" if args.evaluation and validation_generator is not None else None
-        callbacks.append(Snapshot(template, save_keras=args.save_keras, best_monitor=monitor))
-
-    callbacks.append(
-        keras.callbacks.ReduceLROnPlateau(
+    stateful = {
+        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
             monitor="loss",
             factor=args.reduce_lr_factor,
             patience=args.reduce_lr_patience,
@@ -231,14 +265,35 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
             cooldown=0,
             min_lr=0,
         )
-    )
-    if args.evaluation and validation_generator is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="mAP", patience=5, mode="max", min_delta=0.01))
+    }
+    if evaluating:
+        stateful["early_stopping"] = keras.callbacks.EarlyStopping(monitor="mAP", patience=5, mode="max", min_delta=0.01)
+    callbacks.extend(stateful.values())
+
+    if args.snapshots:
+        os.makedirs(args.snapshot_path, exist_ok=True)
+        template = os.path.join(args.snapshot_path, f"{args.backbone}_{args.dataset_type}_{{epoch:02d}}")
+        callbacks.append(
+            Snapshot(
+                template,
+                save_keras=args.save_keras,
+                best_monitor="mAP" if evaluating else None,
+                stateful_callbacks=stateful,
+                extra_state={"seed": args.seed, "stream": stream},
+                resume_state=resume_state,
+            )
+        )
     return callbacks
 
 
 def create_generators(args, backbone, config=None):
-    """Training and validation generators (validation may be None)."""
+    """Training and validation generators (validation may be None).
+
+    The training augmentation draws from one ``RandomState`` that the generator reseeds
+    per batch from ``(args.seed, position)`` (see :func:`training_dataset`).
+    """
+    import numpy as np
+
     from ..utils.transform import random_transform_generator
 
     common_args = {
@@ -251,10 +306,11 @@ def create_generators(args, backbone, config=None):
         "compute_shapes": backbone.feature_shapes,
         "group_method": args.group_method,
     }
+    random_state = np.random.RandomState(args.seed)
     if args.random_transform:
-        transform_generator, visual_effect_generator = common.random_augmentation()
+        transform_generator, visual_effect_generator = common.random_augmentation(prng=random_state)
     else:
-        transform_generator = random_transform_generator(flip_x_chance=0.5)
+        transform_generator = random_transform_generator(flip_x_chance=0.5, prng=random_state)
         visual_effect_generator = None
 
     train_generator = common.create_generator(
@@ -262,6 +318,9 @@ def create_generators(args, backbone, config=None):
         "train",
         transform_generator=transform_generator,
         visual_effect_generator=visual_effect_generator,
+        skip_bad_images=args.skip_bad_images,
+        random_state=random_state,
+        seed=args.seed,
         **common_args,
     )
     validation_args = dict(common_args, shuffle_groups=False)
@@ -290,7 +349,10 @@ def describe(args, train_generator, validation_generator, anchor_params, pyramid
         f"ratios {[round(float(r), 3) for r in anchor_params.ratios]}, "
         f"scales {[round(float(s), 3) for s in anchor_params.scales]}"
     )
-    unmatched, total = count_unmatched_annotations(train_generator, max_images=500)
+    if args.skip_bad_images:
+        unmatched, total = count_unmatched_readable(train_generator, max_images=500)
+    else:
+        unmatched, total = count_unmatched_annotations(train_generator, max_images=500)
     if unmatched:
         print(
             f"WARNING: {unmatched} of {total} annotations (checked on up to 500 images) have no anchor with IoU >= 0.5 "
@@ -299,19 +361,132 @@ def describe(args, train_generator, validation_generator, anchor_params, pyramid
         )
 
 
-def training_dataset(generator, args):
-    """The generator as an endless, parallel, prefetching tf.data pipeline.
+def count_unmatched_readable(generator, max_images=None):
+    """:func:`count_unmatched_annotations` over the images that can be read (``--skip-bad-images``)."""
+    from ..errors import DatasetError
+    from ..utils.diagnostics import image_anchor_coverage
+
+    count = generator.size() if max_images is None else min(generator.size(), max_images)
+    unmatched = total = 0
+    for index in range(count):
+        try:
+            _, boxes, _, _, missing = image_anchor_coverage(generator, index)
+        except DatasetError as error:
+            generator.record_bad_image(index, error)
+            continue
+        unmatched += int(missing.sum())
+        total += len(boxes)
+    return unmatched, total
+
+
+def batch_order(num_groups, seed, shuffle):
+    """The group index at every place of the endless training stream.
+
+    Pass ``p`` over the data (places ``p * num_groups`` to ``(p + 1) * num_groups - 1``)
+    visits the groups in a permutation drawn from ``(seed, p)`` alone, so any place's
+    group is known without replaying the places before it.
+
+    Returns:
+        ``(position) -> group index``.
+    """
+    import numpy as np
+
+    permutations = {}
+
+    def group_at(position):
+        epoch_pass, offset = divmod(int(position), num_groups)
+        if not shuffle:
+            return offset
+        permutation = permutations.get(epoch_pass)
+        if permutation is None:
+            words = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch_pass]).generate_state(4)
+            permutation = np.random.RandomState(words).permutation(num_groups)
+            permutations.clear()  # one pass at a time is all the stream needs
+            permutations[epoch_pass] = permutation
+        return int(permutation[offset])
+
+    return group_at
+
+
+def training_dataset(generator, args, start=0):
+    """The generator as an endless, parallel, prefetching tf.data pipeline that can resume anywhere.
 
     Endless because keras-retinanet trained ``--steps`` batches an epoch whatever the
-    dataset size; each pass over the data is reshuffled.
+    dataset size. Each batch is a function of its place in the stream alone: the group
+    comes from :func:`batch_order` and the augmentation from ``(seed, place)`` (see
+    ``Generator.draw_augmentation``). So parallel workers do not change a run, and a run
+    resumed at epoch ``e`` starts at place ``start`` and sees exactly the batches the
+    uninterrupted run saw, without computing the ones before.
+
+    Args:
+        generator: the training generator (``random_state`` and ``seed`` set).
+        args: parsed arguments (``workers``, ``max_queue_size``, ``seed``).
+        start: place of the first batch (``epochs done * steps``).
+
+    Returns:
+        tf.data.Dataset of ``(inputs (B, H, W, 3), (regression (B, N, 5), labels (B, N, C + 1)))``.
     """
+    import numpy as np
     import tensorflow as tf
 
-    from ..preprocessing.pipeline import make_dataset
+    from ..preprocessing.pipeline import output_signature
+
+    signature = output_signature(generator)
+    groups = [list(group) for group in generator.groups]
+    if not groups:
+        raise common.CommandLineError("the training set has no images")
+    group_at = batch_order(len(groups), args.seed, generator.shuffle_groups and len(groups) > 1)
+
+    def compute(position):
+        position = int(position)
+        inputs, (regression, labels) = generator.compute_input_output(groups[group_at(position)], position=position)
+        return inputs.astype(np.float32), regression.astype(np.float32), labels.astype(np.float32)
+
+    def compute_tensors(position):
+        inputs, regression, labels = tf.numpy_function(
+            compute, [position], [tf.float32, tf.float32, tf.float32], stateful=True, name="compute_input_output"
+        )
+        inputs.set_shape(signature[0].shape)
+        regression.set_shape(signature[1][0].shape)
+        labels.set_shape(signature[1][1].shape)
+        return inputs, (regression, labels)
 
     parallel = tf.data.AUTOTUNE if args.workers > 1 else max(1, args.workers)
-    prefetch = args.max_queue_size if args.workers > 0 else 0
-    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True)
+    dataset = tf.data.Dataset.range(int(start), np.iinfo(np.int64).max)
+    dataset = dataset.map(compute_tensors, num_parallel_calls=parallel, deterministic=True)
+    if args.workers > 0 and args.max_queue_size:
+        dataset = dataset.prefetch(args.max_queue_size)
+    return dataset
+
+
+def resume_settings(args, state, steps):
+    """Epoch, seed and stream place of a resumed run, from the snapshot's training state.
+
+    Options the user gave (--initial-epoch, --seed) win; a snapshot without a state
+    (older files, keras-retinanet's) resumes at the epoch in its name.
+
+    Returns:
+        the stream place of the first batch.
+    """
+    state = state or {}
+    if "initial_epoch" not in args.given and state.get("epoch") is not None:
+        args.initial_epoch = int(state["epoch"])
+    if "seed" not in args.given and state.get("seed") is not None:
+        args.seed = int(state["seed"])
+    stream = state.get("stream") or {}
+    if stream and int(state.get("epoch", -1)) == args.initial_epoch:
+        return int(stream["start_position"]) + (args.initial_epoch - int(stream["start_epoch"])) * int(stream["steps"])
+    return args.initial_epoch * steps
+
+
+def report_bad_images(generator):
+    """Print the images --skip-bad-images left out (count and paths)."""
+    bad = getattr(generator, "bad_images", {})
+    if not bad:
+        return
+    print(f"Skipped {len(bad)} unreadable image(s):", file=sys.stderr)
+    for path, reason in sorted(bad.items()):
+        print(f"  {path}: {reason}", file=sys.stderr)
 
 
 @common.reports_errors
@@ -325,11 +500,24 @@ def main(args=None):
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
 
     import keras
+    import numpy as np
 
     from .. import models
+    from ..utils.model_files import read_training_state
 
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+    resume_state = None
+    if args.snapshot and os.path.splitext(args.snapshot)[1].lower() in (".h5", ".hdf5", ".keras"):
+        resume_state = read_training_state(args.snapshot)
+        if resume_state is not None and "seed" not in args.given and resume_state.get("seed") is not None:
+            args.seed = int(resume_state["seed"])
+    if args.seed is None:
+        args.seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    print(f"Seed: {args.seed}")
+    keras.utils.set_random_seed(args.seed)
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
     backbone = models.backbone(args.backbone)
     config, anchor_params, pyramid_levels = common.read_config(args)
@@ -340,18 +528,25 @@ def main(args=None):
     )
     describe(args, train_generator, validation_generator, anchor_params, pyramid_levels, training_model)
 
-    callbacks = create_callbacks(training_model, prediction_model, validation_generator, args)
     steps = args.steps if args.steps is not None else len(train_generator)
-    history = training_model.fit(
-        training_dataset(train_generator, args),
-        steps_per_epoch=steps,
-        epochs=args.epochs,
-        shuffle=False,  # the pipeline reshuffles each pass itself
-        verbose=1,
-        callbacks=callbacks,
-        validation_data=validation_generator if args.compute_val_loss else None,
-        initial_epoch=args.initial_epoch,
+    start = resume_settings(args, resume_state, steps) if args.snapshot else 0
+    stream = {"start_epoch": args.initial_epoch, "start_position": start, "steps": steps}
+    callbacks = create_callbacks(
+        training_model, prediction_model, validation_generator, args, resume_state=resume_state, stream=stream
     )
+    try:
+        history = training_model.fit(
+            training_dataset(train_generator, args, start=start),
+            steps_per_epoch=steps,
+            epochs=args.epochs,
+            shuffle=False,  # the stream has its own order
+            verbose=1,
+            callbacks=callbacks,
+            validation_data=validation_generator if args.compute_val_loss else None,
+            initial_epoch=args.initial_epoch,
+        )
+    finally:
+        report_bad_images(train_generator)
 
     return history
 

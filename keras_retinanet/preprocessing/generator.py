@@ -14,6 +14,7 @@ import warnings
 import keras
 import numpy as np
 
+from ..errors import DatasetError
 from ..utils.anchors import anchor_targets_bbox, anchors_for_shape, guess_shapes
 from ..utils.config import parse_anchor_parameters, parse_pyramid_levels
 from ..utils.image import (
@@ -53,6 +54,13 @@ class Generator(keras.utils.PyDataset):
         compute_shapes: ``(image_shape, pyramid_levels) -> feature map shapes``, for the anchors.
         preprocess_image: ``(uint8 BGR image) -> float image`` (the backbone's preprocessing).
         config: ``configparser`` object from ``utils.config.read_config_file`` with anchor parameters and/or pyramid levels.
+        skip_bad_images: when an image cannot be read, record it in ``bad_images`` and fill its place in the
+            batch with the next readable image, instead of raising ``DatasetError``.
+        random_state: the ``np.random.RandomState`` that ``transform_generator`` and ``visual_effect_generator``
+            draw from. With it, ``compute_input_output(group, position)`` reseeds it from ``(seed, position)``
+            before drawing a batch's augmentation, so the batch at a place in the training stream is the same
+            whatever ran before it: with parallel workers, and after resuming a run.
+        seed: the seed combined with the position (default 0).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of ``keras.utils.PyDataset``.
     """
 
@@ -71,6 +79,9 @@ class Generator(keras.utils.PyDataset):
         compute_shapes=guess_shapes,
         preprocess_image=preprocess_image,
         config=None,
+        skip_bad_images=False,
+        random_state=None,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +102,13 @@ class Generator(keras.utils.PyDataset):
         self.compute_shapes = compute_shapes
         self.preprocess_image = preprocess_image
         self.config = config
+        self.skip_bad_images = skip_bad_images
+        self.random_state = random_state
+        self.seed = 0 if seed is None else int(seed)
+        # image path -> why it could not be read (filled when skip_bad_images is on).
+        self.bad_images = {}
+        self._bad_indices = set()
+        self._bad_lock = threading.Lock()
 
         # Python generators cannot be advanced by two threads at once (PyDataset workers, tf.data).
         self._random_lock = threading.Lock()
@@ -188,6 +206,46 @@ class Generator(keras.utils.PyDataset):
         """Images of a group, each (H, W, 3) uint8 BGR."""
         return [self.load_image(image_index) for image_index in group]
 
+    def record_bad_image(self, image_index, error):
+        """Remember an unreadable image (thread-safe); see ``bad_images``."""
+        with self._bad_lock:
+            self._bad_indices.add(image_index)
+            self.bad_images.setdefault(str(self.image_path(image_index)), getattr(error, "reason", str(error)))
+
+    def load_readable_group(self, group):
+        """Images of a group, unreadable ones replaced by the next readable image (``skip_bad_images``).
+
+        The batch keeps its size: an image that fails to load is recorded in
+        ``bad_images`` and its place taken by the next image in dataset order that
+        loads, with that image's annotations.
+
+        Returns:
+            (group, image_group): the image indices actually used, and their images.
+
+        Raises:
+            DatasetError: an image cannot be read and skipping is off, or no image of
+                the dataset can be read.
+        """
+        if not self.skip_bad_images:
+            return list(group), self.load_image_group(group)
+        used, images = [], []
+        for image_index in group:
+            candidate = image_index
+            for _ in range(self.size()):
+                if candidate not in self._bad_indices:
+                    try:
+                        images.append(self.load_image(candidate))
+                        used.append(candidate)
+                        break
+                    except DatasetError as error:
+                        self.record_bad_image(candidate, error)
+                candidate = (candidate + 1) % self.size()
+            else:
+                raise DatasetError(
+                    self.image_path(image_index), f"no image of the dataset can be read ({len(self.bad_images)} tried)"
+                )
+        return used, images
+
     def filter_annotations(self, image_group, annotations_group, group):
         """Clip boxes that stick out of their image and drop boxes with nothing left inside.
 
@@ -249,15 +307,43 @@ class Generator(keras.utils.PyDataset):
         """Apply the next random visual effect to one image."""
         return self._next_visual_effect()(image), annotations
 
-    def random_visual_effect_group(self, image_group, annotations_group):
-        """Apply random visual effects to every image of a group (if a generator is set)."""
+    def random_visual_effect_group(self, image_group, annotations_group, effects=None):
+        """Apply random visual effects to every image of a group (if a generator is set).
+
+        Args:
+            effects: one drawn effect per image (see :meth:`draw_augmentation`), or None to draw now.
+        """
         if self.visual_effect_generator is None:
             return image_group, annotations_group
         for index in range(len(image_group)):
+            if effects is not None:
+                image_group[index] = effects[index](image_group[index])
+                continue
             image_group[index], annotations_group[index] = self.random_visual_effect_group_entry(
                 image_group[index], annotations_group[index]
             )
         return image_group, annotations_group
+
+    def draw_augmentation(self, group_size, position):
+        """The random visual effects and transforms of the batch at ``position`` of the training stream.
+
+        ``random_state`` is reseeded from ``(seed, position)`` and the draws are made in
+        the order the sequential path makes them (every effect, then every transform),
+        under the lock, so that parallel batches cannot interleave their draws.
+
+        Returns:
+            (effects, transforms): lists of ``group_size`` items, or None where that
+            augmentation is off.
+        """
+        words = np.random.SeedSequence([self.seed & 0xFFFFFFFF, int(position)]).generate_state(4)
+        with self._random_lock:
+            self.random_state.seed(words)
+            effects = transforms = None
+            if self.visual_effect_generator is not None:
+                effects = [next(self.visual_effect_generator) for _ in range(group_size)]
+            if self.transform_generator is not None:
+                transforms = [next(self.transform_generator) for _ in range(group_size)]
+        return effects, transforms
 
     def random_transform_group_entry(self, image, annotations, transform=None):
         """Warp one image and its boxes with ``transform`` or the next random transform.
@@ -291,11 +377,20 @@ class Generator(keras.utils.PyDataset):
                 annotations[key] = np.delete(annotations[key], outside, axis=0)
         return image, annotations
 
-    def random_transform_group(self, image_group, annotations_group):
-        """Randomly transform every image of a group with its boxes."""
+    def random_transform_group(self, image_group, annotations_group, transforms=None):
+        """Randomly transform every image of a group with its boxes.
+
+        Args:
+            transforms: one drawn (3, 3) transform per image (see :meth:`draw_augmentation`), or None to draw now.
+        """
         for index in range(len(image_group)):
+            transform = None
+            if transforms is not None:
+                transform = adjust_transform_for_image(
+                    transforms[index], image_group[index], self.transform_parameters.relative_translation
+                )
             image_group[index], annotations_group[index] = self.random_transform_group_entry(
-                image_group[index], annotations_group[index]
+                image_group[index], annotations_group[index], transform=transform
             )
         return image_group, annotations_group
 
@@ -333,13 +428,23 @@ class Generator(keras.utils.PyDataset):
         if self.group_method == "random":
             random.shuffle(order)
         elif self.group_method == "ratio":
-            order.sort(key=lambda image_index: self.image_aspect_ratio(image_index))
+            order.sort(key=self._sort_ratio)
         if not order:
             self.groups = []
             return
         self.groups = [
             [order[x % len(order)] for x in range(i, i + self.batch_size)] for i in range(0, len(order), self.batch_size)
         ]
+
+    def _sort_ratio(self, image_index):
+        """Aspect ratio for grouping; 1 for an unreadable image when skipping them."""
+        if not self.skip_bad_images:
+            return self.image_aspect_ratio(image_index)
+        try:
+            return self.image_aspect_ratio(image_index)
+        except DatasetError as error:
+            self.record_bad_image(image_index, error)
+            return 1.0
 
     def compute_inputs(self, image_group):
         """Stack a group into one zero-padded batch.
@@ -387,13 +492,22 @@ class Generator(keras.utils.PyDataset):
         # A tuple, not a list: Keras 3 cannot build a tf.data signature from a list nested in the batch.
         return tuple(batches)
 
-    def compute_input_output(self, group):
-        """Load, check, augment and preprocess a group; compute its inputs and targets."""
-        image_group = self.load_image_group(group)
+    def compute_input_output(self, group, position=None):
+        """Load, check, augment and preprocess a group; compute its inputs and targets.
+
+        Args:
+            group: image indices.
+            position: the batch's place in the training stream; with ``random_state``
+                set, its augmentation is drawn from ``(seed, position)`` alone.
+        """
+        group, image_group = self.load_readable_group(group)
         annotations_group = self.load_annotations_group(group)
         image_group, annotations_group = self.filter_annotations(image_group, annotations_group, group)
-        image_group, annotations_group = self.random_visual_effect_group(image_group, annotations_group)
-        image_group, annotations_group = self.random_transform_group(image_group, annotations_group)
+        effects = transforms = None
+        if position is not None and self.random_state is not None:
+            effects, transforms = self.draw_augmentation(len(group), position)
+        image_group, annotations_group = self.random_visual_effect_group(image_group, annotations_group, effects)
+        image_group, annotations_group = self.random_transform_group(image_group, annotations_group, transforms)
         image_group, annotations_group = self.preprocess_group(image_group, annotations_group)
         inputs = self.compute_inputs(image_group)
         targets = self.compute_targets(image_group, annotations_group)
