@@ -177,3 +177,63 @@ def test_get_config_and_model_round_trip(tmp_path):
     x = [np.array([[[0, 0, 10, 10], [1, 1, 10, 10]]], np.float32), np.array([[[0.9, 0.2], [0.8, 0.7]]], np.float32)]
     for a, b in zip(model.predict(x, verbose=0), loaded.predict(x, verbose=0)):
         np.testing.assert_array_equal(a, b)
+
+
+def numpy_per_level_candidates(classification, level_sizes, limit, class_specific=True, score_threshold=0.05):
+    """The paper's candidate rule: in each level, the ``limit`` best scores above the threshold.
+
+    Returns a (N, C) copy of ``classification`` in which every other score is set to 0.
+    """
+    kept = np.zeros_like(classification)
+    start = 0
+    for size in level_sizes:
+        level = classification[start : start + size]
+        scores = level if class_specific else level.max(axis=1, keepdims=True)
+        flat = scores.reshape(-1)
+        order = [i for i in np.argsort(-flat, kind="stable") if flat[i] > score_threshold][:limit]
+        for i in order:
+            anchor, column = divmod(i, scores.shape[1])
+            if class_specific:
+                kept[start + anchor, column] = level[anchor, column]
+            else:
+                kept[start + anchor] = level[anchor]
+        start += size
+    return kept
+
+
+@pytest.mark.parametrize("class_specific", [True, False])
+def test_candidates_per_level_keeps_each_levels_best(class_specific):
+    """Per-level selection equals the numpy rule followed by plain filtering of the survivors."""
+    rng = np.random.default_rng(7)
+    level_sizes, num_classes, limit = [40, 15, 5], 3, 6
+    total = sum(level_sizes)
+    xy = rng.uniform(0, 80, size=(1, total, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 30, size=(1, total, 2))], axis=-1).astype(np.float32)
+    cls = rng.uniform(size=(1, total, num_classes)).astype(np.float32)
+    level_anchors = [np.zeros((1, size, 4), np.float32) for size in level_sizes]
+    layer = layers.FilterDetections(class_specific_filter=class_specific, max_detections=20, candidates_per_level=limit)
+    b, s, l = (np.asarray(t) for t in layer([boxes, cls], level_anchors=level_anchors))
+
+    survivors = numpy_per_level_candidates(cls[0], level_sizes, limit, class_specific)
+    if not class_specific:  # each anchor's best class survives whole; the others must not win argmax
+        survivors = np.where(survivors == survivors.max(axis=1, keepdims=True), survivors, 0)
+    expected = numpy_filter(boxes[0].astype(np.float64), survivors.astype(np.float64), class_specific=class_specific,
+                            max_detections=20)
+    expected_set = {(lab, tuple(np.round(boxes[0, n], 4)), round(sc, 6)) for sc, lab, n in expected}
+    assert as_set(b[0], s[0], l[0]) == expected_set
+    # At most ``limit`` candidates per level can have come through.
+    assert len(expected) <= limit * len(level_sizes)
+
+
+def test_candidates_per_level_bounds_a_flood_of_scores():
+    """Every score passes the threshold; only the 2 best of each level are candidates, and no NMS happens."""
+    level_sizes = [4, 4]
+    boxes = np.array([[[i * 20, 0, i * 20 + 10, 10] for i in range(8)]], np.float32)  # disjoint boxes
+    cls = np.array([[[0.6], [0.9], [0.7], [0.8], [0.95], [0.5], [0.55], [0.65]]], np.float32)
+    level_anchors = [np.zeros((1, size, 4), np.float32) for size in level_sizes]
+    layer = layers.FilterDetections(max_detections=8, candidates_per_level=2)
+    _, s, _ = (np.asarray(t) for t in layer([boxes, cls], level_anchors=level_anchors))
+    np.testing.assert_allclose(s[0], [0.95, 0.9, 0.8, 0.65, -1, -1, -1, -1], rtol=1e-6)
+    # Without the levels (keras-retinanet's behaviour) all 8 come through.
+    _, s, _ = (np.asarray(t) for t in layer([boxes, cls]))
+    assert np.sum(s[0] > 0) == 8

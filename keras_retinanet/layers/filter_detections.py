@@ -6,8 +6,64 @@ import tensorflow as tf
 PACKAGE = "keras_retinanet"
 
 
-def _select_candidates(classification, class_specific_filter, score_threshold, max_candidates):
+def _candidates_above(classification, class_specific_filter, score_threshold):
+    """Every (anchor, class) pair above the threshold, as keras-retinanet selected them.
+
+    Args:
+        classification: (N, C) class scores.
+
+    Returns:
+        anchor_indices (K,) int32, labels (K,) int32, scores (K,) float32.
+    """
+    if class_specific_filter:
+        flat_scores = tf.reshape(classification, [-1])
+        flat_indices = tf.cast(tf.where(flat_scores > score_threshold)[:, 0], tf.int32)
+        num_classes = tf.shape(classification)[1]
+        return flat_indices // num_classes, flat_indices % num_classes, tf.gather(flat_scores, flat_indices)
+    best_scores = tf.reduce_max(classification, axis=1)
+    anchor_indices = tf.cast(tf.where(best_scores > score_threshold)[:, 0], tf.int32)
+    labels = tf.gather(tf.argmax(classification, axis=1, output_type=tf.int32), anchor_indices)
+    return anchor_indices, labels, tf.gather(best_scores, anchor_indices)
+
+
+def _best_candidates(classification, class_specific_filter, score_threshold, limit):
+    """At most ``limit`` of the best (anchor, class) pairs above the threshold.
+
+    The best pairs lie on the anchors with the best top scores (an anchor holding one
+    of the ``limit`` best pairs has a top score at least that high, and at most
+    ``limit`` anchors do), so only those anchors' rows are searched, not all N x C scores.
+
+    Args:
+        classification: (N, C) class scores.
+        limit: python int.
+
+    Returns:
+        anchor_indices (K,) int32, labels (K,) int32, scores (K,) float32; K <= limit.
+    """
+    best_scores = tf.reduce_max(classification, axis=1)
+    top_anchors = tf.math.top_k(best_scores, k=tf.minimum(tf.shape(best_scores)[0], limit), sorted=False)
+    if class_specific_filter:
+        rows = tf.gather(classification, top_anchors.indices)
+        num_classes = tf.shape(rows)[1]
+        flat_rows = tf.reshape(rows, [-1])
+        top = tf.math.top_k(flat_rows, k=tf.minimum(tf.shape(flat_rows)[0], limit), sorted=False)
+        anchor_indices = tf.gather(top_anchors.indices, top.indices // num_classes)
+        labels, scores = top.indices % num_classes, top.values
+    else:
+        anchor_indices, scores = top_anchors.indices, top_anchors.values
+        labels = tf.gather(tf.argmax(classification, axis=1, output_type=tf.int32), anchor_indices)
+    keep = scores > score_threshold
+    return tf.boolean_mask(anchor_indices, keep), tf.boolean_mask(labels, keep), tf.boolean_mask(scores, keep)
+
+
+def _select_candidates(
+    classification, class_specific_filter, score_threshold, max_candidates, level_sizes=None, candidates_per_level=None
+):
     """Pick the (anchor, class) pairs worth keeping for one image.
+
+    As in the paper, each pyramid level contributes at most ``candidates_per_level``
+    of its best scores above the threshold, which bounds the work of NMS however many
+    scores pass the threshold.
 
     Args:
         classification: (N, C) class scores.
@@ -15,26 +71,27 @@ def _select_candidates(classification, class_specific_filter, score_threshold, m
             each anchor's best class (False).
         score_threshold: keep scores strictly above this.
         max_candidates: keep at most this many of the highest-scoring candidates
-            (None: no limit).
+            over all levels (None: no limit).
+        level_sizes: list of scalar int32 tensors, the anchors of each pyramid level in
+            the order of ``classification`` (None: one level).
+        candidates_per_level: at most this many candidates per level (None: no limit).
 
     Returns:
         anchor_indices: (K,) int32 anchors of the candidates.
         labels: (K,) int32 classes.
         scores: (K,) float32 scores.
     """
-    num_classes = tf.shape(classification)[1]
-    if class_specific_filter:
-        flat_scores = tf.reshape(classification, [-1])
-        flat_indices = tf.cast(tf.where(flat_scores > score_threshold)[:, 0], tf.int32)
-        scores = tf.gather(flat_scores, flat_indices)
-        anchor_indices = flat_indices // num_classes
-        labels = flat_indices % num_classes
+    if level_sizes is None or candidates_per_level is None:
+        anchor_indices, labels, scores = _candidates_above(classification, class_specific_filter, score_threshold)
     else:
-        best_scores = tf.reduce_max(classification, axis=1)
-        best_labels = tf.argmax(classification, axis=1, output_type=tf.int32)
-        anchor_indices = tf.cast(tf.where(best_scores > score_threshold)[:, 0], tf.int32)
-        scores = tf.gather(best_scores, anchor_indices)
-        labels = tf.gather(best_labels, anchor_indices)
+        per_level, start = [], tf.constant(0, tf.int32)
+        for size in level_sizes:
+            level_anchors, level_labels, level_scores = _best_candidates(
+                classification[start : start + size], class_specific_filter, score_threshold, candidates_per_level
+            )
+            per_level.append((start + level_anchors, level_labels, level_scores))
+            start += size
+        anchor_indices, labels, scores = (tf.concat(parts, axis=0) for parts in zip(*per_level))
 
     if max_candidates is not None:
         count = tf.minimum(tf.shape(scores)[0], max_candidates)
@@ -74,6 +131,8 @@ def filter_detections(
     max_detections=300,
     nms_threshold=0.5,
     max_candidates=None,
+    level_sizes=None,
+    candidates_per_level=None,
 ):
     """Detections of one image.
 
@@ -86,6 +145,9 @@ def filter_detections(
         classification: (N, C) class scores.
         other: list of (N, ...) tensors gathered alongside the boxes.
         max_candidates: at most this many candidates enter NMS (None: all).
+        level_sizes: list of scalar int32 tensors, the anchors of each pyramid level
+            (None: candidates are not selected per level).
+        candidates_per_level: at most this many candidates per level (None: all).
 
     Returns:
         [boxes (D, 4) float32, scores (D,) float32, labels (D,) int32, *other (D, ...)],
@@ -94,7 +156,7 @@ def filter_detections(
     boxes = tf.cast(boxes, tf.float32)
     classification = tf.cast(classification, tf.float32)
     anchor_indices, labels, scores = _select_candidates(
-        classification, class_specific_filter, score_threshold, max_candidates
+        classification, class_specific_filter, score_threshold, max_candidates, level_sizes, candidates_per_level
     )
     candidate_boxes = tf.gather(boxes, anchor_indices)
 
@@ -129,7 +191,9 @@ def filter_detections(
 class FilterDetections(keras.layers.Layer):
     """Turn per-anchor boxes and scores into a fixed number of detections per image.
 
-    Inputs: [boxes (B, N, 4), classification (B, N, C), *other (B, N, ...)].
+    Inputs: [boxes (B, N, 4), classification (B, N, C), *other (B, N, ...)], and as the
+    keyword ``level_anchors`` the anchors of each pyramid level [(B, N_l, 4), ...] (only
+    their lengths are used), which enables ``candidates_per_level``.
     Outputs: [boxes (B, D, 4) float32, scores (B, D) float32, labels (B, D) int32,
     *other (B, D, ...)], D = max_detections, padded with -1.
     """
@@ -143,6 +207,7 @@ class FilterDetections(keras.layers.Layer):
         max_detections=300,
         parallel_iterations=32,
         max_candidates=None,
+        candidates_per_level=1000,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -154,10 +219,12 @@ class FilterDetections(keras.layers.Layer):
         self.max_detections = int(max_detections)
         self.parallel_iterations = int(parallel_iterations)
         self.max_candidates = None if max_candidates is None else int(max_candidates)
+        self.candidates_per_level = None if candidates_per_level is None else int(candidates_per_level)
 
-    def call(self, inputs):
+    def call(self, inputs, level_anchors=None):
         boxes, classification, *other = inputs
         other = [tf.convert_to_tensor(o) for o in other]
+        level_sizes = None if level_anchors is None else [tf.shape(anchors)[1] for anchors in level_anchors]
 
         def per_image(args):
             image_boxes, image_classification, *image_other = args
@@ -171,6 +238,8 @@ class FilterDetections(keras.layers.Layer):
                 max_detections=self.max_detections,
                 nms_threshold=self.nms_threshold,
                 max_candidates=self.max_candidates,
+                level_sizes=level_sizes,
+                candidates_per_level=self.candidates_per_level,
             )
 
         signature = [
@@ -185,7 +254,7 @@ class FilterDetections(keras.layers.Layer):
             parallel_iterations=self.parallel_iterations,
         )
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs, level_anchors=None):
         boxes, classification, *other = inputs
         batch = boxes.shape[0]
         detections = self.max_detections
@@ -208,6 +277,7 @@ class FilterDetections(keras.layers.Layer):
                 "max_detections": self.max_detections,
                 "parallel_iterations": self.parallel_iterations,
                 "max_candidates": self.max_candidates,
+                "candidates_per_level": self.candidates_per_level,
             }
         )
         return config

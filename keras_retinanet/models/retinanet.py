@@ -226,20 +226,23 @@ def output_names(model):
     return [tensor._keras_history.operation.name for tensor in model.outputs]
 
 
-def build_anchors(anchor_params, features, pyramid_levels=None):
-    """Anchors of every pyramid level, concatenated: (B, N, 4)."""
-    names = [f"anchors_{i}" for i in range(len(features))]
-    anchors = [
+def build_level_anchors(anchor_params, features):
+    """Anchors of each pyramid level: a list of (B, N_l, 4), one per feature map."""
+    return [
         layers.Anchors(
             size=anchor_params.sizes[i],
             stride=anchor_params.strides[i],
             ratios=anchor_params.ratios,
             scales=anchor_params.scales,
-            name=names[i],
+            name=f"anchors_{i}",
         )(f)
         for i, f in enumerate(features)
     ]
-    return keras.layers.Concatenate(axis=1, name="anchors", dtype="float32")(anchors)
+
+
+def build_anchors(anchor_params, features):
+    """Anchors of every pyramid level, concatenated: (B, N, 4)."""
+    return keras.layers.Concatenate(axis=1, name="anchors", dtype="float32")(build_level_anchors(anchor_params, features))
 
 
 def retinanet_bbox(
@@ -254,6 +257,7 @@ def retinanet_bbox(
     max_detections=300,
     parallel_iterations=32,
     max_candidates=None,
+    candidates_per_level=1000,
     **kwargs,
 ):
     """The inference model: a training model plus anchors, box decoding and filtering.
@@ -265,6 +269,8 @@ def retinanet_bbox(
         anchor_params: :class:`AnchorParameters` (default: the paper's).
         pyramid_levels: levels of the model's pyramid (default [3, 4, 5, 6, 7]).
         max_candidates: at most this many candidates per image enter NMS (None: all).
+        candidates_per_level: at most this many of each pyramid level's best scores above
+            the threshold enter NMS, as in the paper (None: all, as keras-retinanet did).
 
     Returns:
         Model mapping images to boxes (B, D, 4), scores (B, D) and labels (B, D),
@@ -285,7 +291,8 @@ def retinanet_bbox(
         )
 
     features = [model.get_layer(f"P{level}").output for level in pyramid_levels]
-    anchors = build_anchors(anchor_params, features)
+    level_anchors = build_level_anchors(anchor_params, features)
+    anchors = keras.layers.Concatenate(axis=1, name="anchors", dtype="float32")(level_anchors)
 
     names = output_names(model)
     regression = model.outputs[names.index("regression")]
@@ -303,7 +310,8 @@ def retinanet_bbox(
         max_detections=max_detections,
         parallel_iterations=parallel_iterations,
         max_candidates=max_candidates,
-    )([boxes, classification] + other)
+        candidates_per_level=candidates_per_level,
+    )([boxes, classification] + other, level_anchors=level_anchors)
     # model.input keeps the training model's input structure (a single tensor, not a list of one), so
     # calling the inference model on an image batch does not warn about mismatched input structure.
     return keras.Model(inputs=model.input, outputs=detections, name=name)

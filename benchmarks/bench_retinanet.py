@@ -1,0 +1,361 @@
+"""RetinaNet speed on this machine: inference, post-processing, training step, input pipeline, and the FLOP limit.
+
+Every figure is measured in its own subprocess (so its peak resident memory is its own), in one run, so ratios
+between them hold even on a noisy machine:
+
+  matmul      the matrix-multiply rate this machine reaches (float32 and bfloat16), which sets the FLOP limit
+  inference   ResNet50, 80 classes, one 800x1067 BGR image: end to end (preprocess -> detections), the network
+              alone, and the post-processing (anchors, box decoding, filtering, NMS) alone; median of --runs after
+              warm-up. 'saturated' scales the final classification kernel until over 500,000 class-anchor scores
+              pass 0.05 (the post-processing worst case). Run in float32 and, with --bfloat16, mixed bfloat16.
+  train       one training step, ResNet50, batch 2 at 512x512 with boxes (Adam, as retinanet-train compiles it)
+  pipeline    input pipeline images per second on one core, 512 px images, 10 boxes, augmentation on
+              (benchmarks/bench_input_pipeline.py)
+  reference   optional: the same inference and training figures for fizyr's keras-retinanet 1.0.0, run by the
+              Python interpreter given with --reference-python (a separate environment with keras-retinanet 1.0.0
+              and its TensorFlow installed; see benchmarks/reference_keras_retinanet.py)
+
+Writes a table to stdout and JSON to benchmarks/results/retinanet.json.
+
+Run: python benchmarks/bench_retinanet.py [--runs 5] [--bfloat16] [--reference-python /path/to/python]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE_SHAPE = (800, 1067)
+TRAIN_SIDE = 512
+SATURATED_MIN_SCORES = 500_000
+
+
+def _peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _median_seconds(function, runs, warmup=2):
+    import numpy as np
+
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), [round(t, 4) for t in times]
+
+
+def test_image(shape=IMAGE_SHAPE, boxes=10, seed=0):
+    """A photo-like BGR uint8 image (blurred noise with flat rectangles) and its boxes (x1, y1, x2, y2)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.integers(0, 256, shape + (3,), dtype=np.uint8), (9, 9), 3)
+    annotations = []
+    for _ in range(boxes):
+        w, h = rng.integers(40, shape[1] // 3), rng.integers(40, shape[0] // 3)
+        x, y = rng.integers(0, shape[1] - w), rng.integers(0, shape[0] - h)
+        cv2.rectangle(image, (int(x), int(y)), (int(x + w - 1), int(y + h - 1)), tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
+        annotations.append([x, y, x + w, y + h])
+    return image, np.array(annotations, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# cases (each runs in its own process)
+
+
+def case_matmul(args):
+    import numpy as np
+    import tensorflow as tf
+
+    result = {}
+    size = 2048
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
+        b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
+        matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+        seconds, _ = _median_seconds(lambda: matmul(a, b).numpy(), runs=max(args.runs, 5))
+        result[f"{dtype.name}_gflops"] = 2 * size**3 / seconds / 1e9
+    result["peak_rss_mib"] = _peak_rss_mib()
+    return result
+
+
+def model_flops(model, input_shape):
+    """Floating-point operations of one call of ``model`` on a (1, H, W, 3) input (a multiply-add counts 2)."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec((1,) + tuple(input_shape) + (3,), tf.float32)
+    )
+    options = option_builder.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
+
+
+def saturate_scores(training_model, network_input, minimum=SATURATED_MIN_SCORES):
+    """Scale the final classification kernel until at least ``minimum`` class-anchor scores pass 0.05.
+
+    Returns: (scale used, number of scores above 0.05).
+    """
+    import numpy as np
+
+    layer = training_model.get_layer("classification_submodel").get_layer("pyramid_classification")
+    kernel, bias = layer.get_weights()
+    for scale in (1, 3, 10, 30, 100, 300, 1000):
+        layer.set_weights([kernel * scale, bias])
+        classification = training_model.predict_on_batch(network_input)[1]
+        above = int(np.sum(classification > 0.05))
+        if above >= minimum:
+            return scale, above
+    raise RuntimeError(f"could not push {minimum} scores above 0.05 (reached {above})")
+
+
+def case_inference(args):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if args.precision == "bfloat16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    from keras_retinanet import models
+    from keras_retinanet.utils.image import resize_image
+
+    keras.utils.set_random_seed(0)
+    backbone = models.backbone("resnet50")
+    training_model = backbone.retinanet(num_classes=80)
+    image, _ = test_image()
+    network_input = np.expand_dims(resize_image(backbone.preprocess_image(image))[0], 0)
+    result = {"precision": args.precision, "scores": args.scores, "image": list(IMAGE_SHAPE)}
+    if args.scores == "saturated":
+        result["kernel_scale"], result["scores_above_0.05"] = saturate_scores(training_model, network_input)
+    inference_model = models.convert_model(training_model)
+
+    def end_to_end():
+        x, scale = resize_image(backbone.preprocess_image(image))
+        boxes, scores, labels = inference_model.predict_on_batch(np.expand_dims(x, 0))[:3]
+        return boxes / scale, scores, labels
+
+    result["end_to_end_s"], result["end_to_end_runs"] = _median_seconds(end_to_end, args.runs)
+    result["network_s"], _ = _median_seconds(lambda: training_model.predict_on_batch(network_input), args.runs)
+
+    postprocess = postprocess_function(inference_model, training_model)
+    pyramid = keras.Model(training_model.inputs, [training_model.get_layer(f"P{level}").output for level in range(3, 8)])
+    features = [tf.constant(f) for f in pyramid.predict_on_batch(network_input)]
+    regression, classification = (tf.constant(t) for t in training_model.predict_on_batch(network_input)[:2])
+    image_tensor = tf.constant(network_input)
+    result["postprocess_s"], _ = _median_seconds(
+        lambda: [t.numpy() for t in postprocess(image_tensor, features, regression, classification)], args.runs
+    )
+    boxes, scores, labels = end_to_end()
+    result["detections"] = int(np.sum(scores[0] > 0))
+    if args.precision == "float32":
+        result["flops"] = model_flops(training_model, network_input.shape[1:3])
+    result["peak_rss_mib"] = _peak_rss_mib()
+    return result
+
+
+def postprocess_function(inference_model, training_model):
+    """The inference model's anchors, box decoding, clipping and filtering as one graph function of the raw outputs."""
+    import tensorflow as tf
+
+    anchor_layers = [layer for layer in inference_model.layers if layer.name.startswith("anchors_")]
+    regress = inference_model.get_layer("boxes")
+    clip = inference_model.get_layer("clipped_boxes")
+    filter_detections = inference_model.get_layer("filtered_detections")
+
+    @tf.function(reduce_retracing=True)
+    def postprocess(image, features, regression, classification):
+        anchors = tf.concat([layer(feature) for layer, feature in zip(anchor_layers, features)], axis=1)
+        boxes = clip([image, regress([anchors, regression])])
+        return filter_detections([boxes, classification])[:3]
+
+    return postprocess
+
+
+def case_train(args):
+    import keras
+    import numpy as np
+
+    from keras_retinanet import losses, models
+    from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
+
+    keras.utils.set_random_seed(0)
+    backbone = models.backbone("resnet50")
+    model = backbone.retinanet(num_classes=80)
+    model.compile(
+        loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
+        optimizer=keras.optimizers.Adam(learning_rate=1e-5, clipnorm=0.001),
+        jit_compile=False,
+    )
+    images, annotations = [], []
+    for seed in range(2):
+        image, boxes = test_image((TRAIN_SIDE, TRAIN_SIDE), boxes=10, seed=seed)
+        images.append(backbone.preprocess_image(image))
+        annotations.append({"bboxes": boxes, "labels": np.arange(10) % 80})
+    inputs = np.stack(images).astype(np.float32)
+    anchors = anchors_for_shape(inputs.shape[1:])
+    regression, labels = anchor_targets_bbox(anchors, inputs, annotations, num_classes=80)
+    targets = {"regression": regression.astype(np.float32), "classification": labels.astype(np.float32)}
+    seconds, runs = _median_seconds(lambda: model.train_on_batch(inputs, targets), args.runs)
+    return {"batch": 2, "side": TRAIN_SIDE, "step_s": seconds, "step_runs": runs, "peak_rss_mib": _peak_rss_mib()}
+
+
+def case_pipeline(args):
+    output = os.path.join(args.scratch, "pipeline.json")
+    command = [sys.executable, os.path.join(HERE, "bench_input_pipeline.py"), "--image-size", "512",
+               "--image-min-side", "512", "--image-max-side", "512", "--output", output]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(output) as handle:
+        measured = json.load(handle)
+    return {"images_per_s": measured["tf_data_images_per_s"], "stage_ms_per_image": measured.get("stage_ms_per_image")}
+
+
+CASES = {"matmul": case_matmul, "inference": case_inference, "train": case_train, "pipeline": case_pipeline}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# driver
+
+
+def _run_case(name, extra, timeout):
+    command = [sys.executable, os.path.abspath(__file__), "--case", name] + extra
+    started = time.time()
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if completed.returncode != 0:
+        return {"error": (completed.stderr or completed.stdout).strip().splitlines()[-1:]}
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["wall_s"] = round(time.time() - started, 1)
+    return result
+
+
+def _reference(python, runs, timeout):
+    script = os.path.join(HERE, "reference_keras_retinanet.py")
+    completed = subprocess.run([python, script, "--runs", str(runs)], capture_output=True, text=True, timeout=timeout,
+                               cwd=HERE)
+    if completed.returncode != 0:
+        return {"error": (completed.stderr or completed.stdout).strip().splitlines()[-3:]}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def _machine():
+    model = "unknown"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    flags = set()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    vector = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
+    return {"cpu": model, "cores": os.cpu_count(), "vector": vector, "python": platform.python_version()}
+
+
+def _table(results):
+    rows = []
+    limit = results.get("flop_limit_s")
+    for key, value in results["cases"].items():
+        if "error" in value:
+            rows.append((key, "error: " + " ".join(value["error"]), "", ""))
+            continue
+        memory = f"{value.get('peak_rss_mib', 0):.0f}"
+        if key.startswith("inference"):
+            ratio = f"{value['network_s'] / limit:.2f}x limit" if limit and "float32" in key else ""
+            rows.append((key + " end to end", f"{value['end_to_end_s']:.3f} s", memory, ""))
+            rows.append((key + " network", f"{value['network_s']:.3f} s", "", ratio))
+            share = value["postprocess_s"] / value["end_to_end_s"]
+            rows.append((key + " post-processing", f"{value['postprocess_s']:.3f} s", "", f"{share:.1%} of end to end"))
+        elif key == "train":
+            rows.append(("train step (batch 2, 512 px)", f"{value['step_s']:.3f} s", memory, ""))
+        elif key == "pipeline":
+            rows.append(("input pipeline, one core", f"{value['images_per_s']:.1f} images/s", "", ""))
+        elif key == "matmul":
+            rows.append(("matmul float32", f"{value['float32_gflops']:.1f} GFLOP/s", memory, ""))
+            rows.append(("matmul bfloat16", f"{value['bfloat16_gflops']:.1f} GFLOP/s", "", ""))
+    for key, value in results.get("reference", {}).items():
+        if isinstance(value, (int, float)):
+            rows.append((f"keras-retinanet 1.0.0 {key}", f"{value:.3f} s", "", ""))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'measure':<{width}}  {'value':>22}  {'peak MiB':>8}  note", "-" * (width + 50)]
+    lines += [f"{a:<{width}}  {b:>22}  {c:>8}  {d}" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median reported)")
+    parser.add_argument("--bfloat16", action="store_true", help="also run inference in mixed bfloat16")
+    parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
+    parser.add_argument("--reference-python", help="Python with keras-retinanet 1.0.0 installed, for the comparison")
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "retinanet.json"))
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per case")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--scores", default="plain", help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.case:
+        sys.path.insert(0, os.path.dirname(HERE))
+        print(json.dumps(CASES[args.case](args)))
+        return
+
+    import tempfile
+
+    selected = args.only or list(CASES)
+    plan = []
+    if "matmul" in selected:
+        plan.append(("matmul", "matmul", []))
+    if "inference" in selected:
+        precisions = ["float32"] + (["bfloat16"] if args.bfloat16 else [])
+        for precision in precisions:
+            for scores in ("plain", "saturated"):
+                plan.append((f"inference {precision} {scores}", "inference",
+                             ["--precision", precision, "--scores", scores]))
+    if "train" in selected:
+        plan.append(("train", "train", []))
+    results = {"machine": _machine(), "runs": args.runs, "cases": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        if "pipeline" in selected:
+            plan.append(("pipeline", "pipeline", ["--scratch", scratch]))
+        for key, case, extra in plan:
+            print(f"running {key} ...", file=sys.stderr, flush=True)
+            results["cases"][key] = _run_case(case, extra + ["--runs", str(args.runs)], args.timeout)
+    if args.reference_python:
+        print("running keras-retinanet 1.0.0 ...", file=sys.stderr, flush=True)
+        results["reference"] = _reference(args.reference_python, args.runs, args.timeout)
+
+    matmul = results["cases"].get("matmul", {})
+    fp32 = results["cases"].get("inference float32 plain", {})
+    if "float32_gflops" in matmul and "flops" in fp32:
+        results["flop_limit_s"] = fp32["flops"] / (matmul["float32_gflops"] * 1e9)
+        results["network_over_limit"] = fp32["network_s"] / results["flop_limit_s"]
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as handle:
+        json.dump(results, handle, indent=2)
+    print(json.dumps(results["machine"]))
+    if "flop_limit_s" in results:
+        print(f"network FLOPs {fp32['flops'] / 1e9:.1f} G; FLOP limit {results['flop_limit_s']:.3f} s at the float32 "
+              f"matmul rate; network {results['network_over_limit']:.2f}x the limit")
+    print(_table(results))
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
