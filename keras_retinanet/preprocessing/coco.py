@@ -43,6 +43,21 @@ def _load_coco_json(path):
     return dataset
 
 
+def _is_id(value):
+    """COCO ids are integers (some exporters write strings); never booleans, floats or containers."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
+
+
+def _is_number(value):
+    """A JSON number that is finite as a float (huge integers and 1e400 are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 def _check_categories(path, categories):
     ids, names = {}, {}
     for index, category in enumerate(categories):
@@ -52,6 +67,8 @@ def _check_categories(path, categories):
         category_id, name = category["id"], category["name"]
         if not isinstance(category_id, int) or isinstance(category_id, bool):
             raise DatasetError(path, f"category id {category_id!r} is not an integer", where=where)
+        if not isinstance(name, str) or not name.strip():
+            raise DatasetError(path, f"category name {name!r} is not a non-empty string", where=where)
         if category_id in ids:
             raise DatasetError(path, f"duplicate category id {category_id} ('{name}' and '{ids[category_id]}')", where=where)
         if name in names:
@@ -68,11 +85,15 @@ def _check_images(path, images):
         where = f"images[{index}]"
         if not isinstance(image, dict) or not all(key in image for key in ("id", "file_name", "width", "height")):
             raise DatasetError(path, "each image needs 'id', 'file_name', 'width' and 'height'", where=where)
+        if not _is_id(image["id"]):
+            raise DatasetError(path, f"image id {image['id']!r} is not an integer or string", where=where)
+        if not isinstance(image["file_name"], str) or not image["file_name"].strip():
+            raise DatasetError(path, f"file_name {image['file_name']!r} is not a non-empty string", where=where)
         if image["id"] in seen:
             raise DatasetError(path, f"duplicate image id {image['id']}", where=where)
         seen.add(image["id"])
         for key in ("width", "height"):
-            if not isinstance(image[key], (int, float)) or image[key] <= 0:
+            if not _is_number(image[key]) or image[key] <= 0:
                 raise DatasetError(path, f"image {key} {image[key]!r} must be a positive number", where=where)
 
 
@@ -88,6 +109,9 @@ def _check_annotations(path, dataset):
         for key in ("id", "image_id", "category_id", "bbox"):
             if key not in annotation:
                 raise DatasetError(path, f"missing '{key}'", where=where)
+        for key in ("id", "image_id", "category_id"):
+            if not _is_id(annotation[key]):
+                raise DatasetError(path, f"{key} {annotation[key]!r} is not an integer or string", where=where)
         if annotation_id in seen:
             raise DatasetError(path, "duplicate annotation id", where=where)
         seen.add(annotation_id)
@@ -104,7 +128,7 @@ def _check_annotations(path, dataset):
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)
         ):
             raise DatasetError(path, f"bbox must be [x, y, width, height] numbers, got {bbox!r}", where=where)
-        if not all(math.isfinite(v) for v in bbox):
+        if not all(_is_number(v) for v in bbox):
             raise DatasetError(path, f"bbox {bbox} has a non-finite value", where=where)
         x, y, width, height = bbox
         if x < 0 or y < 0:

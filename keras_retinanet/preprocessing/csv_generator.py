@@ -60,14 +60,25 @@ def read_text_file(path, what, allow_empty=False):
         ) from None
 
 
+def _csv_rows(path, text):
+    """(line, row) of a CSV text; DatasetError where the csv module gives up (e.g. a field over its size limit)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DatasetError(path, f"not readable as CSV ({error})", line=reader.line_num) from None
+        yield reader.line_num, row
+
+
 def _parse_classes(path, text):
     """class name -> id, in file order; DatasetError for malformed rows, bad or duplicate ids and names."""
     name = os.path.basename(path)
     classes = OrderedDict()
     ids = {}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
-    for row in reader:
-        line = reader.line_num
+    for line, row in _csv_rows(path, text):
         if not row or all(not field.strip() for field in row):
             continue
         if len(row) != 2:
@@ -117,9 +128,7 @@ def _parse_annotations(path, text, classes):
     """image path -> list of (x1, y1, x2, y2, class_name, line), in file order."""
     result = OrderedDict()
     first_line = {}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
-    for row in reader:
-        line = reader.line_num
+    for line, row in _csv_rows(path, text):
         if not row or all(not field.strip() for field in row):
             continue
         if len(row) < 6:

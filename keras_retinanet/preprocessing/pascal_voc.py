@@ -51,7 +51,7 @@ def _find_node(path, parent, name, where, parse=None, default=None):
     text = (node.text or "").strip()
     try:
         value = parse(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # int(float('inf')) overflows
         raise DatasetError(path, f"<{name}> is '{text}', expected a number", where=where) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise DatasetError(path, f"<{name}> is '{text}', expected a finite number", where=where)

@@ -13,6 +13,7 @@ Example::
 """
 
 import configparser
+import math
 import os
 
 import numpy as np
@@ -21,6 +22,8 @@ from ..errors import DatasetError
 from .anchors import AnchorParameters
 
 _ANCHOR_KEYS = ("sizes", "strides", "ratios", "scales")
+_MAX_INT = 2**31 - 1  # sizes, strides and levels become int32 tensors
+_MAX_FLOAT = 1e30  # ratios and scales become float32, and their squares must stay finite
 
 
 def read_config_file(config_path):
@@ -40,7 +43,8 @@ def read_config_file(config_path):
     config_path = os.fspath(config_path)
     if not os.path.isfile(config_path):
         raise DatasetError(config_path, "configuration file not found")
-    config = configparser.ConfigParser()
+    # No interpolation: a '%' in a value is a bad number, not a reference to resolve later.
+    config = configparser.ConfigParser(interpolation=None)
     try:
         with open(config_path, encoding="utf-8") as file:
             config.read_file(file)
@@ -92,8 +96,15 @@ def _parse_numbers(path, section, key, text, kind):
         except ValueError:
             expected = "an integer" if kind is int else "a number"
             raise DatasetError(path, f"[{section}] {key}: '{token}' is not {expected}") from None
-        if not np.isfinite(value) or value <= 0:
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite or value <= 0:
             raise DatasetError(path, f"[{section}] {key}: '{token}' must be a positive number")
+        limit = _MAX_INT if kind is int else _MAX_FLOAT
+        if value > limit:
+            raise DatasetError(path, f"[{section}] {key}: '{token}' is too large (at most {limit})")
         values.append(value)
     if not values:
         raise DatasetError(path, f"[{section}] {key} is empty")
