@@ -209,7 +209,7 @@ while True:
 """
 
 
-@pytest.mark.parametrize("extension, delay", [(".h5", 0.05), (".keras", 0.13), (".h5", 0.31)])
+@pytest.mark.parametrize("extension, delay", [(".h5", 0.05), (".keras", 0.23)])
 def test_atomic_save_killed_at_any_instant_leaves_a_complete_file(tmp_path, extension, delay):
     """A process that saves over and over, killed at some instant: the file is always a whole model."""
     path = str(tmp_path / f"model{extension}")
@@ -300,7 +300,8 @@ def test_skip_bad_images_trains_and_reports_them(tmp_path):
         command(*args, "csv", annotations, classes), env=environment(), capture_output=True, text=True, timeout=300
     )
     assert refused.returncode == 1
-    assert refused.stderr.strip().startswith("error: ") and "img" in refused.stderr and "Traceback" not in refused.stderr
+    last_line = refused.stderr.strip().splitlines()[-1]  # TensorFlow's own start-up lines come first
+    assert last_line.startswith("error: ") and "img" in last_line and "Traceback" not in refused.stderr
 
     result = subprocess.run(
         command(*args, "--skip-bad-images", "csv", annotations, classes),
