@@ -34,7 +34,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_SHAPE = (800, 1067)
 TRAIN_SIDE = 512
-SATURATED_MIN_SCORES = 500_000
 
 
 def _peak_rss_mib():
@@ -54,28 +53,11 @@ def _median_seconds(function, runs, warmup=2):
     return float(np.median(times)), [round(t, 4) for t in times]
 
 
-def test_image(shape=IMAGE_SHAPE, boxes=10, seed=0):
-    """A photo-like BGR uint8 image (blurred noise with flat rectangles) and its boxes (x1, y1, x2, y2)."""
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    image = cv2.GaussianBlur(rng.integers(0, 256, shape + (3,), dtype=np.uint8), (9, 9), 3)
-    annotations = []
-    for _ in range(boxes):
-        w, h = rng.integers(40, shape[1] // 3), rng.integers(40, shape[0] // 3)
-        x, y = rng.integers(0, shape[1] - w), rng.integers(0, shape[0] - h)
-        cv2.rectangle(image, (int(x), int(y)), (int(x + w - 1), int(y + h - 1)), tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
-        annotations.append([x, y, x + w, y + h])
-    return image, np.array(annotations, dtype=np.float64)
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # cases (each runs in its own process)
 
 
 def case_matmul(args):
-    import numpy as np
     import tensorflow as tf
 
     result = {}
@@ -83,7 +65,7 @@ def case_matmul(args):
     for dtype in (tf.float32, tf.bfloat16):
         a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
         b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
-        matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+        matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
         seconds, _ = _median_seconds(lambda: matmul(a, b).numpy(), runs=max(args.runs, 5))
         result[f"{dtype.name}_gflops"] = 2 * size**3 / seconds / 1e9
     result["peak_rss_mib"] = _peak_rss_mib()
@@ -103,24 +85,6 @@ def model_flops(model, input_shape):
     return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
 
 
-def saturate_scores(training_model, network_input, minimum=SATURATED_MIN_SCORES):
-    """Scale the final classification kernel until at least ``minimum`` class-anchor scores pass 0.05.
-
-    Returns: (scale used, number of scores above 0.05).
-    """
-    import numpy as np
-
-    layer = training_model.get_layer("classification_submodel").get_layer("pyramid_classification")
-    kernel, bias = layer.get_weights()
-    for scale in (1, 3, 10, 30, 100, 300, 1000):
-        layer.set_weights([kernel * scale, bias])
-        classification = training_model.predict_on_batch(network_input)[1]
-        above = int(np.sum(classification > 0.05))
-        if above >= minimum:
-            return scale, above
-    raise RuntimeError(f"could not push {minimum} scores above 0.05 (reached {above})")
-
-
 def case_inference(args):
     import keras
     import numpy as np
@@ -130,15 +94,23 @@ def case_inference(args):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     from keras_retinanet import models
     from keras_retinanet.utils.image import resize_image
+    from score_settings import benchmark_image, plain_setting, saturated_setting
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
     training_model = backbone.retinanet(num_classes=80)
-    image, _ = test_image()
+    image = benchmark_image(IMAGE_SHAPE)
     network_input = np.expand_dims(resize_image(backbone.preprocess_image(image))[0], 0)
     result = {"precision": args.precision, "scores": args.scores, "image": list(IMAGE_SHAPE)}
-    if args.scores == "saturated":
-        result["kernel_scale"], result["scores_above_0.05"] = saturate_scores(training_model, network_input)
+    layer = training_model.get_layer("classification_submodel").get_layer("pyramid_classification")
+
+    def predict_scores(kernel, bias):
+        layer.set_weights([kernel, bias])
+        return np.asarray(training_model.predict_on_batch(network_input)[1])
+
+    setting = saturated_setting if args.scores == "saturated" else plain_setting
+    kernel, bias, result["scores_above_0.05"] = setting(*layer.get_weights(), predict_scores)
+    layer.set_weights([kernel, bias])
     inference_model = models.convert_model(training_model)
 
     def end_to_end():
@@ -176,9 +148,9 @@ def postprocess_function(inference_model, training_model):
 
     @tf.function(reduce_retracing=True)
     def postprocess(image, features, regression, classification):
-        anchors = tf.concat([layer(feature) for layer, feature in zip(anchor_layers, features)], axis=1)
-        boxes = clip([image, regress([anchors, regression])])
-        return filter_detections([boxes, classification])[:3]
+        level_anchors = [layer(feature) for layer, feature in zip(anchor_layers, features)]
+        boxes = clip([image, regress([tf.concat(level_anchors, axis=1), regression])])
+        return filter_detections([boxes, classification], level_anchors=level_anchors)[:3]
 
     return postprocess
 
@@ -189,6 +161,7 @@ def case_train(args):
 
     from keras_retinanet import losses, models
     from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
+    from score_settings import benchmark_image
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
@@ -199,9 +172,11 @@ def case_train(args):
         jit_compile=False,
     )
     images, annotations = [], []
-    for seed in range(2):
-        image, boxes = test_image((TRAIN_SIDE, TRAIN_SIDE), boxes=10, seed=seed)
-        images.append(backbone.preprocess_image(image))
+    for seed in range(2):  # the same batch as reference_keras_retinanet.py
+        rng = np.random.RandomState(seed + 10)
+        xy = rng.uniform(0, 400, size=(10, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(30, 110, size=(10, 2))], axis=1)
+        images.append(backbone.preprocess_image(benchmark_image((TRAIN_SIDE, TRAIN_SIDE), seed=seed)))
         annotations.append({"bboxes": boxes, "labels": np.arange(10) % 80})
     inputs = np.stack(images).astype(np.float32)
     anchors = anchors_for_shape(inputs.shape[1:])
@@ -241,6 +216,7 @@ def _run_case(name, extra, timeout):
 
 def _reference(python, runs, timeout):
     script = os.path.join(HERE, "reference_keras_retinanet.py")
+    # cwd and sys.path[0] are benchmarks/, so the reference environment cannot import this project's package.
     completed = subprocess.run([python, script, "--runs", str(runs)], capture_output=True, text=True, timeout=timeout,
                                cwd=HERE)
     if completed.returncode != 0:
@@ -288,9 +264,12 @@ def _table(results):
         elif key == "matmul":
             rows.append(("matmul float32", f"{value['float32_gflops']:.1f} GFLOP/s", memory, ""))
             rows.append(("matmul bfloat16", f"{value['bfloat16_gflops']:.1f} GFLOP/s", "", ""))
-    for key, value in results.get("reference", {}).items():
-        if isinstance(value, (int, float)):
-            rows.append((f"keras-retinanet 1.0.0 {key}", f"{value:.3f} s", "", ""))
+    reference = results.get("reference", {})
+    for key, value in reference.items():
+        if key.endswith("_s"):
+            rows.append((f"keras-retinanet 1.0.0 {key[:-2].replace('_', ' ')}", f"{value:.3f} s", "", ""))
+    for key, value in results.get("speedups", {}).items():
+        rows.append((f"speed-up over keras-retinanet: {key}", f"{value:.2f}x", "", ""))
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measure':<{width}}  {'value':>22}  {'peak MiB':>8}  note", "-" * (width + 50)]
     lines += [f"{a:<{width}}  {b:>22}  {c:>8}  {d}" for a, b, c, d in rows]
@@ -312,7 +291,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.case:
-        sys.path.insert(0, os.path.dirname(HERE))
+        sys.path[:0] = [os.path.dirname(HERE), HERE]
         print(json.dumps(CASES[args.case](args)))
         return
 
@@ -346,6 +325,18 @@ def main(argv=None):
     if "float32_gflops" in matmul and "flops" in fp32:
         results["flop_limit_s"] = fp32["flops"] / (matmul["float32_gflops"] * 1e9)
         results["network_over_limit"] = fp32["network_s"] / results["flop_limit_s"]
+    reference = results.get("reference", {})
+    pairs = {
+        "end to end, plain": ("inference float32 plain", "end_to_end_s", "plain_end_to_end_s"),
+        "end to end, saturated": ("inference float32 saturated", "end_to_end_s", "saturated_end_to_end_s"),
+        "network": ("inference float32 plain", "network_s", "network_s"),
+        "train step": ("train", "step_s", "train_step_s"),
+    }
+    results["speedups"] = {
+        name: reference[theirs] / results["cases"][case][ours]
+        for name, (case, ours, theirs) in pairs.items()
+        if theirs in reference and ours in results["cases"].get(case, {})
+    }
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as handle:
         json.dump(results, handle, indent=2)
