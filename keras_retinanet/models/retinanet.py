@@ -11,6 +11,24 @@ from .. import initializers, layers
 from ..errors import ModelError
 from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 
+# Layers that compute in float32 whatever the precision policy: the heads' last
+# convolutions (logits and box deltas), everything after them, and anchors.
+FLOAT32_LAYER_NAMES = frozenset(
+    {
+        "pyramid_classification",
+        "pyramid_classification_reshape",
+        "pyramid_classification_sigmoid",
+        "pyramid_regression",
+        "pyramid_regression_reshape",
+        "regression",
+        "classification",
+        "anchors",
+        "boxes",
+        "clipped_boxes",
+        "filtered_detections",
+    }
+)
+
 
 def default_classification_model(
     num_classes,
@@ -45,9 +63,10 @@ def default_classification_model(
         kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
         bias_initializer=initializers.PriorProbability(probability=prior_probability),
         name="pyramid_classification",
+        dtype="float32",  # logits in float32 under mixed precision
         **options,
     )(outputs)
-    outputs = keras.layers.Reshape((-1, num_classes), name="pyramid_classification_reshape")(outputs)
+    outputs = keras.layers.Reshape((-1, num_classes), dtype="float32", name="pyramid_classification_reshape")(outputs)
     outputs = keras.layers.Activation("sigmoid", dtype="float32", name="pyramid_classification_sigmoid")(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
@@ -77,8 +96,8 @@ def default_regression_model(
         outputs = keras.layers.Conv2D(
             filters=regression_feature_size, activation="relu", name=f"pyramid_regression_{i}", **options
         )(outputs)
-    outputs = keras.layers.Conv2D(num_anchors * num_values, name="pyramid_regression", **options)(outputs)
-    outputs = keras.layers.Reshape((-1, num_values), name="pyramid_regression_reshape")(outputs)
+    outputs = keras.layers.Conv2D(num_anchors * num_values, name="pyramid_regression", dtype="float32", **options)(outputs)
+    outputs = keras.layers.Reshape((-1, num_values), dtype="float32", name="pyramid_regression_reshape")(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
 
 
