@@ -90,8 +90,6 @@ def case_inference(args):
     import numpy as np
     import tensorflow as tf
 
-    if args.precision == "bfloat16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     from keras_retinanet import models
     from keras_retinanet.utils.image import resize_image
     from score_settings import benchmark_image, plain_setting, saturated_setting
@@ -111,6 +109,10 @@ def case_inference(args):
     setting = saturated_setting if args.scores == "saturated" else plain_setting
     kernel, bias, result["scores_above_0.05"] = setting(*layer.get_weights(), predict_scores)
     layer.set_weights([kernel, bias])
+    if args.precision == "bfloat16":
+        from keras_retinanet.utils.precision import with_precision
+
+        training_model = with_precision(training_model, "mixed_bfloat16")
     inference_model = models.convert_model(training_model)
 
     def end_to_end():

@@ -181,6 +181,19 @@ def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_
     assert (tmp_path / "dataset_bbox_results.json").exists()  # the COCO results go with the other outputs
 
 
+def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys):
+    annotations, classes = dataset
+    snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
+    maps = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        result = evaluate_command.main(
+            ["--convert-model", "--backbone", BACKBONE, "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
+             "--score-threshold", "0.01", "--precision", precision, "csv", annotations, classes, snapshot]
+        )  # fmt: skip
+        maps[precision] = float(result)
+    assert abs(maps["float32"] - maps["mixed_bfloat16"]) <= 0.05
+
+
 def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, capsys):
     annotations, classes = dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 
+from ..utils.precision import PRECISIONS
 from . import common
 
 
@@ -33,6 +34,12 @@ def parse_args(args):
     parser.add_argument("--config", help="Config .ini with anchor parameters (with --convert-model).")
     parser.add_argument("--coco-metrics", action="store_true", help="Also compute COCO metrics (any dataset).")
     parser.add_argument("--weighted-average", action="store_true", help="Weight each class's AP by its instances.")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: %(default)s).",
+    )
     args = parser.parse_args(args)
     if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
         from .train import DEMO_DEFAULTS
@@ -51,10 +58,14 @@ def load_inference_model(args, anchor_params=None, pyramid_levels=None):
     model = models.load_model(args.model, backbone_name=args.backbone, compile=False)
     names = [t._keras_history.operation.name for t in model.outputs]
     is_training_model = "regression" in names and "classification" in names
+    if not args.convert_model and is_training_model:
+        raise ModelError(f"{args.model} is a training model; pass --convert-model to evaluate it")
+    if args.precision != "float32":
+        from ..utils.precision import with_precision
+
+        model = with_precision(model, args.precision)
     if args.convert_model:
         return models.convert_model(model, anchor_params=anchor_params, pyramid_levels=pyramid_levels)
-    if is_training_model:
-        raise ModelError(f"{args.model} is a training model; pass --convert-model to evaluate it")
     return model
 
 

@@ -6,10 +6,9 @@ stay float32; logits, losses, box decoding and NMS stay float32
 (``models.retinanet.FLOAT32_LAYER_NAMES``).
 """
 
-import keras
-
 from ..errors import ModelError
 
+# keras is imported inside the functions, so that commands can offer PRECISIONS without loading it.
 PRECISIONS = ("float32", "mixed", "mixed_bfloat16", "mixed_float16")
 
 
@@ -29,6 +28,8 @@ def policy_name(precision):
 
 def set_precision(precision):
     """Make models built from now on use ``precision``; returns the policy name."""
+    import keras
+
     name = policy_name(precision)
     keras.mixed_precision.set_global_policy(name)
     return name
@@ -36,6 +37,8 @@ def set_precision(precision):
 
 def _set_dtypes(config, name, float32_names):
     """Set the dtype policy of every layer config nested in ``config`` (in place)."""
+    import keras
+
     if isinstance(config, dict):
         layer_config = config.get("config")
         if "class_name" in config and isinstance(layer_config, dict) and "dtype" in layer_config:
