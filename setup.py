@@ -26,6 +26,10 @@ setup(
         "pycocotools",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "hypothesis"], "tensorboard": ["tensorboard"]},
+    extras_require={
+        "test": ["pytest", "hypothesis", "tf2onnx", "onnx", "onnxruntime"],
+        "tensorboard": ["tensorboard"],
+        "export": ["tf2onnx", "onnx", "onnxruntime"],
+    },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in COMMANDS.items()]},
 )

@@ -1,21 +1,52 @@
-"""retinanet-convert-model: turn a training snapshot into an inference model.
+"""retinanet-convert-model: turn a training snapshot into an inference model, in any export format.
 
     retinanet-convert-model snapshots/resnet50_csv_10.h5 inference.h5
+    retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.onnx
+    retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
 """
 
 import argparse
 import sys
 
+from .. import export
 from . import common
 
 
 def parse_args(args):
     parser = argparse.ArgumentParser(
         prog="retinanet-convert-model",
-        description="Convert a training model into an inference model that outputs boxes, scores and labels.",
+        description="Convert a training model into an inference model that outputs boxes, scores and labels, "
+        "as a Keras file or exported with its box decoding and NMS to SavedModel, TFLite or ONNX.",
     )
     parser.add_argument("model_in", help="The training model (.h5 or .keras), ours or keras-retinanet's.")
-    parser.add_argument("model_out", help="Where to write the inference model (.h5 or .keras).")
+    parser.add_argument(
+        "model_out",
+        help="Where to write the inference model: .keras, .h5, .tflite, .onnx, or a folder name without "
+        "extension for a SavedModel (or say which with --format).",
+    )
+    parser.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        help="Output format (default: from the extension of model_out). All but keras/h5 carry only the "
+        "detector: images in, boxes, scores and labels out.",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=export.QUANTIZATIONS,
+        help="tflite only: store float16 weights, or quantize to int8 calibrated on a dataset given after "
+        "the options (as for retinanet-train, e.g. 'csv train.csv classes.csv').",
+    )
+    parser.add_argument(
+        "--representative-samples",
+        type=common.positive_int,
+        default=100,
+        help="Images of the dataset that calibrate --quantize int8 (default: %(default)s).",
+    )
+    parser.add_argument("--image-min-side", type=common.positive_int, default=800, help="Calibration image resize.")
+    parser.add_argument("--image-max-side", type=common.positive_int, default=1333, help="Calibration image cap.")
+    parser.add_argument(
+        "--opset", type=common.positive_int, default=export.DEFAULT_ONNX_OPSET, help="ONNX opset (default: %(default)s)."
+    )
     parser.add_argument("--backbone", default="resnet50", help="Backbone of the model (default: %(default)s).")
     parser.add_argument("--no-nms", dest="nms", action="store_false", help="Leave out non-maximum suppression.")
     parser.add_argument(
@@ -28,21 +59,35 @@ def parse_args(args):
     parser.add_argument("--nms-threshold", type=common.probability, default=0.5, help="NMS IoU (default: 0.5).")
     parser.add_argument("--score-threshold", type=common.probability, default=0.05, help="Min score (default: 0.05).")
     parser.add_argument("--max-detections", type=common.positive_int, default=300, help="Detections per image.")
-    return parser.parse_args(args)
+    # The dataset is optional: only int8 quantization reads one.
+    dataset = common.add_dataset_subparsers(parser)
+    dataset.required = False
+    dataset.metavar = "[DATASET]"
+    args = parser.parse_args(args)
+    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
+        from .train import DEMO_DEFAULTS
+
+        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
+        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
+    return args
 
 
 def convert(args):
-    """Load ``args.model_in``, convert it and save it to ``args.model_out``; returns the inference model."""
+    """Load ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model."""
     from .. import models
-    from ..utils.atomic import save_model_atomically
 
+    # Every argument is checked before the slow loading and conversion.
+    export_format = export.resolve_format(args.model_out, args.format)
+    export.check_export_options(export_format, args.quantize, has_representative_data=args.dataset_type is not None)
     common.check_file(args.model_in, "model")
-    _, anchor_params, pyramid_levels = common.read_config(args)
+    config, anchor_params, pyramid_levels = common.read_config(args)
+    representative = _representative_images(args, config) if args.quantize == "int8" else None
+
     model = models.load_model(args.model_in, backbone_name=args.backbone, compile=False)
     if _is_keras_retinanet_inference_model(args.model_in, model):
         # keras-retinanet's converted models keep the NMS and anchor settings stored in them.
         print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
-        save_model_atomically(model, args.model_out)
+        _export(model, args, export_format, representative)
         return model
     inference = models.convert_model(
         model,
@@ -54,8 +99,37 @@ def convert(args):
         score_threshold=args.score_threshold,
         max_detections=args.max_detections,
     )
-    save_model_atomically(inference, args.model_out)
+    _export(inference, args, export_format, representative)
     return inference
+
+
+def _export(model, args, export_format, representative):
+    export.export_model(
+        model,
+        args.model_out,
+        export_format,
+        quantize=args.quantize,
+        representative_images=representative,
+        opset=args.opset,
+    )
+
+
+def _representative_images(args, config):
+    """Calibration images of the dataset named on the command line, preprocessed for the backbone."""
+    from .. import models
+
+    backbone = models.backbone(args.backbone)
+    generator = common.create_generator(
+        args,
+        "eval",
+        image_min_side=args.image_min_side,
+        image_max_side=args.image_max_side,
+        config=config,
+        shuffle_groups=False,
+        preprocess_image=backbone.preprocess_image,
+        compute_shapes=backbone.feature_shapes,
+    )
+    return export.representative_images(generator, args.representative_samples)
 
 
 def _is_keras_retinanet_inference_model(path, model):
@@ -71,7 +145,7 @@ def main(args=None):
     common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
     convert(args)
-    print(f"Wrote inference model {args.model_out}")
+    print(f"Wrote inference model {args.model_out} ({export.resolve_format(args.model_out, args.format)})")
 
 
 if __name__ == "__main__":
