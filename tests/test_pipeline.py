@@ -93,23 +93,28 @@ def _batch_orders(batches, generator):
 def test_each_pass_is_a_reshuffled_epoch():
     shapes = [(64 + 8 * i, 64) for i in range(8)]  # each image differs, so a batch names its group
     generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True)
-    dataset = make_dataset(generator, seed=1)
+    keras.utils.set_random_seed(1)
+    dataset = make_dataset(generator)
     first = _batch_orders([_as_numpy(batch)[0] for batch in dataset], generator)
     second = _batch_orders([_as_numpy(batch)[0] for batch in dataset], generator)
     assert sorted(first) == sorted(second) == list(range(8))  # every batch once per pass
     assert first != second
-    again = make_dataset(generator, seed=1)
+    keras.utils.set_random_seed(1)
+    again = make_dataset(generator)
     assert _batch_orders([_as_numpy(batch)[0] for batch in again], generator) == first  # the seed fixes the orders
 
 
 def test_repeated_dataset_reshuffles_every_pass():
     shapes = [(64 + 8 * i, 64) for i in range(6)]
-    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True)
-    dataset = make_dataset(generator, repeat=True, seed=3)
+    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True, seed=3)
+    dataset = make_dataset(generator, repeat=True)
     orders = _batch_orders([_as_numpy(batch)[0] for batch in dataset.take(18)], generator)
     passes = [orders[i : i + 6] for i in (0, 6, 12)]
     assert all(sorted(p) == list(range(6)) for p in passes)
     assert len({tuple(p) for p in passes}) == 3
+    # The stream resumes anywhere: started at place 7 it gives what the full stream gave there.
+    resumed = make_dataset(generator, repeat=True, start=7, num_parallel_calls=3)
+    assert _batch_orders([_as_numpy(batch)[0] for batch in resumed.take(11)], generator) == orders[7:18]
 
 
 def test_unshuffled_generator_keeps_its_order_every_pass():

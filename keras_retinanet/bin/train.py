@@ -379,84 +379,27 @@ def count_unmatched_readable(generator, max_images=None):
     return unmatched, total
 
 
-def batch_order(num_groups, seed, shuffle):
-    """The group index at every place of the endless training stream.
-
-    Pass ``p`` over the data (places ``p * num_groups`` to ``(p + 1) * num_groups - 1``)
-    visits the groups in a permutation drawn from ``(seed, p)`` alone, so any place's
-    group is known without replaying the places before it.
-
-    Returns:
-        ``(position) -> group index``.
-    """
-    import numpy as np
-
-    permutations = {}
-
-    def group_at(position):
-        epoch_pass, offset = divmod(int(position), num_groups)
-        if not shuffle:
-            return offset
-        permutation = permutations.get(epoch_pass)
-        if permutation is None:
-            words = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch_pass]).generate_state(4)
-            permutation = np.random.RandomState(words).permutation(num_groups)
-            permutations.clear()  # one pass at a time is all the stream needs
-            permutations[epoch_pass] = permutation
-        return int(permutation[offset])
-
-    return group_at
-
-
 def training_dataset(generator, args, start=0):
-    """The generator as an endless, parallel, prefetching tf.data pipeline that can resume anywhere.
+    """The generator as an endless, parallel, prefetching, resumable tf.data stream.
 
     Endless because keras-retinanet trained ``--steps`` batches an epoch whatever the
-    dataset size. Each batch is a function of its place in the stream alone: the group
-    comes from :func:`batch_order` and the augmentation from ``(seed, place)`` (see
-    ``Generator.draw_augmentation``). So parallel workers do not change a run, and a run
-    resumed at epoch ``e`` starts at place ``start`` and sees exactly the batches the
-    uninterrupted run saw, without computing the ones before.
+    dataset size; resumable because each batch depends only on ``(seed, place)`` (see
+    :func:`keras_retinanet.preprocessing.pipeline.make_dataset`).
 
     Args:
         generator: the training generator (``random_state`` and ``seed`` set).
-        args: parsed arguments (``workers``, ``max_queue_size``, ``seed``).
+        args: parsed arguments (``workers``, ``max_queue_size``).
         start: place of the first batch (``epochs done * steps``).
-
-    Returns:
-        tf.data.Dataset of ``(inputs (B, H, W, 3), (regression (B, N, 5), labels (B, N, C + 1)))``.
     """
-    import numpy as np
     import tensorflow as tf
 
-    from ..preprocessing.pipeline import output_signature
+    from ..preprocessing.pipeline import make_dataset
 
-    signature = output_signature(generator)
-    groups = [list(group) for group in generator.groups]
-    if not groups:
+    if not generator.groups:
         raise common.CommandLineError("the training set has no images")
-    group_at = batch_order(len(groups), args.seed, generator.shuffle_groups and len(groups) > 1)
-
-    def compute(position):
-        position = int(position)
-        inputs, (regression, labels) = generator.compute_input_output(groups[group_at(position)], position=position)
-        return inputs.astype(np.float32), regression.astype(np.float32), labels.astype(np.float32)
-
-    def compute_tensors(position):
-        inputs, regression, labels = tf.numpy_function(
-            compute, [position], [tf.float32, tf.float32, tf.float32], stateful=True, name="compute_input_output"
-        )
-        inputs.set_shape(signature[0].shape)
-        regression.set_shape(signature[1][0].shape)
-        labels.set_shape(signature[1][1].shape)
-        return inputs, (regression, labels)
-
     parallel = tf.data.AUTOTUNE if args.workers > 1 else max(1, args.workers)
-    dataset = tf.data.Dataset.range(int(start), np.iinfo(np.int64).max)
-    dataset = dataset.map(compute_tensors, num_parallel_calls=parallel, deterministic=True)
-    if args.workers > 0 and args.max_queue_size:
-        dataset = dataset.prefetch(args.max_queue_size)
-    return dataset
+    prefetch = args.max_queue_size if args.workers > 0 else 0
+    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True, start=start)
 
 
 def resume_settings(args, state, steps):

@@ -32,14 +32,52 @@ def output_signature(generator):
     )
 
 
-def make_dataset(
-    generator, num_parallel_calls=tf.data.AUTOTUNE, prefetch=tf.data.AUTOTUNE, deterministic=True, repeat=False, seed=None
-):
-    """A ``tf.data.Dataset`` of a generator's batches: one epoch, or endless passes.
+def batch_order(num_groups, seed, shuffle):
+    """The group index at every place of an endless stream of batches.
 
-    When the generator shuffles its groups, every pass (each fresh iterator, and each
-    round of ``repeat``) visits the batches in a new order; ``seed`` (or TensorFlow's
-    global seed, set by ``keras.utils.set_random_seed``) makes the orders repeatable.
+    Pass ``p`` over the data (places ``p * num_groups`` to ``(p + 1) * num_groups - 1``)
+    visits the groups in a permutation drawn from ``(seed, p)`` alone, so any place's
+    group is known without replaying the places before it.
+
+    Returns:
+        ``(position) -> group index``.
+    """
+    permutations = {}
+
+    def group_at(position):
+        epoch_pass, offset = divmod(int(position), num_groups)
+        if not shuffle:
+            return offset
+        permutation = permutations.get(epoch_pass)
+        if permutation is None:
+            words = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, epoch_pass]).generate_state(4)
+            permutation = np.random.RandomState(words).permutation(num_groups)
+            permutations.clear()  # one pass at a time is all the stream needs
+            permutations[epoch_pass] = permutation
+        return int(permutation[offset])
+
+    return group_at
+
+
+def make_dataset(
+    generator,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    prefetch=tf.data.AUTOTUNE,
+    deterministic=True,
+    repeat=False,
+    start=0,
+):
+    """A ``tf.data.Dataset`` of a generator's batches: one epoch, or an endless resumable stream.
+
+    One epoch (``repeat=False``): every fresh iterator (Keras makes one per epoch)
+    visits the batches in a new order when the generator shuffles its groups
+    (TensorFlow's global seed, set by ``keras.utils.set_random_seed``, fixes the orders).
+
+    Endless (``repeat=True``): batch number ``p`` of the stream is a function of
+    ``(generator.seed, p)`` alone: its group comes from :func:`batch_order` and its
+    augmentation from ``generator.draw_augmentation``. So parallel workers do not
+    change a run, and a stream started at ``start`` (epochs done x steps) gives exactly
+    the batches an uninterrupted run gave there, without computing the ones before.
 
     Args:
         generator: a :class:`keras_retinanet.preprocessing.generator.Generator`.
@@ -48,34 +86,41 @@ def make_dataset(
         deterministic: keep the batch order (True) or hand out whichever batch is
             ready first (False, slightly faster when batches take uneven time).
         repeat: pass over the data endlessly (for ``steps_per_epoch`` that is not the dataset size).
-        seed: seed of the batch order.
+        start: with ``repeat``, the place in the stream of the first batch.
 
     Returns:
         tf.data.Dataset of ``(inputs (B, H, W, 3), (regression (B, N, 5), labels (B, N, C + 1)))``.
     """
     signature = output_signature(generator)
     groups = [list(group) for group in generator.groups]  # a copy: the generator's own on_epoch_end may reorder it
+    shuffle = generator.shuffle_groups and len(groups) > 1
+    group_at = batch_order(len(groups), generator.seed, shuffle) if repeat else None
 
-    def compute(group_index):
-        inputs, (regression, labels) = generator.compute_input_output(groups[int(group_index)])
+    def compute(index):
+        # Endless: ``index`` is the place in the stream; one epoch: the group itself.
+        if repeat:
+            inputs, (regression, labels) = generator.compute_input_output(groups[group_at(index)], position=int(index))
+        else:
+            inputs, (regression, labels) = generator.compute_input_output(groups[int(index)])
         return inputs.astype(np.float32), regression.astype(np.float32), labels.astype(np.float32)
 
-    def compute_tensors(group_index):
+    def compute_tensors(index):
         inputs, regression, labels = tf.numpy_function(
-            compute, [group_index], [tf.float32, tf.float32, tf.float32], stateful=True, name="compute_input_output"
+            compute, [index], [tf.float32, tf.float32, tf.float32], stateful=True, name="compute_input_output"
         )
         inputs.set_shape(signature[0].shape)
         regression.set_shape(signature[1][0].shape)
         labels.set_shape(signature[1][1].shape)
         return inputs, (regression, labels)
 
-    # The batch order is a shuffled range of group indices, not a Python generator:
+    # Indices come from tf.data ranges, not a Python generator:
     # Dataset.from_generator doubled the training step time on a 2-core machine.
-    dataset = tf.data.Dataset.range(len(groups))
-    if generator.shuffle_groups and len(groups) > 1:
-        dataset = dataset.shuffle(len(groups), seed=seed, reshuffle_each_iteration=True)
     if repeat:
-        dataset = dataset.repeat()
+        dataset = tf.data.Dataset.range(int(start), np.iinfo(np.int64).max)
+    else:
+        dataset = tf.data.Dataset.range(len(groups))
+        if shuffle:
+            dataset = dataset.shuffle(len(groups), reshuffle_each_iteration=True)
     dataset = dataset.map(compute_tensors, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
     if prefetch:
         dataset = dataset.prefetch(prefetch)
