@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import models
+from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.errors import DatasetError, ModelFileError
 from keras_retinanet.utils.image import read_image_bgr
@@ -398,6 +399,17 @@ def test_train_snapshot_with_lambda_needs_unsafe_load(dataset, tmp_path, capsys)
         train_command.main([*TRAIN_ARGS, "--unsafe-load", "--snapshot", path, "csv", *dataset])
     second = capsys.readouterr().err
     assert "--unsafe-load" not in second and "error: " in second
+
+
+def test_evaluate_refuses_a_lambda_model_unless_unsafe(dataset, tmp_path, capsys):
+    path = _lambda_model_file(str(tmp_path), lambda x: x * 2)
+    with pytest.raises(SystemExit):
+        evaluate_command.main(["--backbone", BACKBONE, "csv", *dataset, path])
+    refused = capsys.readouterr().err
+    assert "Lambda" in refused and "--unsafe-load" in refused
+    with pytest.raises(SystemExit):  # loads, then is refused for what it is: not a RetinaNet
+        evaluate_command.main(["--backbone", BACKBONE, "--unsafe-load", "csv", *dataset, path])
+    assert "Lambda" not in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_unknown_layer_is_refused_with_its_name(tmp_path):

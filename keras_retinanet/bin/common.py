@@ -276,3 +276,12 @@ def read_config(args):
     anchor_params = parse_anchor_parameters(config) if config.has_section("anchor_parameters") else None
     pyramid_levels = parse_pyramid_levels(config) if config.has_section("pyramid_levels") else None
     return config, anchor_params, pyramid_levels
+
+
+def add_unsafe_load_argument(parser, what="the model"):
+    """``--unsafe-load``: load a model file even if it holds layers that run stored code (Lambda)."""
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help=f"Load {what} even if it holds Lambda layers, which run code stored in the file. Only for files you trust.",
+    )

@@ -40,6 +40,7 @@ def parse_args(args):
         default="float32",
         help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: %(default)s).",
     )
+    common.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
         from .train import DEMO_DEFAULTS
@@ -53,13 +54,19 @@ def load_inference_model(args, anchor_params=None, pyramid_levels=None):
     """The model to evaluate, converted if asked; a training model without --convert-model is an error."""
     from .. import models
     from ..errors import ModelError
+    from ..layers import FilterDetections
 
     common.check_file(args.model, "model")
-    model = models.load_model(args.model, backbone_name=args.backbone, compile=False)
+    model = models.load_model(args.model, backbone_name=args.backbone, compile=False, safe_mode=not args.unsafe_load)
     names = [t._keras_history.operation.name for t in model.outputs]
     is_training_model = "regression" in names and "classification" in names
     if not args.convert_model and is_training_model:
         raise ModelError(f"{args.model} is a training model; pass --convert-model to evaluate it")
+    if args.convert_model and not is_training_model:
+        raise ModelError(f"{args.model} is not a RetinaNet training model (outputs: {', '.join(names)}); "
+                         "drop --convert-model for an inference model")
+    if not is_training_model and not any(isinstance(layer, FilterDetections) for layer in model.layers):
+        raise ModelError(f"{args.model} is not a RetinaNet model: it has no detection filter (outputs: {', '.join(names)})")
     if args.precision != "float32":
         from ..utils.precision import with_precision
 

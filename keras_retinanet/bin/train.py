@@ -123,12 +123,7 @@ def parse_args(args):
         help="Skip training images that cannot be read (their place in the batch goes to the next image) "
         "and list them at the end, instead of stopping at the first.",
     )
-    parser.add_argument(
-        "--unsafe-load",
-        action="store_true",
-        help="Load a --snapshot even if it holds Lambda layers, which run code stored in the file. "
-        "Only for files you trust.",
-    )
+    common.add_unsafe_load_argument(parser, "a --snapshot")
     args = parser.parse_args(args)
     apply_defaults(args)
     return args
