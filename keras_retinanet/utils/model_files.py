@@ -80,6 +80,29 @@ def layer_classes(config):
     return found
 
 
+def _read_stored_json(filepath, keras_member, h5_attribute, what):
+    """JSON stored in a ``.keras`` zip member or an ``.h5`` root attribute; None when absent.
+
+    Raises:
+        ModelFileError: the file cannot be read (``what`` names the content in the message).
+    """
+    try:
+        if filepath.lower().endswith(".keras"):
+            with zipfile.ZipFile(filepath) as archive:
+                if keras_member not in archive.namelist():
+                    return None
+                text = archive.read(keras_member).decode("utf-8")
+        else:
+            with h5py.File(filepath, "r") as handle:
+                text = handle.attrs.get(h5_attribute)
+                if text is None:
+                    return None
+                text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        return json.loads(text)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ModelFileError(filepath, f"cannot read {what} ({error}); is the file truncated?") from None
+
+
 def read_model_config(filepath):
     """The model configuration a Keras 3 ``.keras`` or ``.h5`` file stores, without building anything.
 
@@ -89,21 +112,7 @@ def read_model_config(filepath):
     Raises:
         ModelFileError: the configuration cannot be read.
     """
-    try:
-        if filepath.lower().endswith(".keras"):
-            with zipfile.ZipFile(filepath) as archive:
-                if "config.json" not in archive.namelist():
-                    return None
-                text = archive.read("config.json").decode("utf-8")
-        else:
-            with h5py.File(filepath, "r") as handle:
-                text = handle.attrs.get("model_config")
-                if text is None:
-                    return None
-                text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-        return json.loads(text)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ModelFileError(filepath, f"cannot read the model configuration ({error}); is the file truncated?") from None
+    return _read_stored_json(filepath, "config.json", "model_config", "the model configuration")
 
 
 def check_no_code_layers(filepath, config):
@@ -265,18 +274,4 @@ def write_training_state(filepath, state):
 
 def read_training_state(filepath):
     """The dict :func:`write_training_state` stored, or None (files of other writers, older snapshots)."""
-    try:
-        if filepath.lower().endswith(".keras"):
-            with zipfile.ZipFile(filepath) as archive:
-                if TRAINING_STATE_KEY + ".json" not in archive.namelist():
-                    return None
-                text = archive.read(TRAINING_STATE_KEY + ".json").decode("utf-8")
-        else:
-            with h5py.File(filepath, "r") as handle:
-                text = handle.attrs.get(TRAINING_STATE_KEY)
-                if text is None:
-                    return None
-                text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-        return json.loads(text)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ModelFileError(filepath, f"cannot read the training state ({error})") from None
+    return _read_stored_json(filepath, TRAINING_STATE_KEY + ".json", TRAINING_STATE_KEY, "the training state")
