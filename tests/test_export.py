@@ -18,14 +18,6 @@ from keras_retinanet.bin import convert_model as convert_command
 
 BACKBONE = "mobilenet128_0.25"
 NUM_CLASSES = 3
-# TFLite's converter lowers tf.image.non_max_suppression (NMS V3) to an NMS that always returns
-# max_output_size indices, padded with index 0, and drops the count (TensorFlow issue 51629): the
-# padding rows repeat candidate 0. FilterDetections must call NonMaxSuppressionV4 with
-# pad_to_max_output_size=True and slice the indices to its count; remove this mark when it does.
-TFLITE_NMS_PADDING = pytest.mark.xfail(
-    strict=True, reason="layers/filter_detections.py uses NMS V3, which TFLite pads (TF issue 51629)"
-)
-
 # The runtime scripts: only numpy, OpenCV (to read the image) and the format's runtime are imported.
 PRELUDE = """
 import sys
@@ -225,7 +217,7 @@ def assert_valid_detections(outputs, detections=300, padding_tolerance=0.0):
     "runtime, name",
     [
         ("savedmodel", "detector"),
-        pytest.param("tflite", "detector.tflite", marks=TFLITE_NMS_PADDING),
+        ("tflite", "detector.tflite"),
         ("onnx", "detector.onnx"),
     ],
 )
@@ -242,7 +234,6 @@ def test_export_reproduces_the_keras_detections(setup, runtime, name):
     assert not [n for n in os.listdir(setup["folder"]) if ".tmp" in n or ".old" in n]
 
 
-@TFLITE_NMS_PADDING
 def test_tflite_float16_keeps_the_detections(setup):
     output = setup["folder"] / "detector_fp16.tflite"
     convert(setup, output, "--format", "tflite", "--quantize", "float16")

@@ -162,9 +162,17 @@ def filter_detections(
 
     if nms:
         nms_boxes = _separate_classes(candidate_boxes, labels) if class_specific_filter else candidate_boxes
-        keep = tf.image.non_max_suppression(
-            nms_boxes, scores, max_output_size=max_detections, iou_threshold=nms_threshold
+        # The padded op with an explicit count: TFLite's converter turns the plain one into an NMS that always
+        # returns max_detections indices and loses how many are real (tensorflow/tensorflow#51629).
+        keep, count = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=nms_boxes,
+            scores=scores,
+            max_output_size=max_detections,
+            iou_threshold=nms_threshold,
+            score_threshold=float("-inf"),
+            pad_to_max_output_size=True,
         )
+        keep = keep[:count]
     else:
         keep = tf.math.top_k(scores, k=tf.minimum(max_detections, tf.shape(scores)[0])).indices
 
