@@ -40,25 +40,13 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
-def _median_seconds(function, runs, warmup=2):
-    import numpy as np
-
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), [round(t, 4) for t in times]
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # cases (each runs in its own process)
 
 
 def case_matmul(args):
     import tensorflow as tf
+    from bench_shared import median_seconds
 
     result = {}
     size = 2048
@@ -66,7 +54,7 @@ def case_matmul(args):
         a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
         b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
         matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-        seconds, _ = _median_seconds(lambda: matmul(a, b).numpy(), runs=max(args.runs, 5))
+        seconds, _ = median_seconds(lambda: matmul(a, b).numpy(), runs=max(args.runs, 5))
         result[f"{dtype.name}_gflops"] = 2 * size**3 / seconds / 1e9
     result["peak_rss_mib"] = _peak_rss_mib()
     return result
@@ -92,7 +80,7 @@ def case_inference(args):
 
     from keras_retinanet import models
     from keras_retinanet.utils.image import resize_image
-    from score_settings import benchmark_image, plain_setting, saturated_setting
+    from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
@@ -120,15 +108,15 @@ def case_inference(args):
         boxes, scores, labels = inference_model.predict_on_batch(np.expand_dims(x, 0))[:3]
         return boxes / scale, scores, labels
 
-    result["end_to_end_s"], result["end_to_end_runs"] = _median_seconds(end_to_end, args.runs)
-    result["network_s"], _ = _median_seconds(lambda: training_model.predict_on_batch(network_input), args.runs)
+    result["end_to_end_s"], result["end_to_end_runs"] = median_seconds(end_to_end, args.runs)
+    result["network_s"], _ = median_seconds(lambda: training_model.predict_on_batch(network_input), args.runs)
 
     postprocess = postprocess_function(inference_model, training_model)
     pyramid = keras.Model(training_model.inputs, [training_model.get_layer(f"P{level}").output for level in range(3, 8)])
     features = [tf.constant(f) for f in pyramid.predict_on_batch(network_input)]
     regression, classification = (tf.constant(t) for t in training_model.predict_on_batch(network_input)[:2])
     image_tensor = tf.constant(network_input)
-    result["postprocess_s"], _ = _median_seconds(
+    result["postprocess_s"], _ = median_seconds(
         lambda: [t.numpy() for t in postprocess(image_tensor, features, regression, classification)], args.runs
     )
     boxes, scores, labels = end_to_end()
@@ -163,7 +151,7 @@ def case_train(args):
 
     from keras_retinanet import losses, models
     from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
-    from score_settings import benchmark_image
+    from bench_shared import benchmark_image, median_seconds
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
@@ -184,7 +172,7 @@ def case_train(args):
     anchors = anchors_for_shape(inputs.shape[1:])
     regression, labels = anchor_targets_bbox(anchors, inputs, annotations, num_classes=80)
     targets = {"regression": regression.astype(np.float32), "classification": labels.astype(np.float32)}
-    seconds, runs = _median_seconds(lambda: model.train_on_batch(inputs, targets), args.runs)
+    seconds, runs = median_seconds(lambda: model.train_on_batch(inputs, targets), args.runs)
     return {"batch": 2, "side": TRAIN_SIDE, "step_s": seconds, "step_runs": runs, "peak_rss_mib": _peak_rss_mib()}
 
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import resource
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,18 +21,7 @@ from keras_retinanet import losses, models  # noqa: E402
 from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape  # noqa: E402
 from keras_retinanet.utils.image import preprocess_image, resize_image  # noqa: E402
 
-from score_settings import benchmark_image, plain_setting, saturated_setting  # noqa: E402
-
-
-def median_seconds(function, runs, warmup=2):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting  # noqa: E402
 
 
 def main():
@@ -65,8 +53,8 @@ def main():
             return boxes / scale, scores, labels
 
         result["%s_scores_above" % name] = count
-        result["%s_end_to_end_s" % name] = median_seconds(end_to_end, args.runs)
-    result["network_s"] = median_seconds(lambda: model.predict_on_batch(network_input), args.runs)
+        result["%s_end_to_end_s" % name] = median_seconds(end_to_end, args.runs)[0]
+    result["network_s"] = median_seconds(lambda: model.predict_on_batch(network_input), args.runs)[0]
 
     layer.set_weights([kernel, bias])
     model.compile(
@@ -84,7 +72,7 @@ def main():
     inputs = np.stack(images).astype(np.float32)
     anchors = anchors_for_shape(inputs.shape[1:])
     regression, labels = anchor_targets_bbox(anchors, inputs, annotations, num_classes=80)
-    result["train_step_s"] = median_seconds(lambda: model.train_on_batch(inputs, [regression, labels]), args.runs)
+    result["train_step_s"] = median_seconds(lambda: model.train_on_batch(inputs, [regression, labels]), args.runs)[0]
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(result))
 

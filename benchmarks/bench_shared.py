@@ -1,9 +1,12 @@
-"""Weight settings that put a chosen number of class scores above the 0.05 threshold.
+"""What both sides of the speed comparison share: the benchmark image, the timing rule, and weight settings that
+put a chosen number of class scores above the 0.05 threshold.
 
 Shared by bench_retinanet.py (this project) and reference_keras_retinanet.py (fizyr's keras-retinanet 1.0.0, in its own
 Python 3.8 environment), so both measure the same model on the same work: numpy only, Python 3.8 compatible.
 A model with random weights puts millions of scores above 0.05; trained models on a plain image put a few thousand.
 """
+
+import time
 
 import numpy as np
 
@@ -57,3 +60,18 @@ def benchmark_image(shape=(800, 1067), boxes=10, seed=0):
         x, y = rng.randint(0, shape[1] - w), rng.randint(0, shape[0] - h)
         image[y : y + h, x : x + w] = rng.randint(0, 256, size=3)
     return image
+
+
+def median_seconds(function, runs, warmup=2):
+    """Median wall time of ``runs`` calls of ``function`` after ``warmup`` untimed ones.
+
+    Returns: (median seconds, the timed runs rounded to 0.1 ms).
+    """
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), [round(t, 4) for t in times]
