@@ -2,7 +2,8 @@
 
 Targets follow keras-retinanet: the last column of ``y_true`` is the anchor state
 (-1 ignore, 0 background, 1 foreground). Both losses are summed over anchors and
-divided by the number of foreground anchors (at least 1).
+divided by the number of foreground anchors (at least 1); under ``tf.distribute``
+the foreground anchors of the whole global batch, counted over all replicas.
 
 Masks are used where keras-retinanet gathered the valid anchors: the sums are the
 same, and fixed shapes keep the losses usable under XLA and tf.distribute.
@@ -18,9 +19,24 @@ PACKAGE = "keras_retinanet"
 _EPSILON = 1e-7
 
 
+def _sum_over_replicas(value):
+    """``value`` summed over the replicas of a ``tf.distribute`` step; as it is elsewhere.
+
+    Under ``tf.distribute`` each replica computes the loss on its slice of the global
+    batch and the replicas' gradients are summed. Normalising each slice's sum by the
+    positives of the *global* batch makes that sum the gradient one device computes on
+    the whole batch, however it is split.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
 def _positive_count(anchor_state):
-    """Number of foreground anchors, at least 1. anchor_state: (B, N)."""
+    """Number of foreground anchors in the (global) batch, at least 1. anchor_state: (B, N)."""
     positives = tf.reduce_sum(tf.cast(tf.equal(anchor_state, 1.0), tf.float32))
+    positives = tf.stop_gradient(_sum_over_replicas(positives))  # a count of targets: no gradient flows
     return tf.maximum(1.0, positives)
 
 
