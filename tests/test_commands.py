@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
 
+from keras_retinanet import models
 from keras_retinanet.bin import convert_model as convert_command
 from keras_retinanet.bin import debug as debug_command
 from keras_retinanet.bin import evaluate as evaluate_command
@@ -179,6 +181,22 @@ def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_
     out = capsys.readouterr().out
     assert "mAP:" in out and "instances of class bar" in out
     assert (tmp_path / "dataset_bbox_results.json").exists()  # the COCO results go with the other outputs
+
+
+def test_train_mixed_precision_writes_a_bfloat16_snapshot(dataset, tmp_path):
+    annotations, classes = dataset
+    try:
+        train_command.main(
+            ["--backbone", BACKBONE, "--batch-size", "2", "--steps", "1", "--epochs", "1", "--mixed-precision",
+             "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE, "--no-evaluation",
+             "--snapshot-path", str(tmp_path), "--workers", "0", *NARROW, "csv", annotations, classes]
+        )  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = models.load_model(str(tmp_path / f"{BACKBONE}_csv_01.h5"), backbone_name=BACKBONE)
+    policies = {layer.name: layer.dtype_policy.name for layer in model.layers}
+    assert policies["P3"] == "mixed_bfloat16" and policies["classification"] == "float32"
+    assert all(weight.dtype == "float32" for weight in model.weights)
 
 
 def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys):

@@ -285,3 +285,25 @@ def add_unsafe_load_argument(parser, what="the model"):
         action="store_true",
         help=f"Load {what} even if it holds Lambda layers, which run code stored in the file. Only for files you trust.",
     )
+
+
+def add_precision_argument(parser):
+    """``--precision``: run the model in float32 or a mixed precision (see ``utils.precision``)."""
+    from ..utils.precision import PRECISIONS
+
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: %(default)s).",
+    )
+
+
+def apply_demo_image_sides(args):
+    """Give the demo dataset the image sizes it trains at, unless the user chose sizes; returns ``args``."""
+    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
+        from .train import DEMO_DEFAULTS
+
+        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
+        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
+    return args

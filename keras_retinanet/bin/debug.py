@@ -44,12 +44,7 @@ def parse_args(args):
     args = parser.parse_args(args)
     if args.no_gui and not args.output_dir:
         raise common.CommandLineError("--no-gui needs --output-dir to write the images to")
-    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
-        from .train import DEMO_DEFAULTS
-
-        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
-        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
-    return args
+    return common.apply_demo_image_sides(args)
 
 
 def render(generator, index, anchors=True, annotations=True, display_name=False, transform=False):

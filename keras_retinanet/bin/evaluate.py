@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 
-from ..utils.precision import PRECISIONS
 from . import common
 
 
@@ -34,20 +33,10 @@ def parse_args(args):
     parser.add_argument("--config", help="Config .ini with anchor parameters (with --convert-model).")
     parser.add_argument("--coco-metrics", action="store_true", help="Also compute COCO metrics (any dataset).")
     parser.add_argument("--weighted-average", action="store_true", help="Weight each class's AP by its instances.")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: %(default)s).",
-    )
+    common.add_precision_argument(parser)
     common.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
-    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
-        from .train import DEMO_DEFAULTS
-
-        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
-        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
-    return args
+    return common.apply_demo_image_sides(args)
 
 
 def load_inference_model(args, anchor_params=None, pyramid_levels=None):

@@ -32,6 +32,7 @@ def parse_args(args):
     parser.add_argument("--image-max-side", type=common.positive_int, default=1333, help="Cap the larger side.")
     parser.add_argument("--no-resize", action="store_true", help="Do not resize images.")
     parser.add_argument("--no-draw", dest="draw", action="store_false", help="Only write the detection files.")
+    common.add_precision_argument(parser)
     common.add_unsafe_load_argument(parser)
     return parser.parse_args(args)
 

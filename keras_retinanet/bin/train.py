@@ -13,6 +13,9 @@ import sys
 
 from . import common
 
+# keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
+STRATEGY_CHOICES = ("auto", "one", "mirrored", "multi-worker")
+
 # Settings the demo dataset trains well with on a CPU; every other dataset gets keras-retinanet's.
 STANDARD_DEFAULTS = {
     "backbone": "resnet50",
@@ -63,7 +66,24 @@ def parse_args(args):
     weights.add_argument("--no-weights", action="store_true", help="Start from random weights (the default).")
 
     parser.add_argument("--backbone", help="Backbone name (default: resnet50).")
-    parser.add_argument("--batch-size", type=common.positive_int, help="Images per batch (default: 1).")
+    parser.add_argument(
+        "--batch-size",
+        type=common.positive_int,
+        help="Images per batch on each replica (default: 1); a step trains on this times the replicas.",
+    )
+    parser.add_argument(
+        "--strategy",
+        default="auto",
+        choices=STRATEGY_CHOICES,
+        help="tf.distribute strategy: one device, every GPU of this machine (mirrored), or the workers TF_CONFIG "
+        "names (multi-worker); auto picks multi-worker with TF_CONFIG, else mirrored with several GPUs, else one "
+        "device (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="Compute in bfloat16 (CPU, TPU) or float16 with loss scaling (GPU), weights and outputs in float32.",
+    )
     parser.add_argument("--gpu", help="Id of the GPU to use (as reported by nvidia-smi).")
     parser.add_argument("--multi-gpu", type=int, default=0, help="Not supported; use tf.distribute (see README).")
     parser.add_argument(
@@ -155,15 +175,31 @@ def snapshot_epoch(path):
     return int(match.group(1)) if match else 0
 
 
-def create_models(backbone, num_classes, args, anchor_params=None, pyramid_levels=None):
+def create_models(backbone, num_classes, args, anchor_params=None, pyramid_levels=None, strategy=None):
     """Build (or resume) the training model and its inference twin.
+
+    The training model, its optimiser and metrics are made in the strategy's scope, so
+    their variables are mirrored on every replica. The inference model is made outside
+    it: evaluation runs on the chief alone, and a model of the strategy would wait for
+    the other workers at every prediction.
 
     Returns:
         (training_model, prediction_model).
     """
-    import keras
+    import tensorflow as tf
 
-    from .. import losses, models
+    from .. import models
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        training_model = _build_training_model(backbone, num_classes, args, anchor_params, pyramid_levels)
+    prediction_model = models.convert_model(training_model, anchor_params=anchor_params, pyramid_levels=pyramid_levels)
+    return training_model, prediction_model
+
+
+def _build_training_model(backbone, num_classes, args, anchor_params=None, pyramid_levels=None):
+    """The compiled training model: resumed from --snapshot, or built (and initialised) anew."""
+    from .. import distribute, losses, models
     from ..utils.model import freeze
 
     if args.snapshot:
@@ -202,15 +238,25 @@ def create_models(backbone, num_classes, args, anchor_params=None, pyramid_level
     if not args.snapshot or not getattr(training_model, "optimizer", None):
         training_model.compile(
             loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
-            optimizer=keras.optimizers.Adam(learning_rate=args.lr, clipnorm=args.optimizer_clipnorm),
+            # Adam that clips the gradient of the whole global batch, as one device does
+            optimizer=distribute.GlobalBatchAdam(learning_rate=args.lr, clipnorm=args.optimizer_clipnorm),
             jit_compile=False,
         )
-    prediction_model = models.convert_model(training_model, anchor_params=anchor_params, pyramid_levels=pyramid_levels)
-    return training_model, prediction_model
+    else:
+        distribute.use_global_batch_clipping(training_model)  # snapshots compiled with keras.optimizers.Adam
+    return training_model
 
 
-def create_callbacks(training_model, prediction_model, validation_generator, args, resume_state=None, stream=None):
+def create_callbacks(
+    training_model, prediction_model, validation_generator, args, resume_state=None, stream=None, chief=True, workers=1
+):
     """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping and snapshots.
+
+    Under multi-worker training only the chief evaluates and writes TensorBoard logs and
+    snapshots; every worker keeps the guard and the learning-rate schedule, which follow
+    the loss of the global batch and so decide alike. Early stopping needs the mAP, which
+    only the chief has, so it is off when there are several workers (a chief that stopped
+    alone would leave the others waiting).
 
     The order matters: the guard raises before anything sees a broken epoch; the
     snapshot comes last, so it records the schedule's state after the epoch and restores
@@ -220,6 +266,8 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
         resume_state: the training state of the snapshot being resumed, or None.
         stream: ``{'start_epoch', 'start_position', 'steps'}`` of the training stream, stored
             in the snapshots so a resumed run continues at the same batch.
+        chief: whether this process is the chief (see ``keras_retinanet.distribute.is_chief``).
+        workers: number of training processes.
     """
     import keras
 
@@ -229,13 +277,13 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
 
     callbacks = [NonFiniteGuard()]
     tensorboard = None
-    if args.tensorboard_dir:
+    if args.tensorboard_dir and chief:
         if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
             raise common.CommandLineError("--tensorboard-dir needs the tensorboard package: pip install tensorboard")
         os.makedirs(args.tensorboard_dir, exist_ok=True)
         tensorboard = keras.callbacks.TensorBoard(log_dir=args.tensorboard_dir, histogram_freq=0)
 
-    evaluating = args.evaluation and validation_generator is not None
+    evaluating = args.evaluation and validation_generator is not None and chief
     if evaluating:
         if args.dataset_type == "coco":
             from ..callbacks.coco import CocoEval
@@ -261,11 +309,13 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
             min_lr=0,
         )
     }
-    if evaluating:
+    if evaluating and workers > 1:
+        print("Early stopping is off: with several workers only the chief knows the mAP.")
+    elif evaluating:
         stateful["early_stopping"] = keras.callbacks.EarlyStopping(monitor="mAP", patience=5, mode="max", min_delta=0.01)
     callbacks.extend(stateful.values())
 
-    if args.snapshots:
+    if args.snapshots and chief:
         os.makedirs(args.snapshot_path, exist_ok=True)
         template = os.path.join(args.snapshot_path, f"{args.backbone}_{args.dataset_type}_{{epoch:02d}}")
         callbacks.append(
@@ -281,8 +331,12 @@ def create_callbacks(training_model, prediction_model, validation_generator, arg
     return callbacks
 
 
-def create_generators(args, backbone, config=None):
+def create_generators(args, backbone, config=None, batch_size=None):
     """Training and validation generators (validation may be None).
+
+    ``batch_size`` is the global batch (per-replica batch times replicas; default
+    ``args.batch_size``): every batch is padded to its largest image as on one device,
+    and the strategy gives each replica a slice of it.
 
     The training augmentation draws from one ``RandomState`` that the generator reseeds
     per batch from ``(args.seed, position)`` (see :func:`training_dataset`).
@@ -292,7 +346,7 @@ def create_generators(args, backbone, config=None):
     from ..utils.transform import random_transform_generator
 
     common_args = {
-        "batch_size": args.batch_size,
+        "batch_size": batch_size or args.batch_size,
         "config": config,
         "image_min_side": args.image_min_side,
         "image_max_side": args.image_max_side,
@@ -388,13 +442,16 @@ def training_dataset(generator, args, start=0):
     """
     import tensorflow as tf
 
+    from .. import distribute
     from ..preprocessing.pipeline import make_dataset
 
     if not generator.groups:
         raise common.CommandLineError("the training set has no images")
     parallel = tf.data.AUTOTUNE if args.workers > 1 else max(1, args.workers)
     prefetch = args.max_queue_size if args.workers > 0 else 0
-    return make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True, start=start)
+    dataset = make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True, start=start)
+    # Under multi-worker training every worker computes the same global batches and keeps its own slices.
+    return distribute.shard_by_data(dataset)
 
 
 def resume_settings(args, state, steps):
@@ -437,8 +494,14 @@ def main(args=None):
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
 
+    from .. import distribute
+
+    strategy = distribute.make_strategy(args.strategy)  # before TensorFlow runs anything else
+    print(distribute.describe_strategy(strategy))
+    chief = distribute.is_chief(strategy)
+    workers = distribute.num_workers(strategy)
+
     import keras
-    import numpy as np
 
     from .. import models
     from ..utils.model_files import read_training_state
@@ -449,7 +512,8 @@ def main(args=None):
         if resume_state is not None and "seed" not in args.given and resume_state.get("seed") is not None:
             args.seed = int(resume_state["seed"])
     if args.seed is None:
-        args.seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        # every worker must compute the same batches: all take the seed the chief draws
+        args.seed = distribute.shared_seed(strategy)
     print(f"Seed: {args.seed}")
     keras.utils.set_random_seed(args.seed)
     if args.deterministic:
@@ -457,20 +521,43 @@ def main(args=None):
 
         tf.config.experimental.enable_op_determinism()
 
+    if args.mixed_precision:
+        from ..utils.precision import set_precision
+
+        policy = set_precision("mixed")
+        print(f"Precision: {policy} (logits, losses, box decoding and NMS in float32)"
+              + ("; a --snapshot keeps the precision it was saved with" if args.snapshot else ""))
+
     backbone = models.backbone(args.backbone)
     config, anchor_params, pyramid_levels = common.read_config(args)
-    train_generator, validation_generator = create_generators(args, backbone, config)
+    global_batch = distribute.global_batch_size(strategy, args.batch_size)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"Batch: {args.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas = {global_batch}")
+    train_generator, validation_generator = create_generators(args, backbone, config, batch_size=global_batch)
 
     training_model, prediction_model = create_models(
-        backbone, train_generator.num_classes(), args, anchor_params=anchor_params, pyramid_levels=pyramid_levels
+        backbone,
+        train_generator.num_classes(),
+        args,
+        anchor_params=anchor_params,
+        pyramid_levels=pyramid_levels,
+        strategy=strategy,
     )
-    describe(args, train_generator, validation_generator, anchor_params, pyramid_levels, training_model)
+    if chief:
+        describe(args, train_generator, validation_generator, anchor_params, pyramid_levels, training_model)
 
     steps = args.steps if args.steps is not None else len(train_generator)
     start = resume_settings(args, resume_state, steps) if args.snapshot else 0
     stream = {"start_epoch": args.initial_epoch, "start_position": start, "steps": steps}
     callbacks = create_callbacks(
-        training_model, prediction_model, validation_generator, args, resume_state=resume_state, stream=stream
+        training_model,
+        prediction_model,
+        validation_generator,
+        args,
+        resume_state=resume_state,
+        stream=stream,
+        chief=chief,
+        workers=workers,
     )
     try:
         history = training_model.fit(
@@ -478,7 +565,7 @@ def main(args=None):
             steps_per_epoch=steps,
             epochs=args.epochs,
             shuffle=False,  # the stream has its own order
-            verbose=1,
+            verbose=1 if chief else 2,  # the other workers print a line an epoch
             callbacks=callbacks,
             validation_data=validation_generator if args.compute_val_loss else None,
             initial_epoch=args.initial_epoch,

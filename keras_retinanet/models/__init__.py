@@ -2,7 +2,7 @@
 
 import os
 
-from .. import layers, losses, initializers  # noqa: F401  (registers the serialisable objects)
+from .. import distribute, layers, losses, initializers  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
 from ..errors import ModelError
 
 
