@@ -63,6 +63,7 @@ def parse_args(args):
     dataset = common.add_dataset_subparsers(parser)
     dataset.required = False
     dataset.metavar = "[DATASET]"
+    common.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
         from .train import DEMO_DEFAULTS
@@ -83,7 +84,7 @@ def convert(args):
     config, anchor_params, pyramid_levels = common.read_config(args)
     representative = _representative_images(args, config) if args.quantize == "int8" else None
 
-    model = models.load_model(args.model_in, backbone_name=args.backbone, compile=False)
+    model = models.load_model(args.model_in, backbone_name=args.backbone, compile=False, safe_mode=not args.unsafe_load)
     if _is_keras_retinanet_inference_model(args.model_in, model):
         # keras-retinanet's converted models keep the NMS and anchor settings stored in them.
         print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
