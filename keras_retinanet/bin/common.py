@@ -307,3 +307,25 @@ def apply_demo_image_sides(args):
         args.image_min_side = DEMO_DEFAULTS["image_min_side"]
         args.image_max_side = DEMO_DEFAULTS["image_max_side"]
     return args
+
+
+def create_evaluation_generator(args, backbone, config=None, **kwargs):
+    """The dataset a command other than training reads, in file order, sized and preprocessed for ``backbone``.
+
+    Args:
+        args: parsed arguments with ``image_min_side``, ``image_max_side`` (and ``no_resize`` if the command has it).
+        backbone: the :class:`keras_retinanet.models.Backbone` whose preprocessing and feature shapes apply.
+        config: parsed config file (anchor parameters), or None.
+        **kwargs: further generator options (augmentation, for retinanet-debug).
+    """
+    options = {
+        "image_min_side": args.image_min_side,
+        "image_max_side": args.image_max_side,
+        "no_resize": getattr(args, "no_resize", False),
+        "config": config,
+        "shuffle_groups": False,
+        "preprocess_image": backbone.preprocess_image,
+        "compute_shapes": backbone.feature_shapes,
+    }
+    options.update(kwargs)
+    return create_generator(args, "eval", **options)

@@ -120,16 +120,7 @@ def _representative_images(args, config):
     from .. import models
 
     backbone = models.backbone(args.backbone)
-    generator = common.create_generator(
-        args,
-        "eval",
-        image_min_side=args.image_min_side,
-        image_max_side=args.image_max_side,
-        config=config,
-        shuffle_groups=False,
-        preprocess_image=backbone.preprocess_image,
-        compute_shapes=backbone.feature_shapes,
-    )
+    generator = common.create_evaluation_generator(args, backbone, config)
     return export.representative_images(generator, args.representative_samples)
 
 

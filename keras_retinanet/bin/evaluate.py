@@ -108,17 +108,7 @@ def main(args=None):
 
     backbone = models.backbone(args.backbone)
     config, anchor_params, pyramid_levels = common.read_config(args)
-    generator = common.create_generator(
-        args,
-        "eval",
-        image_min_side=args.image_min_side,
-        image_max_side=args.image_max_side,
-        no_resize=args.no_resize,
-        config=config,
-        shuffle_groups=False,
-        preprocess_image=backbone.preprocess_image,
-        compute_shapes=backbone.feature_shapes,
-    )
+    generator = common.create_evaluation_generator(args, backbone, config)
     model = load_inference_model(args, anchor_params, pyramid_levels)
     return evaluate_generator(generator, model, args)
 
