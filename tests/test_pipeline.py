@@ -1,6 +1,5 @@
 """preprocessing.pipeline: the tf.data input pipeline gives the generator's batches, and model.fit takes it."""
 
-import random
 
 import cv2
 import keras
