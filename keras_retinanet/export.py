@@ -195,8 +195,8 @@ def save_tflite(model, path, quantize=None, representative_images=None):
     Args:
         quantize: None keeps float32; 'float16' stores the weights as float16; 'int8' quantizes weights
             and activations, calibrated on ``representative_images`` (a callable giving an iterable of
-            (1, H, W, 3) float32 images). Inputs and outputs stay float32, and ops without an int8
-            kernel (box decoding, NMS) stay in float.
+            (1, H, W, 3) float32 images). Inputs and outputs stay float32, and so do the heads' last
+            convolutions, anchors, box decoding, scores and NMS (``FLOAT32_LAYER_NAMES``).
     """
     import tensorflow as tf
 
@@ -209,12 +209,72 @@ def save_tflite(model, path, quantize=None, representative_images=None):
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([image] for image in representative_images())
+        return _write_bytes_atomically(_convert_int8_keeping_float_layers(converter), path)
     try:
         flatbuffer = converter.convert()
     except Exception as error:  # the converter raises its own ConverterError with the failing op
         raise ExportError(f"TFLite conversion failed: {str(error).strip().splitlines()[0]}") from error
-    _write_bytes_atomically(flatbuffer, path)
-    return path
+    return _write_bytes_atomically(flatbuffer, path)
+
+
+def _convert_int8_keeping_float_layers(converter):
+    """int8 TFLite flatbuffer in which the layers of ``FLOAT32_LAYER_NAMES`` stay float32.
+
+    Quantizing the whole graph also quantizes the anchors, box decoding, clipping and scores
+    (256 levels over an 800 px image), which breaks NMS. So the model is first only calibrated, then
+    quantized with TFLite's selective quantization, every op of those layers on its denylist (as
+    ``tf.lite.experimental.QuantizationDebugger`` does; its own constructor cannot be used here, it also
+    builds a numeric-verify model that fails on the padding inside FilterDetections' loop).
+    """
+    import tensorflow as tf
+
+    try:
+        from tensorflow.lite.python.convert import mlir_quantize
+    except ImportError as error:  # the entry point TFLite's QuantizationDebugger uses
+        raise ExportError(f"int8 export needs TFLite's selective quantization, missing in TensorFlow {tf.__version__}") from error
+    converter._experimental_calibrate_only = True
+    try:
+        calibrated = converter.convert()
+        return mlir_quantize(calibrated, denylisted_nodes=float_node_names(calibrated))
+    except Exception as error:
+        raise ExportError(f"TFLite int8 conversion failed: {str(error).strip().splitlines()[0]}") from error
+
+
+def float_node_names(flatbuffer):
+    """Names of the ops of a TFLite model that belong to ``FLOAT32_LAYER_NAMES`` (post-processing, head outputs).
+
+    TFLite names an op by the TensorFlow name scopes of its output, e.g.
+    ``retinanet-bbox_1/clipped_boxes_1/Minimum`` (layer ``clipped_boxes``) or, for fused ops, several such
+    names joined by ``;``. A scope matches a layer name followed by at most one Keras call suffix
+    (``pyramid_classification_4`` is the head's last conv, ``pyramid_classification_0_1`` its first);
+    the per-level anchors (``anchors_3_1``) may carry two.
+
+    Returns:
+        sorted list of op names, each fused name also split into its parts.
+    """
+    import re
+
+    from .models.retinanet import FLOAT32_LAYER_NAMES
+
+    layer = "|".join(re.escape(name) for name in sorted(FLOAT32_LAYER_NAMES))
+    scope = re.compile(rf"(?:{layer})(?:_\d+)?|anchors(?:_\d+){{1,2}}")
+    names = set()
+    for name in _op_output_names(flatbuffer):
+        parts = name.split(";")
+        if any(scope.fullmatch(part) for fused in parts for part in fused.split("/")):
+            names.update([name, *parts])
+    return sorted(names)
+
+
+def _op_output_names(flatbuffer):
+    """The name of each op's first output, over every subgraph (NMS runs inside a WHILE loop's body)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            if len(operator.outputs) and operator.outputs[0] >= 0:
+                yield subgraph.tensors[operator.outputs[0]].name.decode()
 
 
 def save_onnx(model, path, opset=None):
@@ -272,7 +332,7 @@ def representative_images(generator, count=100):
 
 
 def _write_bytes_atomically(data, path):
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; returns ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
@@ -285,6 +345,7 @@ def _write_bytes_atomically(data, path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+    return path
 
 
 class _temporary_folder_for:

@@ -161,11 +161,12 @@ def convert(setup, output, *options):
     convert_command.main([setup["model"], str(output), "--backbone", BACKBONE, *options])
 
 
-def match_detections(expected, actual, box_tolerance, score_tolerance, min_score=None):
+def match_detections(expected, actual, box_tolerance, score_tolerance, min_score=None, max_unmatched=0):
     """Pair every expected detection with an unused actual one of the same label, box and score.
 
     Order may differ only where scores tie within the tolerance. With ``min_score`` only expected
     detections above it are paired (quantization may move scores across the threshold).
+    ``max_unmatched`` expected detections may go unpaired (int8 features can flip an NMS decision).
 
     Returns:
         (max box difference, max score difference) over the pairs.
@@ -177,6 +178,7 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
         assert (actual["labels"][0, count:] == -1).all() and (actual["scores"][0, count:] == -1).all()
     used = np.zeros(actual_count, dtype=bool)
     box_differences, score_differences = [0.0], [0.0]
+    unmatched = []
     for box, score, label in zip(expected["boxes"][0, :count], expected["scores"][0, :count], expected["labels"][0]):
         if min_score is not None and score < min_score:
             continue
@@ -188,11 +190,14 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
             & (box_difference <= box_tolerance)
             & (score_difference <= score_tolerance)
         )
-        assert candidates.any(), f"no match for label {label} score {score:.4f} box {box}"
+        if not candidates.any():
+            unmatched.append(f"no match for label {label} score {score:.4f} box {box}")
+            continue
         best = np.flatnonzero(candidates)[np.argmin(box_difference[candidates])]
         used[best] = True
         box_differences.append(box_difference[best])
         score_differences.append(score_difference[best])
+    assert len(unmatched) <= max_unmatched, unmatched
     return max(box_differences), max(score_differences)
 
 
@@ -245,11 +250,6 @@ def test_tflite_float16_keeps_the_detections(setup):
     print(f"tflite float16: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="int8 also quantizes box decoding and NMS: with the NMS fix, 247 detections of 8 distinct boxes; "
-    "the post-processing ops must be kept in float (selective quantization)",
-)
 def test_tflite_int8_calibrates_on_the_dataset(setup):
     output = setup["folder"] / "detector_int8.tflite"
     convert(
@@ -258,10 +258,31 @@ def test_tflite_int8_calibrates_on_the_dataset(setup):
     )  # fmt: skip
     assert os.path.getsize(output) < 0.45 * setup["float32_weight_bytes"]
     outputs = run_runtime("tflite", output, setup["image"], setup["folder"])
-    assert_valid_detections(outputs, padding_tolerance=0.5)
-    # int8 activations (boxes included) of a random network move more: the three best detections stay.
-    box_difference, score_difference = match_detections(setup["expected"], outputs, 5.0, 0.05, min_score=0.3)
+    assert_valid_detections(outputs)  # the -1 padding is exact: post-processing stays in float
+    # int8 features move the box deltas and logits a little: the best detections all stay, and of the
+    # ~60 clear of the threshold NMS may decide one or two differently.
+    match_detections(setup["expected"], outputs, 1.0, 0.03, min_score=0.25)
+    box_difference, score_difference = match_detections(setup["expected"], outputs, 1.0, 0.03, 0.1, max_unmatched=2)
     print(f"tflite int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
+    assert_post_processing_in_float(output)
+
+
+def assert_post_processing_in_float(path):
+    """The backbone and hidden head convs compute in int8; anchors, decoding, clipping and NMS in float32."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    tensors = interpreter.get_tensor_details()
+    output_types = {}
+    for op in interpreter._get_ops_details():
+        name = tensors[op["outputs"][0]]["name"]
+        output_types.setdefault(op["op_name"], []).append((name, np.dtype(tensors[op["outputs"][0]]["dtype"]).name))
+    convs = output_types["CONV_2D"] + output_types.get("DEPTHWISE_CONV_2D", [])
+    assert sum(dtype == "int8" for _, dtype in convs) >= 0.8 * len(convs)
+    for op_type, outputs in output_types.items():
+        for name, dtype in outputs:
+            if any(f"/{layer}" in name for layer in ("anchors", "boxes", "clipped_boxes", "filtered_detections")):
+                assert dtype != "int8", f"{op_type} {name} is quantized"
 
 
 @pytest.mark.parametrize(
