@@ -7,7 +7,7 @@ the transition layers, and images get 'tf' preprocessing (scaled to [-1, 1]).
 
 import keras
 
-from .vgg import ApplicationBackbone
+from .applications import ApplicationBackbone
 
 # Dense layers per block, and the keras.applications constructor.
 DENSENET_BLOCKS = {

@@ -18,7 +18,7 @@ import numpy as np
 
 import keras
 
-from .vgg import ApplicationBackbone
+from .applications import ApplicationBackbone
 
 EFFICIENTNET_APPLICATIONS = {
     "EfficientNetB0": keras.applications.EfficientNetB0,

@@ -19,7 +19,7 @@ import contextlib
 
 import keras
 
-from .vgg import ApplicationBackbone
+from .applications import ApplicationBackbone
 
 MOBILENET_SIZES = (128, 160, 192, 224)
 MOBILENET_ALPHAS = ("0.25", "0.5", "0.75", "1.0")
@@ -33,18 +33,23 @@ def name_alpha(name, default="1.0"):
     return float(alpha or default)
 
 
-class MobileNetBackbone(ApplicationBackbone):
-    """keras-retinanet's MobileNet (v1), 'tf' preprocessing."""
+class _MobileNetFamilyBackbone(ApplicationBackbone):
+    """What every MobileNet shares: 'tf' preprocessing, the width multiplier in the name, and a stem that
+    rounds up ('same' conv) before stride-2 steps that pad (0, 1) or (k//2 - 1, k//2) and round down."""
 
-    allowed_backbones = [f"mobilenet{size}_{alpha}" for size in MOBILENET_SIZES for alpha in MOBILENET_ALPHAS]
-    family = "MobileNet"
     preprocessing_mode = "tf"
-    # conv1 is 'same' (rounds up); the stride-2 depthwise convs pad (0, 1) and round down.
     halving_rounding = ("ceil", "floor", "floor", "floor", "floor")
 
     @property
     def alpha(self):
         return name_alpha(self.backbone)
+
+
+class MobileNetBackbone(_MobileNetFamilyBackbone):
+    """keras-retinanet's MobileNet (v1), 'tf' preprocessing."""
+
+    allowed_backbones = [f"mobilenet{size}_{alpha}" for size in MOBILENET_SIZES for alpha in MOBILENET_ALPHAS]
+    family = "MobileNet"
 
     @property
     def weights_size(self):
@@ -61,18 +66,11 @@ class MobileNetBackbone(ApplicationBackbone):
         return f"Keras' mobilenet_{alpha_text}_{self.weights_size}_tf_no_top.h5"
 
 
-class MobileNetV2Backbone(ApplicationBackbone):
+class MobileNetV2Backbone(_MobileNetFamilyBackbone):
     """MobileNetV2, 'tf' preprocessing; 'mobilenetv2' is width 1.0."""
 
     allowed_backbones = ["mobilenetv2"] + [f"mobilenetv2_{alpha}" for alpha in MOBILENETV2_ALPHAS]
     family = "MobileNetV2"
-    preprocessing_mode = "tf"
-    # Conv1 is 'same' (rounds up); stride-2 blocks pad (0, 1) before a 'valid' depthwise conv.
-    halving_rounding = ("ceil", "floor", "floor", "floor", "floor")
-
-    @property
-    def alpha(self):
-        return name_alpha(self.backbone)
 
     def application(self, inputs):
         return keras.applications.MobileNetV2(input_tensor=inputs, alpha=self.alpha, include_top=False, weights=None)
@@ -119,20 +117,13 @@ def savable_hard_sigmoid():
         mobilenet_v3.hard_sigmoid = original
 
 
-class MobileNetV3Backbone(ApplicationBackbone):
+class MobileNetV3Backbone(_MobileNetFamilyBackbone):
     """MobileNetV3 small/large, 'tf' preprocessing outside the model (built without its rescaling)."""
 
     allowed_backbones = [
         f"mobilenetv3{size}{suffix}" for size in ("small", "large") for suffix in [""] + [f"_{a}" for a in MOBILENETV3_ALPHAS]
     ]
     family = "MobileNetV3"
-    preprocessing_mode = "tf"
-    # The stem conv is 'same' (rounds up); stride-2 blocks pad (k//2 - 1, k//2) and round down.
-    halving_rounding = ("ceil", "floor", "floor", "floor", "floor")
-
-    @property
-    def alpha(self):
-        return name_alpha(self.backbone)
 
     @property
     def size(self):
