@@ -18,62 +18,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_retinanet.preprocessing.generator import Generator  # noqa: E402
+from square_images import SquareImages  # noqa: E402  (tests/ is this script's folder)
 
 # (height, width) of the training images: a few sizes, so global batches differ in shape.
 SHAPES = [(64, 64), (64, 96), (80, 64), (64, 64), (96, 96), (72, 64), (64, 80), (96, 64)]
-
-
-class Squares(Generator):
-    """In-memory grey images with one bright 32 px square each; class = image index % 2."""
-
-    def __init__(self, shapes, **kwargs):
-        self.shapes = shapes
-        super().__init__(no_resize=True, group_method="none", **kwargs)
-
-    def size(self):
-        return len(self.shapes)
-
-    def num_classes(self):
-        return 2
-
-    def has_label(self, label):
-        return label in (0, 1)
-
-    def has_name(self, name):
-        return name in ("even", "odd")
-
-    def name_to_label(self, name):
-        return ("even", "odd").index(name)
-
-    def label_to_name(self, label):
-        return ("even", "odd")[label]
-
-    def image_path(self, image_index):
-        return f"memory/{image_index}"
-
-    def image_aspect_ratio(self, image_index):
-        height, width = self.shapes[image_index]
-        return width / height
-
-    def _box(self, image_index):
-        height, width = self.shapes[image_index]
-        x1, y1 = (width - 32) // 2 + image_index % 3, (height - 32) // 2
-        return [x1, y1, x1 + 32, y1 + 32]
-
-    def load_image(self, image_index):
-        image = np.full(self.shapes[image_index] + (3,), 40, np.uint8)
-        x1, y1, x2, y2 = self._box(image_index)
-        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), (200, 210, 220), thickness=-1)
-        return image
-
-    def load_annotations(self, image_index):
-        return {"labels": np.array([image_index % 2]), "bboxes": np.array([self._box(image_index)], np.float64)}
 
 
 # A batch of 2 images with 3 anchors each, for checking the loss normaliser per replica:
@@ -207,7 +159,7 @@ def train(strategy, args, out):
     per_replica = args.global_batch_size // strategy.num_replicas_in_sync
     global_batch = distribute.global_batch_size(strategy, per_replica)
     # the batch order of the endless stream is drawn from the generator's seed
-    generator = Squares(SHAPES, batch_size=global_batch, shuffle_groups=True, seed=seed)
+    generator = SquareImages(SHAPES, batch_size=global_batch, group_method="none", shuffle_groups=True, seed=seed)
 
     def dataset():
         return distribute.shard_by_data(make_dataset(generator, repeat=True))

@@ -1,59 +1,12 @@
 """preprocessing.pipeline: the tf.data input pipeline gives the generator's batches, and model.fit takes it."""
 
 
-import cv2
 import keras
 import numpy as np
 import pytest
 
-from keras_retinanet.preprocessing.generator import Generator
 from keras_retinanet.preprocessing.pipeline import make_dataset
-
-
-class Rectangles(Generator):
-    """In-memory images of different sizes with one white rectangle each."""
-
-    def __init__(self, shapes, **kwargs):
-        self.shapes = shapes
-        kwargs.setdefault("no_resize", True)
-        super().__init__(**kwargs)
-
-    def size(self):
-        return len(self.shapes)
-
-    def num_classes(self):
-        return 2
-
-    def has_label(self, label):
-        return label in (0, 1)
-
-    def has_name(self, name):
-        return name in ("a", "b")
-
-    def name_to_label(self, name):
-        return "ab".index(name)
-
-    def label_to_name(self, label):
-        return "ab"[label]
-
-    def image_path(self, image_index):
-        return f"memory/{image_index}"
-
-    def image_aspect_ratio(self, image_index):
-        return self.shapes[image_index][1] / self.shapes[image_index][0]
-
-    def _box(self, image_index):
-        height, width = self.shapes[image_index]
-        return [width // 4, height // 4, width // 4 + 32, height // 4 + 32]
-
-    def load_image(self, image_index):
-        image = np.full(self.shapes[image_index] + (3,), 30, np.uint8)
-        x1, y1, x2, y2 = self._box(image_index)
-        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), (220, 220, 220), thickness=-1)
-        return image
-
-    def load_annotations(self, image_index):
-        return {"labels": np.array([image_index % 2]), "bboxes": np.array([self._box(image_index)], np.float64)}
+from square_images import SquareImages
 
 
 SHAPES = [(64, 64), (64, 96), (80, 64), (64, 64), (96, 96), (72, 64)]
@@ -65,7 +18,7 @@ def _as_numpy(batch):
 
 
 def test_dataset_yields_the_generators_batches_in_order():
-    generator = Rectangles(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
+    generator = SquareImages(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
     batches = [_as_numpy(batch) for batch in make_dataset(generator)]
     assert len(batches) == len(generator) == 3
     shapes = set()
@@ -91,7 +44,7 @@ def _batch_orders(batches, generator):
 
 def test_each_pass_is_a_reshuffled_epoch():
     shapes = [(64 + 8 * i, 64) for i in range(8)]  # each image differs, so a batch names its group
-    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True)
+    generator = SquareImages(shapes, batch_size=1, group_method="none", shuffle_groups=True)
     keras.utils.set_random_seed(1)
     dataset = make_dataset(generator)
     first = _batch_orders([_as_numpy(batch)[0] for batch in dataset], generator)
@@ -105,7 +58,7 @@ def test_each_pass_is_a_reshuffled_epoch():
 
 def test_repeated_dataset_reshuffles_every_pass():
     shapes = [(64 + 8 * i, 64) for i in range(6)]
-    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=True, seed=3)
+    generator = SquareImages(shapes, batch_size=1, group_method="none", shuffle_groups=True, seed=3)
     dataset = make_dataset(generator, repeat=True)
     orders = _batch_orders([_as_numpy(batch)[0] for batch in dataset.take(18)], generator)
     passes = [orders[i : i + 6] for i in (0, 6, 12)]
@@ -118,7 +71,7 @@ def test_repeated_dataset_reshuffles_every_pass():
 
 def test_unshuffled_generator_keeps_its_order_every_pass():
     shapes = [(64 + 8 * i, 64) for i in range(6)]
-    generator = Rectangles(shapes, batch_size=1, group_method="none", shuffle_groups=False)
+    generator = SquareImages(shapes, batch_size=1, group_method="none", shuffle_groups=False)
     orders = _batch_orders([_as_numpy(batch)[0] for batch in make_dataset(generator, repeat=True).take(12)], generator)
     assert orders == list(range(6)) * 2
 
@@ -141,7 +94,7 @@ def _tiny_retinanet(num_classes):
 def test_model_fit_trains_a_retinanet_on_batches_of_different_shapes():
     from keras_retinanet import losses
 
-    generator = Rectangles(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
+    generator = SquareImages(SHAPES, batch_size=2, group_method="none", shuffle_groups=False)
     dataset = make_dataset(generator)
     assert int(dataset.cardinality()) == len(generator)
     model = _tiny_retinanet(num_classes=2)
