@@ -14,10 +14,15 @@ between them hold even on a noisy machine:
   reference   optional: the same inference and training figures for fizyr's keras-retinanet 1.0.0, run by the
               Python interpreter given with --reference-python (a separate environment with keras-retinanet 1.0.0
               and its TensorFlow installed; see benchmarks/reference_keras_retinanet.py)
+  other RetinaNets  optional: end-to-end and network-alone inference on the same image, with the same plain score
+              setting, for keras-hub's RetinaNet (--keras-hub-python, benchmarks/reference_keras_hub.py) and
+              torchvision's (--torchvision-python, benchmarks/reference_torchvision.py), each run by the Python of
+              its own environment; the table says how many times faster or slower ours is end to end
 
 Writes a table to stdout and JSON to benchmarks/results/retinanet.json.
 
 Run: python benchmarks/bench_retinanet.py [--runs 5] [--bfloat16] [--reference-python /path/to/python]
+         [--keras-hub-python /path/to/python] [--torchvision-python /path/to/python]
 """
 
 import argparse
@@ -34,6 +39,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_SHAPE = (800, 1067)
 TRAIN_SIDE = 512
+# Other RetinaNets measured from their own environments: results key -> (script in benchmarks/, name in the table).
+OTHER_RETINANETS = {
+    "keras_hub": ("reference_keras_hub.py", "keras-hub"),
+    "torchvision": ("reference_torchvision.py", "torchvision"),
+}
 
 
 def _peak_rss_mib():
@@ -204,8 +214,8 @@ def _run_case(name, extra, timeout):
     return result
 
 
-def _reference(python, runs, timeout):
-    script = os.path.join(HERE, "reference_keras_retinanet.py")
+def _reference(python, runs, timeout, script="reference_keras_retinanet.py"):
+    script = os.path.join(HERE, script)
     # cwd and sys.path[0] are benchmarks/, so the reference environment cannot import this project's package.
     completed = subprocess.run([python, script, "--runs", str(runs)], capture_output=True, text=True, timeout=timeout,
                                cwd=HERE)
@@ -260,10 +270,49 @@ def _table(results):
             rows.append((f"keras-retinanet 1.0.0 {key[:-2].replace('_', ' ')}", f"{value:.3f} s", "", ""))
     for key, value in results.get("speedups", {}).items():
         rows.append((f"speed-up over keras-retinanet: {key}", f"{value:.2f}x", "", ""))
+    rows += _other_rows(results)
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measure':<{width}}  {'value':>22}  {'peak MiB':>8}  note", "-" * (width + 50)]
     lines += [f"{a:<{width}}  {b:>22}  {c:>8}  {d}" for a, b, c, d in rows]
     return "\n".join(lines)
+
+
+def _faster_or_slower(ratio):
+    """'ours is N x faster' for a ratio (their time / ours) of at least 1, 'ours is N x slower' otherwise."""
+    return f"ours is {ratio:.2f}x faster" if ratio >= 1 else f"ours is {1 / ratio:.2f}x slower"
+
+
+def _other_rows(results):
+    """Table rows of the other RetinaNets: (measure, value, peak MiB, note)."""
+    rows = []
+    for key, (_, label) in OTHER_RETINANETS.items():
+        if key not in results:
+            continue
+        value = results[key]
+        if "error" in value:
+            rows.append((label, "error: " + " ".join(value["error"]), "", ""))
+            continue
+        name = f"{label} {value.get(key, '')} ({'x'.join(str(side) for side in value['network_input'])})"
+        ratios = results.get("comparisons", {}).get(key, {})
+        rows.append((name + " end to end", f"{value['end_to_end_s']:.3f} s", f"{value.get('peak_rss_mib', 0):.0f}",
+                     _faster_or_slower(ratios["end to end, plain"]) if "end to end, plain" in ratios else ""))
+        if "predict_s" in value:
+            rows.append((name + " detector.predict", f"{value['predict_s']:.3f} s", "", ""))
+        rows.append((name + " network", f"{value['network_s']:.3f} s", "",
+                     _faster_or_slower(ratios["network"]) if "network" in ratios else ""))
+    return rows
+
+
+def _comparisons(results):
+    """Their time / ours for each other RetinaNet measured: {key: {"end to end, plain": r, "network": r}}."""
+    ours = results["cases"].get("inference float32 plain", {})
+    pairs = {"end to end, plain": "end_to_end_s", "network": "network_s"}
+    return {
+        key: {name: results[key][field] / ours[field] for name, field in pairs.items()
+              if field in results[key] and field in ours}
+        for key in OTHER_RETINANETS
+        if key in results and "error" not in results[key]
+    }
 
 
 def main(argv=None):
@@ -272,6 +321,8 @@ def main(argv=None):
     parser.add_argument("--bfloat16", action="store_true", help="also run inference in mixed bfloat16")
     parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
     parser.add_argument("--reference-python", help="Python with keras-retinanet 1.0.0 installed, for the comparison")
+    parser.add_argument("--keras-hub-python", help="Python with keras-hub installed, for the comparison")
+    parser.add_argument("--torchvision-python", help="Python with torch and torchvision installed, for the comparison")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "retinanet.json"))
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per case")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
@@ -309,6 +360,11 @@ def main(argv=None):
     if args.reference_python:
         print("running keras-retinanet 1.0.0 ...", file=sys.stderr, flush=True)
         results["reference"] = _reference(args.reference_python, args.runs, args.timeout)
+    for key, python in (("keras_hub", args.keras_hub_python), ("torchvision", args.torchvision_python)):
+        if python:
+            script, label = OTHER_RETINANETS[key]
+            print(f"running {label} ...", file=sys.stderr, flush=True)
+            results[key] = _reference(python, args.runs, args.timeout, script=script)
 
     matmul = results["cases"].get("matmul", {})
     fp32 = results["cases"].get("inference float32 plain", {})
@@ -327,6 +383,7 @@ def main(argv=None):
         for name, (case, ours, theirs) in pairs.items()
         if theirs in reference and ours in results["cases"].get(case, {})
     }
+    results["comparisons"] = _comparisons(results)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as handle:
         json.dump(results, handle, indent=2)
