@@ -75,6 +75,31 @@ def test_frozen_bn_uses_moving_statistics_when_training():
     np.testing.assert_array_equal(bn.get_weights()[2], values[2].astype(np.float32))
 
 
+def test_frozen_bn_gradient_and_bfloat16_inputs():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    bn = layers.BatchNormalization(freeze=True, epsilon=1e-3)
+    bn.build((None, 3, 5, 4))
+    gamma, beta, mean, variance = rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.5, 2, 4)
+    bn.set_weights([v.astype(np.float32) for v in (gamma, beta, mean, variance)])
+    x = tf.constant(rng.normal(size=(2, 3, 5, 4)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(bn(x, training=True))
+    # d/dx of gamma * (x - mean) / sqrt(variance + eps) + beta, per channel
+    expected = np.broadcast_to(gamma / np.sqrt(variance + 1e-3), (2, 3, 5, 4))
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(), expected, rtol=1e-5)
+    mixed = layers.BatchNormalization(freeze=True, epsilon=1e-3, dtype="mixed_bfloat16")
+    mixed.build((None, 3, 5, 4))
+    mixed.set_weights(bn.get_weights())
+    half = mixed(tf.cast(x, tf.bfloat16))
+    assert half.dtype == tf.bfloat16
+    np.testing.assert_allclose(
+        tf.cast(half, tf.float32).numpy(), bn_by_hand(x.numpy(), gamma, beta, mean, variance, 1e-3), rtol=2e-2, atol=2e-2
+    )
+
+
 def test_trainable_bn_option():
     rng = np.random.default_rng(1)
     bn = layers.BatchNormalization(freeze=False, epsilon=1e-5)
