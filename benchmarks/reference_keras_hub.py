@@ -36,6 +36,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench_retinanet import model_flops  # noqa: E402  (TensorFlow's profiler, as for our model)
 from bench_shared import THRESHOLD, benchmark_image, median_seconds, plain_setting  # noqa: E402
 
 NUM_CLASSES = 80
@@ -98,18 +99,6 @@ def build_detector(image_size):
     )
 
 
-def graph_flops(network, input_shape):
-    """Floating-point operations of one call of ``network`` on a (1, H, W, 3) input, by TensorFlow's profiler."""
-    from tensorflow.python.profiler import model_analyzer, option_builder
-
-    concrete = tf.function(lambda x: network(x, training=False)).get_concrete_function(
-        tf.TensorSpec((1,) + tuple(input_shape) + (3,), tf.float32)
-    )
-    options = option_builder.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return int(model_analyzer.profile(concrete.graph, options=options).total_float_ops)
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -167,7 +156,7 @@ def main():
                                                                  args.runs)
     result["detections"] = int(np.asarray(end_to_end()["num_detections"])[0])
     if not args.no_flops:
-        result["flops"] = graph_flops(network, network_input.shape[1:3])
+        result["flops"] = model_flops(network, network_input.shape[1:3])
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(result))
 
