@@ -209,16 +209,17 @@ def save_tflite(model, path, quantize=None, representative_images=None):
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([image] for image in representative_images())
-        return _write_bytes_atomically(_convert_int8_keeping_float_layers(converter), path)
     try:
-        flatbuffer = converter.convert()
+        flatbuffer = _convert_int8_keeping_float_layers(converter) if quantize == "int8" else converter.convert()
+    except ExportError:
+        raise
     except Exception as error:  # the converter raises its own ConverterError with the failing op
         raise ExportError(f"TFLite conversion failed: {str(error).strip().splitlines()[0]}") from error
     return _write_bytes_atomically(flatbuffer, path)
 
 
 def _convert_int8_keeping_float_layers(converter):
-    """int8 TFLite flatbuffer in which the layers of ``FLOAT32_LAYER_NAMES`` stay float32.
+    """int8 TFLite flatbuffer in which the layers :func:`models.retinanet.keeps_float32` names stay float32.
 
     Quantizing the whole graph also quantizes the anchors, box decoding, clipping and scores
     (256 levels over an 800 px image), which breaks NMS. So the model is first only calibrated, then
@@ -233,35 +234,33 @@ def _convert_int8_keeping_float_layers(converter):
     except ImportError as error:  # the entry point TFLite's QuantizationDebugger uses
         raise ExportError(f"int8 export needs TFLite's selective quantization, missing in TensorFlow {tf.__version__}") from error
     converter._experimental_calibrate_only = True
-    try:
-        calibrated = converter.convert()
-        return mlir_quantize(calibrated, denylisted_nodes=float_node_names(calibrated))
-    except Exception as error:
-        raise ExportError(f"TFLite int8 conversion failed: {str(error).strip().splitlines()[0]}") from error
+    calibrated = converter.convert()
+    return mlir_quantize(calibrated, denylisted_nodes=float_node_names(calibrated))
 
 
 def float_node_names(flatbuffer):
-    """Names of the ops of a TFLite model that belong to ``FLOAT32_LAYER_NAMES`` (post-processing, head outputs).
+    """Names of the ops of a TFLite model that belong to layers :func:`models.retinanet.keeps_float32` names.
 
     TFLite names an op by the TensorFlow name scopes of its output, e.g.
     ``retinanet-bbox_1/clipped_boxes_1/Minimum`` (layer ``clipped_boxes``) or, for fused ops, several such
-    names joined by ``;``. A scope matches a layer name followed by at most one Keras call suffix
-    (``pyramid_classification_4`` is the head's last conv, ``pyramid_classification_0_1`` its first);
-    the per-level anchors (``anchors_3_1``) may carry two.
+    names joined by ``;``. A scope is a layer name, possibly followed by one Keras call suffix
+    (``pyramid_classification_4`` is the head's last conv, ``pyramid_classification_0_1`` its first hidden one,
+    ``anchors_3_1`` the anchors of level 3).
 
     Returns:
         sorted list of op names, each fused name also split into its parts.
     """
     import re
 
-    from .models.retinanet import FLOAT32_LAYER_NAMES
+    from .models.retinanet import keeps_float32
 
-    layer = "|".join(re.escape(name) for name in sorted(FLOAT32_LAYER_NAMES))
-    scope = re.compile(rf"(?:{layer})(?:_\d+)?|anchors(?:_\d+){{1,2}}")
+    def in_float_layer(scope):
+        return keeps_float32(scope) or keeps_float32(re.sub(r"_\d+$", "", scope))
+
     names = set()
     for name in _op_output_names(flatbuffer):
         parts = name.split(";")
-        if any(scope.fullmatch(part) for fused in parts for part in fused.split("/")):
+        if any(in_float_layer(scope) for part in parts for scope in part.split("/")):
             names.update([name, *parts])
     return sorted(names)
 

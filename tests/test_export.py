@@ -201,18 +201,15 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
     return max(box_differences), max(score_differences)
 
 
-def assert_valid_detections(outputs, detections=300, padding_tolerance=0.0):
-    """Shapes and types as documented, -1 padding after the detections, no detection twice.
-
-    ``padding_tolerance``: int8 models quantize the boxes and scores, -1 included.
-    """
+def assert_valid_detections(outputs, detections=300):
+    """Shapes and types as documented, exact -1 padding after the detections, no detection twice."""
     assert outputs["boxes"].shape == (1, detections, 4) and outputs["boxes"].dtype == np.float32
     assert outputs["scores"].shape == (1, detections) and outputs["scores"].dtype == np.float32
     assert outputs["labels"].shape == (1, detections) and outputs["labels"].dtype == np.int32
     count = int((outputs["labels"][0] >= 0).sum())
     assert (outputs["labels"][0, count:] == -1).all()
-    assert np.allclose(outputs["scores"][0, count:], -1, rtol=0, atol=padding_tolerance)
-    assert np.allclose(outputs["boxes"][0, count:], -1, rtol=0, atol=padding_tolerance)
+    assert (outputs["scores"][0, count:] == -1).all()
+    assert (outputs["boxes"][0, count:] == -1).all()
     # NMS never keeps two identical boxes of one class (their IoU is 1).
     rows = np.concatenate([outputs["boxes"][0, :count], outputs["labels"][0, :count, np.newaxis]], axis=1)
     assert len(np.unique(rows, axis=0)) == count

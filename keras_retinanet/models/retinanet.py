@@ -30,6 +30,11 @@ FLOAT32_LAYER_NAMES = frozenset(
 )
 
 
+def keeps_float32(layer_name):
+    """Whether a layer computes in float32 whatever the precision: one of FLOAT32_LAYER_NAMES or a level's anchors."""
+    return layer_name in FLOAT32_LAYER_NAMES or (layer_name.startswith("anchors_") and layer_name[8:].isdigit())
+
+
 def default_classification_model(
     num_classes,
     num_anchors,

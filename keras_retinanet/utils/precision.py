@@ -35,21 +35,23 @@ def set_precision(precision):
     return name
 
 
-def _set_dtypes(config, name, float32_names):
+def _set_dtypes(config, name):
     """Set the dtype policy of every layer config nested in ``config`` (in place)."""
     import keras
+
+    from ..models.retinanet import keeps_float32
 
     if isinstance(config, dict):
         layer_config = config.get("config")
         if "class_name" in config and isinstance(layer_config, dict) and "dtype" in layer_config:
-            keep = layer_config.get("name") in float32_names or layer_config["name"].startswith("anchors_")
+            keep = keeps_float32(layer_config.get("name", ""))
             if config["class_name"] != "InputLayer" and not keep:
                 layer_config["dtype"] = keras.dtype_policies.serialize(keras.dtype_policies.get(name))
         for value in config.values():
-            _set_dtypes(value, name, float32_names)
+            _set_dtypes(value, name)
     elif isinstance(config, list):
         for value in config:
-            _set_dtypes(value, name, float32_names)
+            _set_dtypes(value, name)
 
 
 def with_precision(model, precision):
@@ -62,11 +64,9 @@ def with_precision(model, precision):
     Returns:
         A new model; ``model`` is left as it was.
     """
-    from ..models.retinanet import FLOAT32_LAYER_NAMES
-
     name = policy_name(precision)
     config = model.get_config()
-    _set_dtypes(config.get("layers", []), name, FLOAT32_LAYER_NAMES)
+    _set_dtypes(config.get("layers", []), name)
     try:
         copy = model.__class__.from_config(config)
     except Exception as error:
