@@ -1,0 +1,32 @@
+"""The configuration of a run: one object, built once from the command line or in code, stored as JSON.
+
+    from keras_retinanet.config import RetinaNetConfig
+    config = RetinaNetConfig.build({"model.backbone": "resnet101", "training.epochs": 10})
+    config.to_json()
+"""
+
+from .anchors_ini import AnchorConfig, read_anchor_config
+from .defaults import DEFAULTS, PRESETS
+from .schema import (
+    DATASET_TYPES,
+    DataConfig,
+    DatasetConfig,
+    EvaluationConfig,
+    ModelConfig,
+    RetinaNetConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "AnchorConfig",
+    "DATASET_TYPES",
+    "DEFAULTS",
+    "DataConfig",
+    "DatasetConfig",
+    "EvaluationConfig",
+    "ModelConfig",
+    "PRESETS",
+    "RetinaNetConfig",
+    "TrainingConfig",
+    "read_anchor_config",
+]

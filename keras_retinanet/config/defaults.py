@@ -1,0 +1,96 @@
+"""Every default of the package, in one table, and the named presets.
+
+The values are keras-retinanet 1.0.0's. Function signatures that keras-retinanet
+users call directly (``resize_image``, ``Generator``) take their defaults from here,
+and so do the configuration dataclasses of :mod:`keras_retinanet.config.schema`.
+"""
+
+# Images: the smaller side is resized to IMAGE_MIN_SIDE unless the larger would pass IMAGE_MAX_SIDE.
+IMAGE_MIN_SIDE = 800
+IMAGE_MAX_SIDE = 1333
+
+# The box coding divides the corner offsets (in anchor widths/heights) by this standard deviation.
+BOX_CODING_MEAN = (0.0, 0.0, 0.0, 0.0)
+BOX_CODING_STD = (0.2, 0.2, 0.2, 0.2)
+
+# Anchor matching: IoU at or above POSITIVE_OVERLAP is a positive, below NEGATIVE_OVERLAP a negative.
+POSITIVE_OVERLAP = 0.5
+NEGATIVE_OVERLAP = 0.4
+
+DEFAULTS = {
+    "model": {
+        "backbone": "resnet50",
+        "pyramid_feature_size": 256,
+        "classification_feature_size": 256,
+        "regression_feature_size": 256,
+        "freeze_backbone": False,
+        "trainable_bn": False,
+        "anchors": None,  # keras-retinanet's anchors (AnchorParameters.default, levels P3-P7)
+        "nms": True,
+        "class_specific_filter": True,
+        "nms_threshold": 0.5,
+        "score_threshold": 0.05,
+        "max_detections": 300,
+    },
+    "data": {
+        "dataset": None,
+        "image_min_side": IMAGE_MIN_SIDE,
+        "image_max_side": IMAGE_MAX_SIDE,
+        "no_resize": False,
+        "batch_size": 1,
+        "group_method": "ratio",
+        "random_transform": False,
+        "skip_bad_images": False,
+        "workers": 1,
+        "max_queue_size": 10,
+    },
+    "training": {
+        "epochs": 50,
+        "steps": 10000,  # None: one pass over the training set per epoch
+        "lr": 1e-5,
+        "optimizer_clipnorm": 0.001,
+        "reduce_lr_patience": 2,
+        "reduce_lr_factor": 0.1,
+        "initial_epoch": 0,
+        "seed": None,  # None: drawn at start and stored in the snapshots
+        "deterministic": False,
+        "mixed_precision": False,
+        "strategy": "auto",
+        "snapshot": None,
+        "imagenet_weights": None,
+        "weights": None,
+        "unsafe_load": False,
+        "snapshot_path": "./snapshots",
+        "snapshots": True,
+        "save_keras": False,
+        "tensorboard_dir": "",
+        "evaluation": True,
+        "compute_val_loss": False,
+        "weighted_average": False,
+    },
+    "evaluation": {
+        "score_threshold": 0.05,
+        "iou_threshold": 0.5,
+        "max_detections": 100,
+        "save_path": None,
+        "coco_metrics": False,
+        "weighted_average": False,
+        "precision": "float32",
+    },
+}
+
+# Named presets: settings that differ from DEFAULTS, by section.
+PRESETS = {
+    # The built-in demo dataset (160 px synthetic shapes): a small MobileNet that trains on a CPU in minutes.
+    "demo": {
+        "model": {
+            "backbone": "mobilenet128_0.5",
+            "pyramid_feature_size": 64,
+            "classification_feature_size": 64,
+            "regression_feature_size": 64,
+            "trainable_bn": True,
+        },
+        "data": {"image_min_side": 160, "image_max_side": 160, "batch_size": 4},
+        "training": {"epochs": 20, "steps": None, "lr": 1e-3},
+    },
+}
