@@ -100,12 +100,37 @@ def test_coco_eval_callback_logs_the_12_stats(tmp_path):
     callback.set_model(InjectedModel(perfect))
     logs = {}
     callback.on_epoch_end(4, logs)
-    assert sorted(logs) == sorted(COCO_STAT_NAMES)
+    assert sorted(logs) == sorted(COCO_STAT_NAMES + ("mAP",))
     assert logs["AP @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]"] == pytest.approx(1.0)
     assert logs["AP @[ IoU=0.50:0.95 | area= large | maxDets=100 ]"] == -1.0  # no large box
     scalars = read_scalars(tmp_path / "logs")
     assert scalars["AP @[ IoU=0.50      | area=   all | maxDets=100 ]"] == [(4, pytest.approx(1.0))]
     assert os.path.exists(tmp_path / "dataset_bbox_results.json")
+
+
+def test_coco_eval_callback_logs_map_as_ap_50_95_for_best_snapshot_and_early_stopping():
+    # The hand-worked detections: AP@[.5:.95] is neither 0 nor 1, and differs from AP@.5, so mAP must be
+    # the first stat and no other.
+    callback = CocoEval(two_class_dataset(), output_dir=None, verbose=0)
+    callback.set_model(model())
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    ap_50_95 = logs["AP @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]"]
+    assert 0.0 < ap_50_95 < 1.0
+    assert ap_50_95 != logs["AP @[ IoU=0.50      | area=   all | maxDets=100 ]"]
+    assert logs["mAP"] == ap_50_95 == callback.stats[0]
+
+    # In fit, the 'mAP' the snapshot and EarlyStopping monitor reaches them as for Evaluate.
+    trained = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    trained.compile(optimizer="sgd", loss="mse")
+    early_stopping = keras.callbacks.EarlyStopping(monitor="mAP", mode="max", patience=5)
+    evaluation = RedirectModel(CocoEval(two_class_dataset(), output_dir=None, verbose=0), model())
+    history = trained.fit(
+        np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32), epochs=2, verbose=0,
+        callbacks=[evaluation, early_stopping],
+    )
+    assert history.history["mAP"] == pytest.approx([ap_50_95] * 2)
+    assert early_stopping.best == pytest.approx(ap_50_95)
 
 
 def test_tensorboard_argument_of_wrong_type_is_refused():

@@ -1,13 +1,18 @@
 """COCO evaluation at the end of every epoch, as keras-retinanet's ``callbacks.coco.CocoEval``."""
 
 import keras
+import numpy as np
 
-from ..utils.coco_eval import COCO_STAT_NAMES, evaluate_coco
+from ..evaluation.coco import COCO_STAT_NAMES
+from ..evaluation.evaluator import HEADLINE_KEY, COCOEvaluator
 from .eval import summary_writer, write_scalar
 
 
 class CocoEval(keras.callbacks.Callback):
     """Run COCOeval after each epoch and put the 12 COCO stats in the logs under :data:`COCO_STAT_NAMES`.
+
+    The logs also get ``mAP`` = AP@[.5:.95] (the first stat), the key the best-model snapshot and early
+    stopping follow, as with :class:`keras_retinanet.callbacks.eval.Evaluate`.
 
     Works on a COCO dataset and on any other (whose ground truth is then built from its annotations). Wrap it
     in :class:`keras_retinanet.callbacks.RedirectModel` with the inference model when training.
@@ -33,14 +38,15 @@ class CocoEval(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        self.stats = evaluate_coco(
-            self.generator, self.model, threshold=self.threshold, output_dir=self.output_dir, verbose=self.verbose
-        )
+        evaluator = COCOEvaluator(threshold=self.threshold, output_dir=self.output_dir, verbose=self.verbose)
+        results = evaluator.evaluate(self.generator, self.model)
+        self.stats = np.asarray([results[name] for name in COCO_STAT_NAMES], dtype=np.float64)
         if self.tensorboard is not None:
             if self._writer is None:
                 self._writer = summary_writer(self.tensorboard)
-            for name, value in zip(COCO_STAT_NAMES, self.stats):
-                write_scalar(self._writer, name, value, epoch)
+            for name in COCO_STAT_NAMES:
+                write_scalar(self._writer, name, results[name], epoch)
             self._writer.flush()
-        for name, value in zip(COCO_STAT_NAMES, self.stats):
-            logs[name] = float(value)
+        for name in COCO_STAT_NAMES:
+            logs[name] = results[name]
+        logs[HEADLINE_KEY] = results[HEADLINE_KEY]

@@ -1,8 +1,10 @@
 """Pascal-VOC mAP evaluation at the end of every epoch, as keras-retinanet's ``callbacks.eval.Evaluate``."""
 
 import keras
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
-from ..utils.eval import evaluate, mean_average_precision
+from ..evaluation.evaluator import HEADLINE_KEY, VOCEvaluator
 
 
 def summary_writer(tensorboard):
@@ -17,8 +19,6 @@ def summary_writer(tensorboard):
     """
     if tensorboard is None:
         return None
-    import tensorflow as tf
-
     if hasattr(tensorboard, "as_default") and hasattr(tensorboard, "flush"):
         return tensorboard
     log_dir = getattr(tensorboard, "log_dir", tensorboard)
@@ -42,9 +42,6 @@ def write_scalar(writer, name, value, step):
         value: a number.
         step: the epoch.
     """
-    import tensorflow as tf
-    from tensorflow.core.framework import summary_pb2
-
     metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
     with writer.as_default():
         tf.summary.write(name, tf.constant(float(value), dtype=tf.float32), step=int(step), metadata=metadata)
@@ -94,15 +91,17 @@ class Evaluate(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        average_precisions, _ = evaluate(
-            self.generator,
-            self.model,
+        # Built from the attributes each epoch, so that changing one between epochs takes effect.
+        evaluator = VOCEvaluator(
             iou_threshold=self.iou_threshold,
             score_threshold=self.score_threshold,
             max_detections=self.max_detections,
             save_path=self.save_path,
+            weighted_average=self.weighted_average,
             verbose=self.verbose,
         )
+        results = evaluator.evaluate(self.generator, self.model)
+        average_precisions = results["average_precisions"]
         self.average_precisions = average_precisions
 
         if self.verbose == 1:
@@ -112,13 +111,12 @@ class Evaluate(keras.callbacks.Callback):
                         num_annotations, self.generator.label_to_name(label), average_precision
                     )
                 )
-        weighted, unweighted = mean_average_precision(average_precisions)
-        self.mean_ap = weighted if self.weighted_average else unweighted
+        self.mean_ap = results[HEADLINE_KEY]
 
         if self.tensorboard is not None:
             self._write_summaries(epoch, average_precisions)
 
-        logs["mAP"] = self.mean_ap
+        logs[HEADLINE_KEY] = self.mean_ap
         if self.verbose == 1:
             print("mAP: {:.4f}".format(self.mean_ap))
 
