@@ -1,6 +1,8 @@
-"""Box operations on tensors, the graph-side twins of :mod:`keras_retinanet.utils.anchors`."""
+"""Box operations on tensors, the graph-side twins of :mod:`keras_retinanet.anchors`."""
 
 import tensorflow as tf
+
+from .config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
 
 
 def shift(shape, stride, anchors):
@@ -31,16 +33,16 @@ def bbox_transform_inv(anchors, deltas, mean=None, std=None):
     Args:
         anchors: (..., 4) anchors ``(x1, y1, x2, y2)``.
         deltas: (..., 4) regression outputs.
-        mean: (4,) coding mean (default 0).
-        std: (4,) coding standard deviation (default 0.2).
+        mean: (4,) coding mean (default ``BOX_CODING_MEAN``, 0).
+        std: (4,) coding standard deviation (default ``BOX_CODING_STD``, 0.2).
 
     Returns:
         (..., 4) boxes ``(x1, y1, x2, y2)``.
     """
     if mean is None:
-        mean = [0.0, 0.0, 0.0, 0.0]
+        mean = BOX_CODING_MEAN
     if std is None:
-        std = [0.2, 0.2, 0.2, 0.2]
+        std = BOX_CODING_STD
     anchors = tf.cast(anchors, tf.float32)
     deltas = tf.cast(deltas, tf.float32)
     width = anchors[..., 2] - anchors[..., 0]

@@ -78,7 +78,7 @@ def test_anchors_for_shape_counts():
     # 64 x 96: levels 3..7 give 8x12, 4x6, 2x3, 1x2, 1x1 positions = 129, times 9 anchors.
     anchors = ua.anchors_for_shape((64, 96, 3))
     assert anchors.shape == (129 * 9, 4)
-    assert anchors.dtype == np.float32
+    assert anchors.dtype == np.float64  # as keras-retinanet 1.0.0 returns them (issue 14)
     # Level by level: the first block is P3 at stride 8, size 32; the last anchor is P7's only position.
     np.testing.assert_allclose(anchors[:9], hand_reference_anchors(32, RATIOS, SCALES) + [4, 4, 4, 4], atol=1e-4)
     np.testing.assert_allclose(anchors[-9:], hand_reference_anchors(512, RATIOS, SCALES) + [64, 64, 64, 64], atol=1e-3)
@@ -339,3 +339,25 @@ def test_bbox_transform_zero_mean_keeps_signed_zeros_and_matches_explicit_mean()
     # a mean of -0.0 is applied (x - -0.0 turns -0.0 into +0.0), exactly as the formula says
     minus_zero = ua.bbox_transform(np.array([[0.0, 0.0, 1.0, 1.0]]), np.array([[-0.0, 0.0, 1.0, 1.0]]), mean=[-0.0] * 4)
     assert not np.signbit(minus_zero).any()
+
+
+def test_anchors_package_is_numpy_only_and_utils_anchors_re_exports_it():
+    import subprocess
+    import sys
+
+    import keras_retinanet.anchors as anchors_package
+    from keras_retinanet.config import defaults
+
+    code = "import sys, keras_retinanet.anchors; print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    # one implementation, two import paths
+    for name in anchors_package.__all__:
+        assert getattr(ua, name) is getattr(anchors_package, name), name
+    # the box coding and the matching take their defaults from the one table
+    np.testing.assert_array_equal(ua.DEFAULT_BOX_MEAN, defaults.BOX_CODING_MEAN)
+    np.testing.assert_array_equal(ua.DEFAULT_BOX_STD, defaults.BOX_CODING_STD)
+    anchors = np.array([[0.0, 0.0, 10.0, 10.0]] * 3)
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0 * defaults.POSITIVE_OVERLAP], [0.0, 0.0, 10.0, 4.5], [0.0, 0.0, 10.0, 4.0]])
+    for box, (positive, ignore) in zip(boxes, [(True, False), (False, True), (False, False)]):
+        got_positive, got_ignore, _ = ua.compute_gt_annotations(anchors[:1], box[np.newaxis])
+        assert (bool(got_positive[0]), bool(got_ignore[0])) == (positive, ignore), box

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import losses, models
-from keras_retinanet.errors import ModelFileError
+from keras_retinanet.errors import ModelError, ModelFileError
 from keras_retinanet.models.densenet import DenseNetBackbone
 from keras_retinanet.models.effnet import EfficientNetBackbone
 from keras_retinanet.models.mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbone
@@ -132,6 +132,48 @@ def test_unknown_name_lists_the_valid_ones(name):
     for valid in ("resnet50", "vgg16", "mobilenet224_1.0", "mobilenetv2", "mobilenetv3small", "densenet121",
                   "EfficientNetB0"):
         assert valid in message
+
+
+
+@pytest.mark.parametrize("name", ["vgg99", "mobilenet999_0.5", "densenet7", "EfficientNetB9", "mobilenetv2_9.9",
+                                  "mobilenetv3small_0.5", "resnet49"])
+def test_unknown_name_within_a_family_is_the_one_line_model_error(name):
+    # the same error as 'resnet49': commands print a ModelError as one 'error:' line, a ValueError as a traceback
+    with pytest.raises(ModelError) as error:
+        models.backbone(name)
+    message = str(error.value)
+    assert message.startswith(f"unknown backbone '{name}'; valid backbones: resnet101, ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("cls, name", [(VGGBackbone, "vgg99"), (MobileNetBackbone, "mobilenet999_0.5"),
+                                       (MobileNetBackbone, "mobilenet224"), (DenseNetBackbone, "densenet7"),
+                                       (EfficientNetBackbone, "EfficientNetB9"), (MobileNetV2Backbone, "mobilenetv2_9")])
+def test_family_class_refuses_an_unknown_name_with_a_model_error(cls, name):
+    with pytest.raises(ModelError, match=f"'{re.escape(name)}' is not a {cls.family} this package builds; choose one of "):
+        cls(name)
+
+
+def test_mobilenet_allowed_backbones_are_keras_retinanet_1_0s():
+    # keras-retinanet 1.0.0's list, to which its callers and tests append '_{alpha}'
+    assert MobileNetBackbone.allowed_backbones == ["mobilenet128", "mobilenet160", "mobilenet192", "mobilenet224"]
+    full_names = [f"{prefix}_{alpha}" for prefix in MobileNetBackbone.allowed_backbones
+                  for alpha in ("1.0", "0.75", "0.5", "0.25")]
+    assert sorted(MobileNetBackbone.names()) == sorted(full_names) == sorted(MOBILENET_NAMES)
+    for name in full_names:
+        assert MobileNetBackbone(name).backbone == name
+        assert models.backbone(name).alpha == float(name.split("_")[1])
+    # backbone_names() lists what backbone() accepts: the full names, never the bare prefixes
+    assert set(full_names) <= set(models.backbone_names())
+    assert not set(MobileNetBackbone.allowed_backbones) & set(models.backbone_names())
+
+    # keras-retinanet 1.0.0's test_mobilenet builds RetinaNets from these names
+    backbone = MobileNetBackbone("mobilenet128_1.0")
+    assert (backbone.alpha, backbone.weights_size) == (1.0, 128)
+    model = backbone.retinanet(num_classes=2, **NARROW)
+    regression, classification = model.compute_output_spec(keras.KerasTensor((1,) + IMAGE_SHAPE))
+    assert tuple(classification.shape) == (1, CEIL_FLOOR["anchors"], 2)
+    assert tuple(regression.shape) == (1, CEIL_FLOOR["anchors"], 4)
 
 
 def test_preprocessing_modes():

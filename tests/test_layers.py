@@ -142,3 +142,16 @@ def test_inference_model_anchors_match_numpy():
     for height, width in [(72, 100), (67, 101)]:
         output = np.asarray(anchor_model(np.zeros((1, height, width, 3), np.float32)))
         np.testing.assert_allclose(output[0], ua.anchors_for_shape((height, width, 3)), rtol=1e-6, atol=1e-3)
+
+
+def test_box_decoding_defaults_are_the_box_coding_constants():
+    from keras_retinanet import backend
+    from keras_retinanet.config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
+
+    layer = layers.RegressBoxes()
+    np.testing.assert_array_equal(layer.mean, np.float32(BOX_CODING_MEAN))
+    np.testing.assert_array_equal(layer.std, np.float32(BOX_CODING_STD))
+    anchors = np.array([[[0.0, 0.0, 10.0, 20.0]]], np.float32)
+    deltas = np.array([[[1.0, -1.0, 0.5, 2.0]]], np.float32)
+    np.testing.assert_allclose(np.asarray(backend.bbox_transform_inv(anchors, deltas)),
+                               ua.bbox_transform_inv(anchors, deltas), rtol=1e-6)

@@ -21,7 +21,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.anchors import AnchorParameters
+from ..anchors.generation import AnchorParameters
 
 _ANCHOR_KEYS = ("sizes", "strides", "ratios", "scales")
 _MAX_INT = 2**31 - 1  # sizes, strides and levels become int32 tensors

@@ -5,7 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from .. import backend
-from ..utils import anchors as utils_anchors
+from ..anchors import AnchorParameters, generate_anchors
+from ..config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
 
 PACKAGE = "keras_retinanet"
 
@@ -23,13 +24,13 @@ class Anchors(keras.layers.Layer):
         self.size = int(size)
         self.stride = int(stride)
         self.ratios = np.asarray(
-            utils_anchors.AnchorParameters.default.ratios if ratios is None else ratios, dtype=np.float32
+            AnchorParameters.default.ratios if ratios is None else ratios, dtype=np.float32
         )
         self.scales = np.asarray(
-            utils_anchors.AnchorParameters.default.scales if scales is None else scales, dtype=np.float32
+            AnchorParameters.default.scales if scales is None else scales, dtype=np.float32
         )
         self.num_anchors = len(self.ratios) * len(self.scales)
-        self.reference_anchors = utils_anchors.generate_anchors(self.size, self.ratios, self.scales).astype(np.float32)
+        self.reference_anchors = generate_anchors(self.size, self.ratios, self.scales).astype(np.float32)
 
     def call(self, features):
         shape = tf.shape(features)
@@ -83,8 +84,8 @@ class RegressBoxes(keras.layers.Layer):
     def __init__(self, mean=None, std=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.mean = np.asarray([0.0, 0.0, 0.0, 0.0] if mean is None else mean, dtype=np.float32)
-        self.std = np.asarray([0.2, 0.2, 0.2, 0.2] if std is None else std, dtype=np.float32)
+        self.mean = np.asarray(BOX_CODING_MEAN if mean is None else mean, dtype=np.float32)
+        self.std = np.asarray(BOX_CODING_STD if std is None else std, dtype=np.float32)
 
     def call(self, inputs):
         anchors, regression = inputs

@@ -23,6 +23,8 @@ from .applications import ApplicationBackbone
 
 MOBILENET_SIZES = (128, 160, 192, 224)
 MOBILENET_ALPHAS = ("0.25", "0.5", "0.75", "1.0")
+# Every MobileNet (v1) name this package builds: the sizes and widths of Keras' ImageNet files.
+MOBILENET_NAMES = tuple(f"mobilenet{size}_{alpha}" for size in MOBILENET_SIZES for alpha in MOBILENET_ALPHAS)
 MOBILENETV2_ALPHAS = ("0.35", "0.5", "0.75", "1.0", "1.3", "1.4")
 MOBILENETV3_ALPHAS = ("0.75", "1.0")
 
@@ -46,10 +48,22 @@ class _MobileNetFamilyBackbone(ApplicationBackbone):
 
 
 class MobileNetBackbone(_MobileNetFamilyBackbone):
-    """keras-retinanet's MobileNet (v1), 'tf' preprocessing."""
+    """keras-retinanet's MobileNet (v1), 'tf' preprocessing.
 
-    allowed_backbones = [f"mobilenet{size}_{alpha}" for size in MOBILENET_SIZES for alpha in MOBILENET_ALPHAS]
+    ``allowed_backbones`` is keras-retinanet 1.0.0's list of size prefixes, to which its callers
+    (and its tests) append ``_{alpha}``; the full names are :meth:`names` (``MOBILENET_NAMES``).
+    1.0.0 validated only the part before the '_'; the whole name is validated here, so that a
+    width without Keras ImageNet weights, or none at all ('mobilenet224', which 1.0.0 let
+    through to fail while building), is an unknown backbone.
+    """
+
+    allowed_backbones = [f"mobilenet{size}" for size in MOBILENET_SIZES]
     family = "MobileNet"
+
+    @classmethod
+    def names(cls) -> list:
+        """Every full name built, ``mobilenet{size}_{alpha}``."""
+        return list(MOBILENET_NAMES)
 
     @property
     def weights_size(self):

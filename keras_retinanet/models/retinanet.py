@@ -9,7 +9,7 @@ import keras
 
 from .. import initializers, layers
 from ..errors import ModelError
-from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
+from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 
 # Layers that compute in float32 whatever the precision policy: the heads' last
 # convolutions (logits and box deltas), everything after them, and anchors.
@@ -262,11 +262,6 @@ def build_level_anchors(anchor_params, features):
         )(f)
         for i, f in enumerate(features)
     ]
-
-
-def build_anchors(anchor_params, features):
-    """Anchors of every pyramid level, concatenated: (B, N, 4)."""
-    return keras.layers.Concatenate(axis=1, name="anchors", dtype="float32")(build_level_anchors(anchor_params, features))
 
 
 def retinanet_bbox(
