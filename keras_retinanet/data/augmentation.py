@@ -1,12 +1,35 @@
 """Augmentation of images with their boxes: affine warps and colour changes (keras-retinanet's).
 
+:class:`Augmentation` is the pure augmentation step of the input pipeline: frozen
+settings, and ``augmentation(image, annotations, rng) -> (image, annotations)`` draws
+everything from the ``rng`` it is given, so a batch's augmentation is a function of
+the seed its caller derives (the training stream seeds it from ``(seed, position)``).
+:class:`IteratorAugmentation` puts keras-retinanet's ``transform_generator`` /
+``visual_effect_generator`` arguments behind the same interface.
+
 Images are uint8 BGR arrays of shape (H, W, 3) throughout.
 """
+
+import dataclasses
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .affine import change_transform_origin
+from .affine import change_transform_origin, random_transform, transform_aabb
+from .boxes import clip_annotations_to_image
+from .visual_effects import (  # noqa: F401 (keras-retinanet's names, imported from here by utils.image)
+    VisualEffect,
+    VisualEffectRanges,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    random_visual_effect_generator,
+)
+
+Annotations = Dict[str, np.ndarray]
 
 # --------------------------------------------------------------------------------------
 # Geometric augmentation
@@ -104,143 +127,214 @@ def apply_transform(matrix, image, params):
     )
 
 
-# --------------------------------------------------------------------------------------
-# Visual effects (colour augmentation)
-# --------------------------------------------------------------------------------------
+def warp_annotations(matrix, image: np.ndarray, annotations: Annotations, params: TransformParameters):
+    """Warp an image and its boxes with one affine matrix.
 
-_LEVELS = np.arange(256, dtype=np.float64)
-
-
-def _clip_to_uint8(values):
-    """Clip to [0, 255] and truncate to uint8, as keras-retinanet's ``_clip`` did."""
-    return np.clip(values, 0, 255).astype(np.uint8)
-
-
-def adjust_contrast(image, factor):
-    """Scale each channel about its mean: ``clip((x - mean) * factor + mean)``."""
-    mean = image.reshape(-1, image.shape[-1]).mean(axis=0)
-    return _clip_to_uint8((image - mean) * factor + mean)
-
-
-def adjust_brightness(image, delta):
-    """Add ``delta * 255`` to every pixel (``delta`` in [-1, 1])."""
-    return _clip_to_uint8(image + delta * 255)
-
-
-def adjust_hue(image, delta):
-    """Rotate OpenCV's 8-bit hue (0..179) of an HSV image by ``delta * 180``, in place."""
-    image[..., 0] = np.mod(image[..., 0] + delta * 180, 180)
-    return image
-
-
-def adjust_saturation(image, factor):
-    """Scale the saturation of an HSV image, in place."""
-    image[..., 1] = np.clip(image[..., 1] * factor, 0, 255)
-    return image
-
-
-class VisualEffect:
-    """A colour change with fixed parameters: contrast, brightness, then hue and saturation.
-
-    The result equals applying ``adjust_contrast``, ``adjust_brightness``,
-    ``adjust_hue`` and ``adjust_saturation`` in turn (keras-retinanet's order and
-    rounding), but each step is a 256-entry lookup table, which is several times faster
-    than float arithmetic on the whole image.
+    Boxes become the axis-aligned box around their transformed corners, clipped to
+    the image; boxes pushed entirely out of the image are dropped with their labels.
 
     Args:
-        contrast_factor: contrast multiplier (1 leaves the image unchanged), or None.
-        brightness_delta: brightness offset as a fraction of 255, or None.
-        hue_delta: hue rotation as a fraction of a full turn, or None.
-        saturation_factor: saturation multiplier, or None.
+        matrix: (3, 3) matrix in pixels, already about the image centre (:func:`adjust_transform_for_image`).
+        image: (H, W, C) image.
+        annotations: ``bboxes`` (K, 4) and other per-box arrays; not modified.
+        params: :class:`TransformParameters` for the image warp.
+
+    Returns:
+        (image (H, W, C), annotations): a new dict, K' <= K boxes.
+    """
+    image = apply_transform(matrix, image, params)
+    boxes = np.array(annotations["bboxes"], dtype=np.float64).reshape((-1, 4))
+    for index in range(boxes.shape[0]):
+        boxes[index, :] = transform_aabb(matrix, boxes[index, :])
+    annotations = dict(annotations, bboxes=boxes)
+    annotations, _, _ = clip_annotations_to_image(annotations, image.shape)
+    return image, annotations
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformRanges:
+    """The ranges of keras-retinanet's random affine transform (see :func:`data.affine.random_transform`).
+
+    Translations are fractions of the image size when ``TransformParameters.relative_translation``
+    is on (keras-retinanet's default); angles are in radians.
     """
 
-    def __init__(self, contrast_factor, brightness_delta, hue_delta, saturation_factor):
-        self.contrast_factor = contrast_factor
-        self.brightness_delta = brightness_delta
-        self.hue_delta = hue_delta
-        self.saturation_factor = saturation_factor
+    min_rotation: float = 0
+    max_rotation: float = 0
+    min_translation: Tuple[float, float] = (0, 0)
+    max_translation: Tuple[float, float] = (0, 0)
+    min_shear: float = 0
+    max_shear: float = 0
+    min_scaling: Tuple[float, float] = (1, 1)
+    max_scaling: Tuple[float, float] = (1, 1)
+    flip_x_chance: float = 0
+    flip_y_chance: float = 0
 
-    def __call__(self, image):
-        """Apply the effect to a (H, W, 3) uint8 BGR image; returns a new image."""
-        image = np.ascontiguousarray(image, dtype=np.uint8)
-        if self.contrast_factor or self.brightness_delta:
-            image = cv2.LUT(image, self._contrast_brightness_table(image))
-        if self.hue_delta or self.saturation_factor:
-            hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-            hsv = cv2.LUT(hsv, self._hue_saturation_table())
-            image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-        return image
+    def draw(self, rng) -> np.ndarray:
+        """One (3, 3) transform about the origin; every range is drawn, even an empty one, as keras-retinanet did."""
+        return random_transform(**{field.name: getattr(self, field.name) for field in dataclasses.fields(self)}, prng=rng)
 
-    def _contrast_brightness_table(self, image):
-        """(1, 256, 3) table: per channel, contrast about the channel mean, then brightness."""
-        if self.contrast_factor:
-            means = image.reshape(-1, image.shape[-1]).mean(axis=0)
-            table = _clip_to_uint8((_LEVELS[:, None] - means) * self.contrast_factor + means)
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationDraws:
+    """What was drawn for a group of images: one effect and one transform per image, or None where off."""
+
+    effects: Optional[List[VisualEffect]]
+    transforms: Optional[List[np.ndarray]]
+
+
+class _DrawsAndApplies:
+    """Applying drawn augmentation; subclasses say how effects and transforms are drawn."""
+
+    transform_parameters: TransformParameters
+
+    def draw_effects(self, rng, count: int) -> Optional[List[VisualEffect]]:
+        raise NotImplementedError
+
+    def draw_transforms(self, rng, count: int) -> Optional[List[np.ndarray]]:
+        raise NotImplementedError
+
+    def draw(self, rng, count: int) -> AugmentationDraws:
+        """The augmentation of ``count`` images: every effect first, then every transform (keras-retinanet's order)."""
+        return AugmentationDraws(self.draw_effects(rng, count), self.draw_transforms(rng, count))
+
+    def apply(self, image: np.ndarray, annotations: Annotations, effect=None, transform=None):
+        """Colour change, then warp about the image centre; returns (image, new annotations dict)."""
+        if effect is not None:
+            image = effect(image)
+        if transform is not None:
+            matrix = adjust_transform_for_image(transform, image, self.transform_parameters.relative_translation)
+            image, annotations = warp_annotations(matrix, image, annotations, self.transform_parameters)
+        return image, annotations
+
+    def augment_group(self, image_group: Sequence[np.ndarray], annotations_group: Sequence[Annotations], rng):
+        """Augment a batch with one draw from ``rng``; returns (images, annotations), new lists."""
+        draws = self.draw(rng, len(image_group))
+        images, annotations = [], []
+        for index, (image, boxes) in enumerate(zip(image_group, annotations_group)):
+            effect = draws.effects[index] if draws.effects is not None else None
+            transform = draws.transforms[index] if draws.transforms is not None else None
+            image, boxes = self.apply(image, boxes, effect, transform)
+            images.append(image)
+            annotations.append(boxes)
+        return images, annotations
+
+    def __call__(self, image: np.ndarray, annotations: Union[Annotations, np.ndarray], rng):
+        """Augment one image: ``(image (H, W, 3), annotations or (K, 4) boxes, rng) -> (image, same kind)``.
+
+        Pass a dict to keep labels (and any per-box array) aligned with the boxes that
+        survive; a bare (K, 4) array comes back as the (K', 4) boxes that stay in the image.
+        """
+        bare = not isinstance(annotations, dict)
+        if bare:
+            annotations = {"bboxes": np.asarray(annotations, dtype=np.float64).reshape((-1, 4))}
+        (image,), (annotations,) = self.augment_group([image], [annotations], rng)
+        return (image, annotations["bboxes"]) if bare else (image, annotations)
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation(_DrawsAndApplies):
+    """Random augmentation with fixed settings; every random number comes from the ``rng`` passed in.
+
+    Attributes:
+        transform: ranges of the random affine transform, or None for no warp.
+        visual_effect: ranges of the random colour change, or None for none.
+        transform_parameters: how warped images are filled and sampled.
+    """
+
+    transform: Optional[TransformRanges] = None
+    visual_effect: Optional[VisualEffectRanges] = None
+    transform_parameters: TransformParameters = dataclasses.field(default_factory=TransformParameters)
+
+    def draw_effects(self, rng, count: int) -> Optional[List[VisualEffect]]:
+        if self.visual_effect is None:
+            return None
+        return [self.visual_effect.draw(rng) for _ in range(count)]
+
+    def draw_transforms(self, rng, count: int) -> Optional[List[np.ndarray]]:
+        if self.transform is None:
+            return None
+        return [self.transform.draw(rng) for _ in range(count)]
+
+
+class IteratorAugmentation(_DrawsAndApplies):
+    """keras-retinanet's ``transform_generator`` / ``visual_effect_generator`` as an augmentation.
+
+    Draws are ``next()`` of the given iterators. Those draw from a random state of their
+    own, so to make a draw a function of the ``rng`` passed in, give that state as
+    ``random_state``: it is set to ``rng``'s state before each draw.
+
+    Args:
+        transform_generator: iterator of (3, 3) transforms about the origin, or None.
+        visual_effect_generator: iterator of :class:`VisualEffect`, or None.
+        transform_parameters: how warped images are filled and sampled.
+        random_state: the ``np.random.RandomState`` both iterators draw from, or None.
+    """
+
+    def __init__(self, transform_generator=None, visual_effect_generator=None, transform_parameters=None, random_state=None):
+        self.transform_generator = transform_generator
+        self.visual_effect_generator = visual_effect_generator
+        self.transform_parameters = transform_parameters or TransformParameters()
+        self.random_state = random_state
+        # Python generators cannot be advanced by two threads at once (tf.data and PyDataset workers),
+        # and a reseed must not interleave with another batch's draws.
+        self._lock = threading.Lock()
+
+    def _reseed(self, rng) -> None:
+        if self.random_state is None or rng is None:
+            return
+        if isinstance(rng, np.random.RandomState):
+            self.random_state.set_state(rng.get_state())
         else:
-            table = np.repeat(_LEVELS[:, None], image.shape[-1], axis=1).astype(np.uint8)
-        if self.brightness_delta:
-            table = _clip_to_uint8(table + self.brightness_delta * 255)
-        return table[None, :, :]
+            self.random_state.seed(rng.integers(0, 2**32, size=4, dtype=np.uint64).astype(np.uint32))
 
-    def _hue_saturation_table(self):
-        """(1, 256, 3) table acting on H and S of an HSV image, V unchanged."""
-        hue = _LEVELS.copy()
-        if self.hue_delta:
-            hue = np.mod(hue + self.hue_delta * 180, 180)
-        saturation = _LEVELS.copy()
-        if self.saturation_factor:
-            saturation = np.clip(saturation * self.saturation_factor, 0, 255)
-        table = np.stack([hue, saturation, _LEVELS], axis=1).astype(np.uint8)
-        return table[None, :, :]
+    def _next(self, iterator, count):
+        return None if iterator is None else [next(iterator) for _ in range(count)]
 
+    def draw_effects(self, rng, count: int) -> Optional[List[VisualEffect]]:
+        with self._lock:
+            self._reseed(rng)
+            return self._next(self.visual_effect_generator, count)
 
-def _uniform(value_range, prng):
-    return prng.uniform(value_range[0], value_range[1])
+    def draw_transforms(self, rng, count: int) -> Optional[List[np.ndarray]]:
+        with self._lock:
+            self._reseed(rng)
+            return self._next(self.transform_generator, count)
 
-
-def _check_range(value_range, min_value=None, max_value=None, name="range"):
-    """A (low, high) pair with low <= high inside [min_value, max_value]."""
-    if len(value_range) != 2:
-        raise ValueError(f"{name} must be a (low, high) pair, got {value_range!r}")
-    low, high = value_range
-    if low > high:
-        raise ValueError(f"{name}: low ({low}) is larger than high ({high})")
-    if min_value is not None and low < min_value:
-        raise ValueError(f"{name}: low ({low}) is below {min_value}")
-    if max_value is not None and high > max_value:
-        raise ValueError(f"{name}: high ({high}) is above {max_value}")
+    def draw(self, rng, count: int) -> AugmentationDraws:
+        with self._lock:
+            self._reseed(rng)
+            return AugmentationDraws(self._next(self.visual_effect_generator, count), self._next(self.transform_generator, count))
 
 
-def random_visual_effect_generator(
-    contrast_range=(0.9, 1.1),
-    brightness_range=(-0.1, 0.1),
-    hue_range=(-0.05, 0.05),
-    saturation_range=(0.95, 1.05),
-    prng=None,
-):
-    """Endless generator of :class:`VisualEffect` with parameters drawn uniformly.
+# keras-retinanet's --random-transform: small rotations, translations, shears and scalings, flips both ways,
+# and small colour changes.
+RANDOM_TRANSFORM_RANGES = TransformRanges(
+    min_rotation=-0.1,
+    max_rotation=0.1,
+    min_translation=(-0.1, -0.1),
+    max_translation=(0.1, 0.1),
+    min_shear=-0.1,
+    max_shear=0.1,
+    min_scaling=(0.9, 0.9),
+    max_scaling=(1.1, 1.1),
+    flip_x_chance=0.5,
+    flip_y_chance=0.5,
+)
+RANDOM_VISUAL_EFFECT_RANGES = VisualEffectRanges(
+    contrast_range=(0.9, 1.1), brightness_range=(-0.1, 0.1), hue_range=(-0.05, 0.05), saturation_range=(0.95, 1.05)
+)
+# Without --random-transform keras-retinanet's training still flipped images horizontally half the time.
+HORIZONTAL_FLIP_RANGES = TransformRanges(flip_x_chance=0.5)
 
-    Args:
-        contrast_range: contrast factor range, >= 0.
-        brightness_range: brightness delta range, in [-1, 1].
-        hue_range: hue delta range, in [-1, 1].
-        saturation_range: saturation factor range, >= 0.
-        prng: a ``np.random.RandomState`` for repeatable draws (default: a fresh one).
-    """
-    _check_range(contrast_range, 0, name="contrast_range")
-    _check_range(brightness_range, -1, 1, name="brightness_range")
-    _check_range(hue_range, -1, 1, name="hue_range")
-    _check_range(saturation_range, 0, name="saturation_range")
-    if prng is None:
-        prng = np.random.RandomState()
 
-    def _generate():
-        while True:
-            yield VisualEffect(
-                contrast_factor=_uniform(contrast_range, prng),
-                brightness_delta=_uniform(brightness_range, prng),
-                hue_delta=_uniform(hue_range, prng),
-                saturation_factor=_uniform(saturation_range, prng),
-            )
+def random_transform_augmentation() -> Augmentation:
+    """keras-retinanet's ``--random-transform`` augmentation (warps and colour changes)."""
+    return Augmentation(transform=RANDOM_TRANSFORM_RANGES, visual_effect=RANDOM_VISUAL_EFFECT_RANGES)
 
-    return _generate()
+
+def training_augmentation(random_transform: bool) -> Augmentation:
+    """The training augmentation of ``retinanet-train``: the ``--random-transform`` set, else horizontal flips only."""
+    if random_transform:
+        return random_transform_augmentation()
+    return Augmentation(transform=HORIZONTAL_FLIP_RANGES)

@@ -14,8 +14,8 @@ import os
 import numpy as np
 from pycocotools.coco import COCO
 
+from ..data.text_files import read_text_file
 from ..errors import DatasetError
-from .csv_generator import read_text_file
 from .generator import Generator
 
 

@@ -12,65 +12,15 @@ Classes, ids from 0, no background class::
 Relative image paths are relative to the annotations file's folder (or ``base_dir``).
 """
 
-import csv
-import io
 import math
 import os
 from collections import OrderedDict
 
 import numpy as np
 
+from ..data.text_files import csv_rows, read_text_file  # noqa: F401 (read_text_file: keras-retinanet users import it here)
 from ..errors import DatasetError
 from .generator import Generator
-
-
-def read_text_file(path, what, allow_empty=False):
-    """Whole text of a UTF-8 file, with clear errors.
-
-    Args:
-        path: the file.
-        what: what the file is, for messages ('annotations file', 'classes file', ...).
-        allow_empty: return '' for an empty file instead of raising.
-
-    Returns:
-        the text (a UTF-8 byte order mark is removed).
-
-    Raises:
-        DatasetError: the file is missing, is a folder, is empty or is not UTF-8.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DatasetError(path, f"{what} not found")
-    if os.path.isdir(path):
-        raise DatasetError(path, f"{what} is a folder, expected a file")
-    with open(path, "rb") as file:
-        data = file.read()
-    if not data.strip():
-        if allow_empty:
-            return ""
-        raise DatasetError(path, f"{what} is empty")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DatasetError(
-            path,
-            f"not UTF-8 text (byte 0x{data[error.start]:02x} cannot be decoded); save the {what} as UTF-8",
-            line=line,
-        ) from None
-
-
-def _csv_rows(path, text):
-    """(line, row) of a CSV text; DatasetError where the csv module gives up (e.g. a field over its size limit)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=",")
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            raise DatasetError(path, f"not readable as CSV ({error})", line=reader.line_num) from None
-        yield reader.line_num, row
 
 
 def _parse_classes(path, text):
@@ -78,7 +28,7 @@ def _parse_classes(path, text):
     name = os.path.basename(path)
     classes = OrderedDict()
     ids = {}
-    for line, row in _csv_rows(path, text):
+    for line, row in csv_rows(path, text):
         if not row or all(not field.strip() for field in row):
             continue
         if len(row) != 2:
@@ -128,7 +78,7 @@ def _parse_annotations(path, text, classes):
     """image path -> list of (x1, y1, x2, y2, class_name, line), in file order."""
     result = OrderedDict()
     first_line = {}
-    for line, row in _csv_rows(path, text):
+    for line, row in csv_rows(path, text):
         if not row or all(not field.strip() for field in row):
             continue
         if len(row) < 6:

@@ -20,8 +20,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..data.text_files import read_text_file
 from ..errors import DatasetError
-from .csv_generator import read_text_file
 from .generator import Generator
 
 _REQUIRED_COLUMNS = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")

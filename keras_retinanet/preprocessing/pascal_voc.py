@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from ..data.text_files import read_text_file
 from ..errors import DatasetError
-from ..utils.image import image_size
-from .csv_generator import read_text_file
+from ..data.image_io import image_size
 from .generator import Generator
 
 voc_classes = {
