@@ -32,6 +32,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .errors import RetinaNetError
@@ -284,12 +285,56 @@ class GlobalBatchAdam(keras.optimizers.Adam):
         return result
 
 
+def _without_owner(path):
+    """'adam_1/conv1_kernel_momentum' -> 'conv1_kernel_momentum': optimizer names get suffixes per process."""
+    return path.split("/", 1)[-1]
+
+
+def rebuild_optimizer(model, optimizer_class=None, stored_values=None):
+    """Give ``model`` a fresh optimizer of the same settings that takes over the old one's state.
+
+    The one way this package swaps a compiled model's optimizer, for two reasons:
+
+    * a model loaded from a Keras 3 ``.h5`` file, whose restored optimizer ``fit`` refuses
+      ("Unknown variable"): :func:`keras_retinanet.checkpoint.rebind_optimizer`;
+    * a resumed snapshot compiled with ``keras.optimizers.Adam``, which becomes a
+      :class:`GlobalBatchAdam` (:func:`use_global_batch_clipping`).
+
+    The new optimizer is built on the model's trainable variables and takes every value
+    (step count, learning rate, moment estimates) by variable path, the optimizer's own
+    name left out. Call it in the strategy's scope.
+
+    Args:
+        model: a compiled Keras model.
+        optimizer_class: class of the new optimizer (default: the current one's).
+        stored_values: dict variable path -> array that overrides the current optimizer's
+            values (e.g. read from the model file).
+
+    Returns:
+        number of optimizer variables that took a value.
+    """
+    current = model.optimizer
+    optimizer_class = optimizer_class or current.__class__
+    optimizer = optimizer_class.from_config(current.get_config())
+    optimizer.build(model.trainable_variables)
+    state = {_without_owner(variable.path): np.asarray(variable) for variable in current.variables}
+    state.update({_without_owner(path): value for path, value in (stored_values or {}).items()})
+    count = 0
+    for variable in optimizer.variables:
+        value = state.get(_without_owner(variable.path))
+        if value is not None and tuple(value.shape) == tuple(variable.shape):
+            variable.assign(value)
+            count += 1
+    model.compile(optimizer=optimizer, loss=model.loss, jit_compile=False)
+    return count
+
+
 def use_global_batch_clipping(model):
     """Give a (resumed) model compiled with ``keras.optimizers.Adam`` a :class:`GlobalBatchAdam`.
 
     The new optimizer has the same settings and takes over the old one's state (step
-    count, learning rate, moment estimates). Call it in the strategy's scope. Other
-    optimizers are left as they are.
+    count, learning rate, moment estimates; see :func:`rebuild_optimizer`). Call it in the
+    strategy's scope. Other optimizers are left as they are.
 
     Returns:
         the model.
@@ -297,12 +342,5 @@ def use_global_batch_clipping(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or type(optimizer) is not keras.optimizers.Adam:
         return model
-    replacement = GlobalBatchAdam.from_config(optimizer.get_config())
-    replacement.build(model.trainable_variables)
-    state = {variable.path: variable for variable in optimizer.variables}
-    for variable in replacement.variables:
-        source = state.get(variable.path)
-        if source is not None and tuple(source.shape) == tuple(variable.shape):
-            variable.assign(source)
-    model.compile(optimizer=replacement, loss=model.loss, jit_compile=False)
+    rebuild_optimizer(model, GlobalBatchAdam)
     return model

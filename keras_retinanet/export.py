@@ -19,9 +19,8 @@ Files are written atomically: to a temporary name next to the output, then renam
 """
 
 import os
-import shutil
-import tempfile
 
+from .checkpoint.atomic import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
 from .errors import RetinaNetError
 
 FORMATS = ("keras", "h5", "savedmodel", "tflite", "onnx")
@@ -29,6 +28,11 @@ QUANTIZATIONS = ("float16", "int8")
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores", "labels")
 DEFAULT_ONNX_OPSET = 17
+
+# The names these writers had here before they moved to checkpoint.atomic.
+_write_bytes_atomically = write_bytes_atomically
+_temporary_folder_for = temporary_folder_for
+_replace_folder = replace_folder
 
 _FORMAT_OF_EXTENSION = {".keras": "keras", ".h5": "h5", ".tflite": "tflite", ".onnx": "onnx", "": "savedmodel"}
 # The packages each format needs beyond TensorFlow, as (module, pip name).
@@ -166,8 +170,6 @@ def export_model(model, path, export_format=None, quantize=None, representative_
     export_format = resolve_format(path, export_format)
     check_export_options(export_format, quantize, representative_images is not None)
     if export_format in ("keras", "h5"):
-        from .utils.atomic import save_model_atomically
-
         return save_model_atomically(model, path)
     if export_format == "savedmodel":
         return save_savedmodel(model, path)
@@ -180,12 +182,14 @@ def save_savedmodel(model, path):
     """Write a SavedModel folder whose ``serving_default`` signature detects; returns ``path``."""
     import tensorflow as tf
 
+    if os.path.isfile(path):
+        raise ExportError(f"'{path}' is a file; a SavedModel is written as a folder")
     module = tf.Module()
     module.model = model  # tracked, so that the weights are saved as the signature's variables
     module.detect = serving_function(model)
-    with _temporary_folder_for(path) as temporary:
+    with temporary_folder_for(path) as temporary:
         tf.saved_model.save(module, temporary, signatures={"serving_default": module.detect})
-        _replace_folder(temporary, os.path.abspath(path))
+        replace_folder(temporary, os.path.abspath(path))
     return path
 
 
@@ -215,7 +219,7 @@ def save_tflite(model, path, quantize=None, representative_images=None):
         raise
     except Exception as error:  # the converter raises its own ConverterError with the failing op
         raise ExportError(f"TFLite conversion failed: {str(error).strip().splitlines()[0]}") from error
-    return _write_bytes_atomically(flatbuffer, path)
+    return write_bytes_atomically(flatbuffer, path)
 
 
 def _convert_int8_keeping_float_layers(converter):
@@ -285,7 +289,7 @@ def save_onnx(model, path, opset=None):
     detect = serving_function(model)
     model_proto, _ = tf2onnx.convert.from_function(detect, input_signature=detect.input_signature, opset=opset)
     _name_dynamic_dimensions(model_proto)
-    _write_bytes_atomically(model_proto.SerializeToString(), path)
+    write_bytes_atomically(model_proto.SerializeToString(), path)
     return path
 
 
@@ -302,8 +306,9 @@ def _name_dynamic_dimensions(model_proto):
 def representative_images(generator, count=100):
     """Images of a dataset as the model sees them, for int8 calibration.
 
-    ``count`` images evenly spread over the dataset are read, resized and preprocessed as
-    training does (without augmentation).
+    ``count`` images evenly spread over the dataset are read and turned into network
+    input by the generator's ``input_transform`` (resized, then preprocessed, as training
+    does; without augmentation).
 
     Args:
         generator: a :class:`keras_retinanet.preprocessing.generator.Generator`.
@@ -323,59 +328,8 @@ def representative_images(generator, count=100):
     def images():
         progress = keras.utils.Progbar(len(indices), unit_name="image")
         for step, index in enumerate(indices, start=1):
-            image, _ = generator.resize_image(generator.load_image(int(index)))
-            yield np.asarray(generator.preprocess_image(image), dtype=np.float32)[np.newaxis]
+            network_input, _ = generator.input_transform(generator.load_image(int(index)))
+            yield network_input[np.newaxis]
             progress.update(step)
 
     return images
-
-
-def _write_bytes_atomically(data, path):
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; returns ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return path
-
-
-class _temporary_folder_for:
-    """A fresh folder next to ``path`` (same file system, so a rename moves it), removed on exit if left."""
-
-    def __init__(self, path):
-        self.path = os.path.abspath(path)
-
-    def __enter__(self):
-        parent = os.path.dirname(self.path)
-        os.makedirs(parent, exist_ok=True)
-        self.temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".tmp", dir=parent)
-        return self.temporary
-
-    def __exit__(self, *exc_info):
-        shutil.rmtree(self.temporary, ignore_errors=True)
-        return False
-
-
-def _replace_folder(temporary, path):
-    """Move the complete folder ``temporary`` to ``path``, replacing what is there.
-
-    A folder cannot be renamed over a non-empty one, so an existing ``path`` is first renamed
-    aside and removed after the new folder is in place: ``path`` is missing only between two renames.
-    """
-    if os.path.isfile(path):
-        raise ExportError(f"'{path}' is a file; a SavedModel is written as a folder")
-    old = None
-    if os.path.exists(path):
-        old = f"{temporary}.old"
-        os.replace(path, old)
-    os.replace(temporary, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -8,8 +8,8 @@ and the state of the learning-rate schedule and early stopping. A resumed run
 
 import keras
 
-from ..utils.atomic import remove_stale_temporaries, save_model_atomically
-from ..utils.model_files import write_training_state
+from ..checkpoint.atomic import remove_stale_temporaries, save_model_atomically
+from ..checkpoint.training_state import write_training_state
 
 # Attributes that make up a Keras callback's state between epochs (reset by on_train_begin).
 _CALLBACK_STATE_ATTRIBUTES = {
@@ -64,7 +64,7 @@ class Snapshot(keras.callbacks.Callback):
             goes into every snapshot.
         extra_state: dict of JSON values stored as they are (e.g. the seed).
         resume_state: a training state read from the snapshot being resumed
-            (:func:`keras_retinanet.utils.model_files.read_training_state`); restored
+            (:func:`keras_retinanet.checkpoint.training_state.read_training_state`); restored
             into ``stateful_callbacks`` when training begins.
     """
 

@@ -17,6 +17,9 @@ BOX_CODING_STD = (0.2, 0.2, 0.2, 0.2)
 POSITIVE_OVERLAP = 0.5
 NEGATIVE_OVERLAP = 0.4
 
+# Numeric precisions a model can run in ('mixed': bfloat16 on CPU/TPU, float16 on GPU).
+PRECISIONS = ("float32", "mixed", "mixed_bfloat16", "mixed_float16")
+
 DEFAULTS = {
     "model": {
         "backbone": "resnet50",
@@ -93,4 +96,26 @@ PRESETS = {
         "data": {"image_min_side": 160, "image_max_side": 160, "batch_size": 4},
         "training": {"epochs": 20, "steps": None, "lr": 1e-3},
     },
+}
+
+# The sets each dataset format reads when the command line names none: training's, its validation's, and
+# the one evaluation, prediction and calibration read. Pascal VOC's are keras-retinanet 1.0.0's (train/val, test).
+DATASET_SETS = {
+    "coco": {"train": "train2017", "val": "val2017", "eval": "val2017"},
+    "pascal": {"train": "train", "val": "val", "eval": "test"},
+    "oid": {"train": "train", "val": "validation", "eval": "validation"},
+    "kitti": {"train": "train", "val": "val", "eval": "val"},
+    "demo": {"train": "train", "val": "val", "eval": "val"},
+}
+
+# What `retinanet-train demo` generates: small images and objects the default anchors cover.
+DEMO_DATASET = {
+    "num_train": 400,
+    "num_val": 100,
+    "image_size": 160,
+    "min_object_size": 32,
+    "max_object_size": 96,
+    "min_objects": 1,
+    "max_objects": 4,
+    "seed": 0,
 }

@@ -3,6 +3,7 @@
 import os
 
 from .. import distribute, layers, losses, initializers  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
+from ..checkpoint.files import load_model_file
 from ..errors import ModelError
 
 
@@ -60,22 +61,24 @@ class Backbone:
         Returns:
             list of (height, width) arrays, one per level (default P3-P7).
         """
-        from ..utils.anchors import DEFAULT_PYRAMID_LEVELS, guess_shapes
+        from ..anchors import DEFAULT_PYRAMID_LEVELS, guess_shapes
 
         return guess_shapes(image_shape, pyramid_levels or list(DEFAULT_PYRAMID_LEVELS))
 
     def preprocess_image(self, inputs):
         """Preprocess an image (or batch) the way this backbone was trained."""
-        from ..utils.image import preprocess_image
+        from ..data.input_transform import preprocess_image
 
         return preprocess_image(inputs, mode=self.preprocessing_mode)
 
 
 def _backbone_classes():
-    """(lower-case name prefix, Backbone class) pairs, tried in order by :func:`backbone`.
+    """(lower-case name prefix, Backbone class, the names it builds) triples, tried in order by :func:`backbone`.
 
     A longer prefix comes before any prefix of it ('mobilenetv2' before 'mobilenet'); each
-    class's ``validate`` then accepts only the exact names in its ``allowed_backbones``.
+    class's ``validate`` then accepts only its own names: ``names()`` of a keras.applications
+    family (MobileNet's ``allowed_backbones`` are keras-retinanet 1.0.0's size prefixes such as
+    'mobilenet224', to which callers append '_{alpha}'), ResNet's ``allowed_backbones``.
     """
     from .densenet import DenseNetBackbone
     from .effnet import EfficientNetBackbone
@@ -84,29 +87,30 @@ def _backbone_classes():
     from .vgg import VGGBackbone
 
     classes = [
-        ("resnet", ResNetBackbone),
-        ("vgg", VGGBackbone),
-        ("mobilenetv3", MobileNetV3Backbone),
-        ("mobilenetv2", MobileNetV2Backbone),
-        ("mobilenet", MobileNetBackbone),
-        ("densenet", DenseNetBackbone),
-        ("efficientnet", EfficientNetBackbone),
+        ("resnet", ResNetBackbone, ResNetBackbone.allowed_backbones),
+        ("vgg", VGGBackbone, VGGBackbone.names()),
+        ("mobilenetv3", MobileNetV3Backbone, MobileNetV3Backbone.names()),
+        ("mobilenetv2", MobileNetV2Backbone, MobileNetV2Backbone.names()),
+        ("mobilenet", MobileNetBackbone, MobileNetBackbone.names()),
+        ("densenet", DenseNetBackbone, DenseNetBackbone.names()),
+        ("efficientnet", EfficientNetBackbone, EfficientNetBackbone.names()),
     ]
     return classes
 
 
 def backbone_names():
     """Every backbone name :func:`backbone` accepts."""
-    return [name for _, cls in _backbone_classes() for name in cls.allowed_backbones]
+    return [name for _, _, names in _backbone_classes() for name in names]
 
 
 def backbone(backbone_name):
     """The :class:`Backbone` for a name such as 'resnet50'.
 
     Raises:
-        ModelError: the name is unknown; the message lists the valid names.
+        ModelError: the name is unknown, also within a family ('vgg99', 'densenet7'); the one-line
+            message lists the valid names.
     """
-    for prefix, cls in _backbone_classes():
+    for prefix, cls, _ in _backbone_classes():
         if backbone_name.lower().startswith(prefix):
             try:
                 return cls(backbone_name)
@@ -116,7 +120,7 @@ def backbone(backbone_name):
 
 
 def load_model(filepath, backbone_name="resnet50", compile=True, safe_mode=True):
-    """Load a model saved by this package (``.keras`` or ``.h5``).
+    """Load a model saved by this package (``.keras`` or ``.h5``) or by keras-retinanet (Keras 2 ``.h5``).
 
     Args:
         filepath: path to the model file.
@@ -127,12 +131,10 @@ def load_model(filepath, backbone_name="resnet50", compile=True, safe_mode=True)
     Returns:
         the Keras model.
     """
-    from ..utils.model_files import load_model_file
-
-    backbone(backbone_name)  # an unknown name is an error before the file is read
+    expected = backbone(backbone_name)  # an unknown name is an error before the file is read
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"{filepath}: no such model file")
-    return load_model_file(filepath, backbone_name=backbone_name, compile=compile, safe_mode=safe_mode)
+    return load_model_file(filepath, expected, compile=compile, safe_mode=safe_mode, convert_model=convert_model)
 
 
 def convert_model(

@@ -10,8 +10,9 @@ import numpy as np
 
 import keras
 
-from ..errors import ModelFileError
-from ..utils import weights as weight_files
+from ..anchors import DEFAULT_PYRAMID_LEVELS
+from ..errors import ModelError, ModelFileError
+from ..checkpoint import weights as weight_files
 from . import Backbone, retinanet
 
 # Layers of the feature pyramid that read the trunk's C3, C4 and C5 (see models.retinanet).
@@ -47,7 +48,8 @@ class ApplicationBackbone(Backbone):
     """A backbone whose trunk is a ``keras.applications`` model.
 
     Subclasses set ``allowed_backbones``, ``preprocessing_mode`` and ``halving_rounding``
-    and implement :meth:`application` and :meth:`pyramid_inputs`.
+    and implement :meth:`application` and :meth:`pyramid_inputs`; a family whose
+    ``allowed_backbones`` are not its full names (MobileNet) overrides :meth:`names`.
     """
 
     allowed_backbones = []
@@ -55,17 +57,25 @@ class ApplicationBackbone(Backbone):
     # How each of the trunk's five stride-2 steps rounds odd sizes (see strided_feature_shapes).
     halving_rounding = ("floor",) * 5
 
+    @classmethod
+    def names(cls) -> list:
+        """Every backbone name this class builds (default: its ``allowed_backbones``)."""
+        return list(cls.allowed_backbones)
+
     def validate(self):
-        if self.backbone not in self.allowed_backbones:
+        if self.backbone not in self.names():
             self.raise_unknown()
 
     def raise_unknown(self):
-        """Raise the ValueError for a name this class does not build, listing the valid ones."""
-        from . import backbone_names
+        """Raise the ModelError for a name this class does not build, listing its valid names.
 
-        raise ValueError(
-            f"unknown backbone '{self.backbone}': not a {self.family} this package builds "
-            f"({', '.join(self.allowed_backbones)}); valid backbones: {', '.join(backbone_names())}"
+        A ModelError, like ResNetBackbone's, so that :func:`keras_retinanet.models.backbone`
+        turns it into its one-line "unknown backbone" error and the commands print it
+        without a traceback.
+        """
+        raise ModelError(
+            f"backbone '{self.backbone}' is not a {self.family} this package builds; "
+            f"choose one of {', '.join(self.names())}"
         )
 
     def application(self, inputs):
@@ -114,7 +124,7 @@ class ApplicationBackbone(Backbone):
             list of (height, width) int arrays, one per level (default P3-P7).
         """
         if pyramid_levels is None:
-            pyramid_levels = [3, 4, 5, 6, 7]
+            pyramid_levels = list(DEFAULT_PYRAMID_LEVELS)
         return strided_feature_shapes(image_shape, pyramid_levels, self.halving_rounding)
 
     def backbone_layer_names(self, model):

@@ -13,7 +13,7 @@ import keras
 
 from .. import layers
 from ..errors import ModelError, ModelFileError
-from ..utils import weights as weight_files
+from ..checkpoint import weights as weight_files
 from . import Backbone, retinanet
 
 RESNET_BLOCKS = {

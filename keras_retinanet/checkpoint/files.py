@@ -1,0 +1,176 @@
+"""Loading model files with errors that say what went wrong.
+
+Two kinds of files are accepted:
+
+* files written by this package (Keras 3 ``.keras``, or Keras 3 legacy ``.h5``),
+  loaded with ``keras.models.load_model``;
+* ``.h5`` files written by fizyr's keras-retinanet (Keras 2.x), rebuilt with this
+  package's builders by :mod:`keras_retinanet.checkpoint.legacy_builder`.
+"""
+
+import os
+import re
+import zipfile
+from typing import Any, Optional, Set
+
+import keras
+
+from ..errors import ModelFileError
+from .legacy_builder import BackboneBuilder, ConvertModel, load_legacy_model
+from .legacy_reader import is_keras_retinanet_file, keras_major_version, read_legacy_file
+from .optimizer import rebind_optimizer
+from .storage import read_stored_json
+
+MODEL_EXTENSIONS = (".keras", ".h5", ".hdf5")
+
+# Layer classes whose configuration carries code to run (Python bytecode or a function to import).
+CODE_LAYER_CLASSES = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+
+# How the commands let a user load such a file anyway.
+UNSAFE_FLAG = "--unsafe-load"
+
+
+def model_file_kind(filepath: str) -> str:
+    """Which loader a model file needs.
+
+    Returns:
+        'keras3' (this package's files) or 'keras-retinanet' (Keras 2 ``.h5`` files).
+
+    Raises:
+        ModelFileError: unknown extension, unreadable or truncated file, or an HDF5 file
+            that neither Keras 3 nor keras-retinanet wrote.
+    """
+    extension = os.path.splitext(filepath)[1].lower()
+    if extension not in MODEL_EXTENSIONS:
+        raise ModelFileError(filepath, f"unknown model file type '{extension}'; expected .keras or .h5")
+    if extension == ".keras":
+        if not zipfile.is_zipfile(filepath):
+            raise ModelFileError(filepath, "not a .keras archive (not a zip file); is it truncated or corrupt?")
+        return "keras3"
+    major = keras_major_version(filepath)  # raises ModelFileError if not HDF5
+    if major is not None and major >= 3:
+        return "keras3"
+    if is_keras_retinanet_file(filepath):
+        return "keras-retinanet"
+    if major is None:
+        raise ModelFileError(filepath, "HDF5 file that no Keras version is recorded in and holds no RetinaNet")
+    # A Keras 2 file: reading it tells what it holds, and raises an error that says so.
+    read_legacy_file(filepath)
+    raise ModelFileError(filepath, f"Keras {major} model that is not a keras-retinanet RetinaNet")
+
+
+def layer_classes(config: Any) -> Set[str]:
+    """Every ``class_name`` in a (nested) Keras model configuration.
+
+    Args:
+        config: the parsed JSON configuration (dicts and lists).
+
+    Returns:
+        set of class names.
+    """
+    found = set()
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str):
+                found.add(node["class_name"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def read_model_config(filepath: str) -> Optional[Any]:
+    """The model configuration a Keras 3 ``.keras`` or ``.h5`` file stores, without building anything.
+
+    Returns:
+        the parsed configuration, or None when the file holds none (a weights-only file).
+
+    Raises:
+        ModelFileError: the configuration cannot be read.
+    """
+    return read_stored_json(filepath, "config.json", "model_config", "the model configuration")
+
+
+def check_no_code_layers(filepath: str, config: Any) -> None:
+    """Refuse a model whose configuration holds layers that run code stored in the file.
+
+    This package's models need no ``Lambda``: every layer is a registered class. Keras's
+    safe mode refuses Lambdas that hold Python bytecode; this refuses every Lambda, also
+    one naming a function of some module, which Keras would import and call.
+
+    Raises:
+        ModelFileError: naming the file, the layer class and how to load it anyway.
+    """
+    code_layers = sorted(layer_classes(config) & CODE_LAYER_CLASSES)
+    if code_layers:
+        raise ModelFileError(
+            filepath,
+            f"refused: the model holds a {', '.join(code_layers)} layer, which runs code stored in the file; "
+            f"RetinaNet models need none. Load it only if you trust the file, with {UNSAFE_FLAG} "
+            "(safe_mode=False in Python)",
+        )
+
+
+def _load_error(filepath, error, safe_mode):
+    """A ModelFileError that says why Keras could not load a file."""
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or re.search(
+        r"Unknown (?:layer|object)[^'\"]*['\"]([^'\"]+)['\"]", text
+    )
+    if unknown:
+        return ModelFileError(
+            filepath,
+            f"unknown layer or object '{unknown.group(1)}': not a layer of Keras or of keras_retinanet "
+            "(a model from another package, or custom code that is not imported)",
+        )
+    if "Lambda" in text and safe_mode:
+        return ModelFileError(
+            filepath,
+            f"refused: the model holds a Lambda layer with Python code; load it only if you trust the file, "
+            f"with {UNSAFE_FLAG} (safe_mode=False in Python)",
+        )
+    return ModelFileError(filepath, f"cannot load model ({first_line})")
+
+
+def load_model_file(
+    filepath: str, backbone: BackboneBuilder, compile: bool = True, safe_mode: bool = True, convert_model: Optional[ConvertModel] = None
+) -> keras.Model:
+    """Load a model file of this package or of keras-retinanet.
+
+    Args:
+        filepath: ``.keras`` or ``.h5`` file.
+        backbone: the expected :class:`keras_retinanet.models.Backbone`; a keras-retinanet
+            file is rebuilt on it, and refused if it holds another backbone.
+        compile: restore (this package) or set up (keras-retinanet) the training compile.
+        safe_mode: refuse files that would run code when loaded: any ``Lambda`` layer
+            (see :func:`check_no_code_layers`). Unknown layer classes are refused either way.
+        convert_model: :func:`keras_retinanet.models.convert_model`, which keras-retinanet
+            inference files are rebuilt with (passed in: models sit above this package).
+
+    Returns:
+        the Keras model; a training snapshot comes back with its optimizer state
+        (Adam moments, iteration count, learning rate) from ``.keras`` and ``.h5`` alike.
+
+    Raises:
+        ModelFileError: the file is not a model file, cannot be read, or is refused; the
+            message names it.
+    """
+    filepath = os.fspath(filepath)
+    kind = model_file_kind(filepath)
+    if kind == "keras-retinanet":
+        return load_legacy_model(filepath, backbone, convert_model, compile=compile)
+    config = read_model_config(filepath)
+    if config is None:
+        raise ModelFileError(filepath, "holds no model configuration (a weights-only file?); use --weights for those")
+    if safe_mode:
+        check_no_code_layers(filepath, config)
+    try:
+        model = keras.models.load_model(filepath, compile=compile, safe_mode=safe_mode)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as error:
+        raise _load_error(filepath, error, safe_mode) from error
+    if compile and getattr(model, "optimizer", None) is not None and filepath.lower().endswith((".h5", ".hdf5")):
+        rebind_optimizer(model, filepath)
+    return model
