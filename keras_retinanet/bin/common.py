@@ -1,18 +1,38 @@
-"""What the command-line tools share: dataset arguments, generator creation, error reporting."""
+"""What the command-line tools share: arguments, turning them into the configuration, error reporting.
+
+Every option that is a setting of the run has the configuration key as its argparse
+``dest`` (e.g. ``--image-min-side`` -> ``data.image_min_side``) and no argparse
+default: an option the user did not give is absent, so :func:`build_config` takes the
+default or the preset's value from :mod:`keras_retinanet.config.defaults`. The parsed
+arguments stay in ``bin/``; everything below receives the :class:`RetinaNetConfig`.
+"""
 
 import argparse
 import functools
 import os
 import sys
 
+from ..config import DATASET_TYPES, DatasetConfig, RetinaNetConfig, read_anchor_config
+from ..config.defaults import DATASET_SETS, DEFAULTS, PRECISIONS
 from ..errors import RetinaNetError
 
-DATASET_TYPES = ("csv", "coco", "pascal", "oid", "kitti", "demo")
+__all__ = ["DATASET_TYPES"]
+
+
+def default_of(key):
+    """The default of a 'section.name' setting, for help texts."""
+    section, name = key.split(".")
+    return DEFAULTS[section][name]
 
 
 def quiet_tensorflow():
     """Silence TensorFlow's start-up chatter unless the user asked for it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def command_parser(prog, description):
+    """An ArgumentParser whose options are absent from the result unless given (see the module docstring)."""
+    return argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
 
 
 def add_dataset_subparsers(parser, training=False, evaluation=False):
@@ -21,166 +41,144 @@ def add_dataset_subparsers(parser, training=False, evaluation=False):
     Args:
         parser: the command's ArgumentParser.
         training: add the arguments only training needs (validation sets, OID filters).
-        evaluation: the subcommand reads the set to evaluate (COCO/Pascal default to val/test sets).
+        evaluation: the subcommand reads the set to evaluate.
 
     Returns:
         the subparsers action.
     """
+    del evaluation  # every non-training command reads the 'eval' set; kept for callers' readability
+    parser.set_defaults(dataset_type=None)
     subparsers = parser.add_subparsers(help="Dataset type.", dest="dataset_type", metavar="DATASET")
     subparsers.required = True
 
-    coco = subparsers.add_parser("coco", help="COCO layout: annotations/instances_{set}.json, images/{set}/.")
-    coco.add_argument("coco_path", help="Path to the dataset folder (e.g. /data/coco).")
-    if training:
-        coco.add_argument("--train-set", default="train2017", help="Training set name (default: %(default)s).")
-        coco.add_argument("--val-set", default="val2017", help="Validation set name (default: %(default)s).")
-    else:
-        coco.add_argument("--set", dest="coco_set", default="val2017", help="Set to use (default: %(default)s).")
+    def subcommand(name, help_text):
+        return subparsers.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS)
 
-    pascal = subparsers.add_parser("pascal", help="Pascal VOC layout: Annotations/, JPEGImages/, ImageSets/Main/.")
-    pascal.add_argument("pascal_path", help="Path to the dataset folder (e.g. /data/VOC2007).")
-    pascal.add_argument("--image-extension", default=".jpg", help="Image file extension (default: %(default)s).")
-    if training:
-        pascal.add_argument("--train-set", default="trainval", help="Training set name (default: %(default)s).")
-        pascal.add_argument("--val-set", default="test", help="Validation set name (default: %(default)s).")
-    else:
-        pascal.add_argument("--set", dest="pascal_set", default="test", help="Set to use (default: %(default)s).")
+    def add_sets(sub, kind):
+        sets = DATASET_SETS[kind]
+        if training:
+            sub.add_argument("--train-set", dest="dataset.train_set", help=f"Training set (default: {sets['train']}).")
+            sub.add_argument("--val-set", dest="dataset.val_set", help=f"Validation set (default: {sets['val']}).")
+        else:
+            sub.add_argument("--set", dest="dataset.eval_set", help=f"Set to use (default: {sets['eval']}).")
 
-    oid = subparsers.add_parser("oid", help="Open Images layout.")
-    oid.add_argument("main_dir", help="Path to the dataset folder.")
-    oid.add_argument("--version", default="v4", help="Open Images version (default: %(default)s).")
-    oid.add_argument("--labels-filter", nargs="+", default=None, help="Only these class names.")
-    oid.add_argument("--annotation-cache-dir", default=".", help="Where to cache parsed annotations.")
-    oid.add_argument("--parent-label", default=None, help="Use the children of this parent label.")
+    coco = subcommand("coco", "COCO layout: annotations/instances_{set}.json, images/{set}/.")
+    coco.add_argument("dataset.path", metavar="coco_path", help="Path to the dataset folder (e.g. /data/coco).")
+    add_sets(coco, "coco")
+
+    pascal = subcommand("pascal", "Pascal VOC layout: Annotations/, JPEGImages/, ImageSets/Main/.")
+    pascal.add_argument("dataset.path", metavar="pascal_path", help="Path to the dataset folder (e.g. /data/VOC2007).")
+    pascal.add_argument("--image-extension", dest="dataset.image_extension", help="Image file extension (default: .jpg).")
+    add_sets(pascal, "pascal")
+
+    oid = subcommand("oid", "Open Images layout.")
+    oid.add_argument("dataset.path", metavar="main_dir", help="Path to the dataset folder.")
+    oid.add_argument("--version", dest="dataset.version", help="Open Images version (default: v4).")
+    oid.add_argument("--labels-filter", dest="dataset.labels_filter", nargs="+", help="Only these class names.")
+    oid.add_argument("--annotation-cache-dir", dest="dataset.annotation_cache_dir", help="Where to cache parsed annotations.")
+    oid.add_argument("--parent-label", dest="dataset.parent_label", help="Use the children of this parent label.")
     if not training:
-        oid.add_argument("--set", dest="oid_set", default="validation", help="Subset to use (default: %(default)s).")
+        add_sets(oid, "oid")
 
-    kitti = subparsers.add_parser("kitti", help="KITTI layout: {subset}/images, {subset}/labels.")
-    kitti.add_argument("kitti_path", help="Path to the dataset folder.")
+    kitti = subcommand("kitti", "KITTI layout: {subset}/images, {subset}/labels.")
+    kitti.add_argument("dataset.path", metavar="kitti_path", help="Path to the dataset folder.")
     if not training:
-        kitti.add_argument("--set", dest="kitti_set", default="val", help="Subset to use (default: %(default)s).")
+        add_sets(kitti, "kitti")
 
-    csv_parser = subparsers.add_parser("csv", help="keras-retinanet CSV files.")
-    csv_parser.add_argument("annotations", help="CSV of annotations: path,x1,y1,x2,y2,class_name.")
-    csv_parser.add_argument("classes", help="CSV of classes: class_name,id.")
+    csv_parser = subcommand("csv", "keras-retinanet CSV files.")
+    csv_parser.add_argument("dataset.annotations", metavar="annotations", help="CSV of annotations: path,x1,y1,x2,y2,class_name.")
+    csv_parser.add_argument("dataset.classes", metavar="classes", help="CSV of classes: class_name,id.")
     if training:
-        csv_parser.add_argument("--val-annotations", help="CSV of validation annotations (optional).")
+        csv_parser.add_argument("--val-annotations", dest="dataset.val_annotations", help="CSV of validation annotations (optional).")
 
-    demo = subparsers.add_parser("demo", help="The built-in synthetic shapes dataset, generated on first use.")
+    demo = subcommand("demo", "The built-in synthetic shapes dataset, generated on first use.")
     demo.add_argument(
         "--data-dir",
-        default=None,
+        dest="dataset.path",
         help="Where the demo dataset is generated (default: ~/.cache/keras_retinanet/demo).",
     )
     if not training:
-        demo.add_argument("--set", dest="demo_set", default="val", help="Split to use (default: %(default)s).")
+        add_sets(demo, "demo")
     return subparsers
 
 
-def demo_data_dir(args):
-    """Folder of the demo dataset for these arguments."""
-    if getattr(args, "data_dir", None):
-        return args.data_dir
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
-    return os.path.join(cache, "keras_retinanet", "demo")
+def add_image_side_arguments(parser, what="Rescale"):
+    """``--image-min-side``, ``--image-max-side`` and ``--no-resize``."""
+    parser.add_argument(
+        "--image-min-side",
+        dest="data.image_min_side",
+        type=positive_int,
+        help=f"{what} the smaller image side to this (default: {default_of('data.image_min_side')}; demo: 160).",
+    )
+    parser.add_argument(
+        "--image-max-side",
+        dest="data.image_max_side",
+        type=positive_int,
+        help=f"Cap the larger image side at this (default: {default_of('data.image_max_side')}; demo: 160).",
+    )
+    parser.add_argument("--no-resize", dest="data.no_resize", action="store_true", help="Do not resize images.")
 
 
-# What `retinanet-train demo` generates: small images and objects the default anchors cover.
-DEMO_DATASET = {
-    "num_train": 400,
-    "num_val": 100,
-    "image_size": 160,
-    "min_object_size": 32,
-    "max_object_size": 96,
-    "min_objects": 1,
-    "max_objects": 4,
-    "seed": 0,
-}
+def add_anchor_config_argument(parser, help_text="Config .ini with anchor parameters and pyramid levels."):
+    parser.add_argument("--config", dest="anchor_config_file", default=None, help=help_text)
 
 
-def ensure_demo_dataset(args):
-    """Generate the demo dataset unless its folder already holds it; returns its paths.
+def add_backbone_argument(parser, help_text="Backbone name"):
+    parser.add_argument("--backbone", dest="model.backbone", help=f"{help_text} (default: {default_of('model.backbone')}).")
 
-    A marker written after the last file says the folder is complete and with which
-    settings, so an interrupted generation is redone rather than trusted.
+
+def add_unsafe_load_argument(parser, what="the model", dest="unsafe_load"):
+    """``--unsafe-load``: load a model file even if it holds layers that run stored code (Lambda)."""
+    # A configuration setting ('section.name') is absent unless given; a command's own flag defaults to False.
+    default = {} if "." in dest else {"default": False}
+    parser.add_argument(
+        "--unsafe-load",
+        dest=dest,
+        action="store_true",
+        **default,
+        help=f"Load {what} even if it holds Lambda layers, which run code stored in the file. Only for files you trust.",
+    )
+
+
+def add_precision_argument(parser):
+    """``--precision``: run the model in float32 or a mixed precision (see ``models.precision``)."""
+    parser.add_argument(
+        "--precision",
+        dest="evaluation.precision",
+        choices=PRECISIONS,
+        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: float32).",
+    )
+
+
+def build_config(args):
+    """The :class:`RetinaNetConfig` of parsed arguments, built once; stored as ``args.config`` and returned.
+
+    The demo dataset uses the 'demo' preset. ``--config`` is read here, the only place the
+    command line's .ini file is parsed.
     """
-    import json
-
-    from ..datasets.demo import make_demo_dataset
-
-    folder = demo_data_dir(args)
-    marker = os.path.join(folder, "COMPLETE.json")
-    settings = json.dumps(DEMO_DATASET, sort_keys=True)
-    if os.path.isfile(marker):
-        with open(marker, encoding="utf8") as handle:
-            if handle.read() == settings:
-                return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
-    print(f"Generating the demo dataset in {folder} ...")
-    dataset = make_demo_dataset(folder, **DEMO_DATASET)
-    with open(marker, "w", encoding="utf8") as handle:
-        handle.write(settings)
-    return {"train": dataset.train_csv, "val": dataset.val_csv, "classes": dataset.classes_csv}
+    settings = {key: value for key, value in vars(args).items() if "." in key and not key.startswith("dataset.")}
+    dataset_type = getattr(args, "dataset_type", None)
+    if dataset_type is not None:
+        fields = {key.split(".", 1)[1]: value for key, value in vars(args).items() if key.startswith("dataset.")}
+        settings["data.dataset"] = DatasetConfig(type=dataset_type, **fields)
+    config_file = getattr(args, "anchor_config_file", None)
+    if config_file:
+        check_file(config_file, "config file")
+        settings["model.anchors"] = read_anchor_config(config_file)
+    preset = "demo" if dataset_type == "demo" else None
+    try:
+        args.config = RetinaNetConfig.build(settings, preset=preset)
+    except ValueError as error:
+        raise CommandLineError(str(error)) from None
+    return args.config
 
 
 def create_generator(args, subset, **kwargs):
-    """The dataset reader for ``args.dataset_type``.
+    """The reader of the command's dataset for a subset ('train', 'val' or 'eval'); see ``data.build``."""
+    # Imported here, not at the top: it loads TensorFlow, which --help and argument errors should not wait for.
+    from ..data.build import create_generator as create
 
-    Args:
-        args: parsed arguments of a command (see :func:`add_dataset_subparsers`).
-        subset: 'train', 'val' (training's validation set) or 'eval' (the set a
-            command other than training reads).
-        **kwargs: passed to the generator (batch size, resizing, augmentation, ...).
-
-    Returns:
-        a :class:`keras_retinanet.preprocessing.generator.Generator`, or None when the
-        dataset has no such subset (a CSV dataset without validation annotations).
-    """
-    kind = args.dataset_type
-    if kind == "coco":
-        from ..preprocessing.coco import CocoGenerator
-
-        name = {"train": getattr(args, "train_set", None), "val": getattr(args, "val_set", None)}.get(subset)
-        return CocoGenerator(args.coco_path, name or args.coco_set, **kwargs)
-    if kind == "pascal":
-        from ..preprocessing.pascal_voc import PascalVocGenerator
-
-        name = {"train": getattr(args, "train_set", None), "val": getattr(args, "val_set", None)}.get(subset)
-        return PascalVocGenerator(
-            args.pascal_path, name or args.pascal_set, image_extension=args.image_extension, **kwargs
-        )
-    if kind == "oid":
-        from ..preprocessing.open_images import OpenImagesGenerator
-
-        name = {"train": "train", "val": "validation"}.get(subset) or args.oid_set
-        return OpenImagesGenerator(
-            args.main_dir,
-            subset=name,
-            version=args.version,
-            labels_filter=args.labels_filter,
-            annotation_cache_dir=args.annotation_cache_dir,
-            parent_label=args.parent_label,
-            **kwargs,
-        )
-    if kind == "kitti":
-        from ..preprocessing.kitti import KittiGenerator
-
-        name = {"train": "train", "val": "val"}.get(subset) or args.kitti_set
-        return KittiGenerator(args.kitti_path, subset=name, **kwargs)
-    if kind == "csv":
-        from ..preprocessing.csv_generator import CSVGenerator
-
-        if subset == "val":
-            if not getattr(args, "val_annotations", None):
-                return None
-            return CSVGenerator(args.val_annotations, args.classes, **kwargs)
-        return CSVGenerator(args.annotations, args.classes, **kwargs)
-    if kind == "demo":
-        from ..preprocessing.csv_generator import CSVGenerator
-
-        paths = ensure_demo_dataset(args)
-        split = {"train": "train", "val": "val"}.get(subset) or args.demo_set
-        return CSVGenerator(paths[split], paths["classes"], **kwargs)
-    raise ValueError(f"unknown dataset type '{kind}'; expected one of {', '.join(DATASET_TYPES)}")
+    return create(args.config.data.dataset, subset, **kwargs)
 
 
 def check_file(path, what):
@@ -228,104 +226,3 @@ def probability(text):
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
     return value
-
-
-def random_augmentation(prng=None):
-    """keras-retinanet's ``--random-transform`` augmentation: (transform, visual effect) generators.
-
-    Args:
-        prng: ``np.random.RandomState`` both generators draw from (default: a fresh one each).
-
-    Rotation, translation and shear up to 0.1, scaling 0.9-1.1, flips in both
-    directions, and small contrast, brightness, hue and saturation changes.
-    """
-    from ..utils.image import random_visual_effect_generator
-    from ..utils.transform import random_transform_generator
-
-    transform_generator = random_transform_generator(
-        min_rotation=-0.1,
-        max_rotation=0.1,
-        min_translation=(-0.1, -0.1),
-        max_translation=(0.1, 0.1),
-        min_shear=-0.1,
-        max_shear=0.1,
-        min_scaling=(0.9, 0.9),
-        max_scaling=(1.1, 1.1),
-        flip_x_chance=0.5,
-        flip_y_chance=0.5,
-        prng=prng,
-    )
-    visual_effect_generator = random_visual_effect_generator(
-        contrast_range=(0.9, 1.1),
-        brightness_range=(-0.1, 0.1),
-        hue_range=(-0.05, 0.05),
-        saturation_range=(0.95, 1.05),
-        prng=prng,
-    )
-    return transform_generator, visual_effect_generator
-
-
-def read_config(args):
-    """The parsed --config file (or None), and the anchor parameters and pyramid levels it sets."""
-    from ..utils.config import parse_anchor_parameters, parse_pyramid_levels, read_config_file
-
-    if not getattr(args, "config", None):
-        return None, None, None
-    check_file(args.config, "config file")
-    config = read_config_file(args.config)
-    anchor_params = parse_anchor_parameters(config) if config.has_section("anchor_parameters") else None
-    pyramid_levels = parse_pyramid_levels(config) if config.has_section("pyramid_levels") else None
-    return config, anchor_params, pyramid_levels
-
-
-def add_unsafe_load_argument(parser, what="the model"):
-    """``--unsafe-load``: load a model file even if it holds layers that run stored code (Lambda)."""
-    parser.add_argument(
-        "--unsafe-load",
-        action="store_true",
-        help=f"Load {what} even if it holds Lambda layers, which run code stored in the file. Only for files you trust.",
-    )
-
-
-def add_precision_argument(parser):
-    """``--precision``: run the model in float32 or a mixed precision (see ``utils.precision``)."""
-    from ..utils.precision import PRECISIONS
-
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: %(default)s).",
-    )
-
-
-def apply_demo_image_sides(args):
-    """Give the demo dataset the image sizes it trains at, unless the user chose sizes; returns ``args``."""
-    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
-        from .train import DEMO_DEFAULTS
-
-        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
-        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
-    return args
-
-
-def create_evaluation_generator(args, backbone, config=None, **kwargs):
-    """The dataset a command other than training reads, in file order, sized and preprocessed for ``backbone``.
-
-    Args:
-        args: parsed arguments with ``image_min_side``, ``image_max_side`` (and ``no_resize`` if the command has it).
-        backbone: the :class:`keras_retinanet.models.Backbone` whose preprocessing and feature shapes apply.
-        config: parsed config file (anchor parameters), or None.
-        **kwargs: further generator options (augmentation, for retinanet-debug).
-    """
-    options = {
-        "image_min_side": args.image_min_side,
-        "image_max_side": args.image_max_side,
-        "no_resize": getattr(args, "no_resize", False),
-        "config": config,
-        "shuffle_groups": False,
-        "preprocess_image": backbone.preprocess_image,
-        "compute_shapes": backbone.feature_shapes,
-    }
-    options.update(kwargs)
-    return create_generator(args, "eval", **options)

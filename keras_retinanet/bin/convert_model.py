@@ -13,9 +13,10 @@ from . import common
 
 
 def parse_args(args):
-    parser = argparse.ArgumentParser(
-        prog="retinanet-convert-model",
-        description="Convert a training model into an inference model that outputs boxes, scores and labels, "
+    """The parsed arguments, with the configuration built once as ``.config``."""
+    parser = common.command_parser(
+        "retinanet-convert-model",
+        "Convert a training model into an inference model that outputs boxes, scores and labels, "
         "as a Keras file or exported with its box decoding and NMS to SavedModel, TFLite or ONNX.",
     )
     parser.add_argument("model_in", help="The training model (.h5 or .keras), ours or keras-retinanet's.")
@@ -26,12 +27,14 @@ def parse_args(args):
     )
     parser.add_argument(
         "--format",
+        default=None,
         choices=export.FORMATS,
         help="Output format (default: from the extension of model_out). All but keras/h5 carry only the "
         "detector: images in, boxes, scores and labels out.",
     )
     parser.add_argument(
         "--quantize",
+        default=None,
         choices=export.QUANTIZATIONS,
         help="tflite only: store float16 weights, or quantize to int8 calibrated on a dataset given after "
         "the options (as for retinanet-train, e.g. 'csv train.csv classes.csv').",
@@ -42,34 +45,33 @@ def parse_args(args):
         default=100,
         help="Images of the dataset that calibrate --quantize int8 (default: %(default)s).",
     )
-    parser.add_argument("--image-min-side", type=common.positive_int, default=800, help="Calibration image resize.")
-    parser.add_argument("--image-max-side", type=common.positive_int, default=1333, help="Calibration image cap.")
+    common.add_image_side_arguments(parser, what="Calibration images: rescale")
     parser.add_argument(
         "--opset", type=common.positive_int, default=export.DEFAULT_ONNX_OPSET, help="ONNX opset (default: %(default)s)."
     )
-    parser.add_argument("--backbone", default="resnet50", help="Backbone of the model (default: %(default)s).")
-    parser.add_argument("--no-nms", dest="nms", action="store_false", help="Leave out non-maximum suppression.")
+    common.add_backbone_argument(parser, "Backbone of the model")
+    parser.add_argument("--no-nms", dest="model.nms", action="store_false", help="Leave out non-maximum suppression.")
     parser.add_argument(
         "--no-class-specific-filter",
-        dest="class_specific_filter",
+        dest="model.class_specific_filter",
         action="store_false",
         help="Suppress across classes, keeping each anchor's best class.",
     )
-    parser.add_argument("--config", help="Config .ini with the anchor parameters the model was trained with.")
-    parser.add_argument("--nms-threshold", type=common.probability, default=0.5, help="NMS IoU (default: 0.5).")
-    parser.add_argument("--score-threshold", type=common.probability, default=0.05, help="Min score (default: 0.05).")
-    parser.add_argument("--max-detections", type=common.positive_int, default=300, help="Detections per image.")
+    common.add_anchor_config_argument(parser, "Config .ini with the anchor parameters the model was trained with.")
+    parser.add_argument("--nms-threshold", dest="model.nms_threshold", type=common.probability,
+                        help="NMS IoU (default: 0.5).")
+    parser.add_argument("--score-threshold", dest="model.score_threshold", type=common.probability,
+                        help="Min score (default: 0.05).")
+    parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
+                        help="Detections per image (default: 300).")
     # The dataset is optional: only int8 quantization reads one.
     dataset = common.add_dataset_subparsers(parser)
     dataset.required = False
     dataset.metavar = "[DATASET]"
     common.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
-    if args.dataset_type == "demo" and args.image_min_side == 800 and args.image_max_side == 1333:
-        from .train import DEMO_DEFAULTS
-
-        args.image_min_side = DEMO_DEFAULTS["image_min_side"]
-        args.image_max_side = DEMO_DEFAULTS["image_max_side"]
+    common.check_file(args.model_in, "model")  # the file to convert is the first thing a user gets wrong
+    common.build_config(args)
     return args
 
 
@@ -80,26 +82,18 @@ def convert(args):
     # Every argument is checked before the slow loading and conversion.
     export_format = export.resolve_format(args.model_out, args.format)
     export.check_export_options(export_format, args.quantize, has_representative_data=args.dataset_type is not None)
-    common.check_file(args.model_in, "model")
-    config, anchor_params, pyramid_levels = common.read_config(args)
-    representative = _representative_images(args, config) if args.quantize == "int8" else None
+    config = args.config
+    representative = _representative_images(args) if args.quantize == "int8" else None
 
-    model = models.load_model(args.model_in, backbone_name=args.backbone, compile=False, safe_mode=not args.unsafe_load)
+    model = models.load_model(
+        args.model_in, backbone_name=config.model.backbone, compile=False, safe_mode=not args.unsafe_load
+    )
     if _is_keras_retinanet_inference_model(args.model_in, model):
         # keras-retinanet's converted models keep the NMS and anchor settings stored in them.
         print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
         _export(model, args, export_format, representative)
         return model
-    inference = models.convert_model(
-        model,
-        nms=args.nms,
-        class_specific_filter=args.class_specific_filter,
-        anchor_params=anchor_params,
-        pyramid_levels=pyramid_levels,
-        nms_threshold=args.nms_threshold,
-        score_threshold=args.score_threshold,
-        max_detections=args.max_detections,
-    )
+    inference = models.convert_model(model, **config.model.filter_options())
     _export(inference, args, export_format, representative)
     return inference
 
@@ -115,12 +109,12 @@ def _export(model, args, export_format, representative):
     )
 
 
-def _representative_images(args, config):
+def _representative_images(args):
     """Calibration images of the dataset named on the command line, preprocessed for the backbone."""
     from .. import models
+    from ..data.build import configured_generator
 
-    backbone = models.backbone(args.backbone)
-    generator = common.create_evaluation_generator(args, backbone, config)
+    generator = configured_generator(args.config, models.backbone(args.config.model.backbone))
     return export.representative_images(generator, args.representative_samples)
 
 

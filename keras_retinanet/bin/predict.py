@@ -16,25 +16,30 @@ from . import common
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+# Prediction keeps only confident detections, unlike evaluation (0.05), which needs the whole ranking.
+DRAW_SCORE_THRESHOLD = 0.5
 
 
 def parse_args(args):
-    parser = argparse.ArgumentParser(prog="retinanet-predict", description="Detect objects with a RetinaNet.")
+    """The parsed arguments, with the configuration built once as ``.config``."""
+    parser = common.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
     parser.add_argument("model", help="Inference model (or a training model with --convert-model).")
     parser.add_argument("inputs", nargs="+", help="Images, folders of images, or videos.")
     parser.add_argument("--output-dir", default="predictions", help="Where to write results (default: %(default)s).")
-    parser.add_argument("--backbone", default="resnet50", help="Backbone of the model (default: %(default)s).")
-    parser.add_argument("--convert-model", action="store_true", help="Convert a training model first.")
-    parser.add_argument("--config", help="Config .ini with anchor parameters (with --convert-model).")
-    parser.add_argument("--classes", help="Classes CSV (class_name,id) to name the labels.")
-    parser.add_argument("--score-threshold", type=common.probability, default=0.5, help="Min score (default: 0.5).")
-    parser.add_argument("--image-min-side", type=common.positive_int, default=800, help="Rescale the smaller side.")
-    parser.add_argument("--image-max-side", type=common.positive_int, default=1333, help="Cap the larger side.")
-    parser.add_argument("--no-resize", action="store_true", help="Do not resize images.")
-    parser.add_argument("--no-draw", dest="draw", action="store_false", help="Only write the detection files.")
+    common.add_backbone_argument(parser, "Backbone of the model")
+    parser.add_argument("--convert-model", action="store_true", default=False, help="Convert a training model first.")
+    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")
+    parser.add_argument("--classes", default=None, help="Classes CSV (class_name,id) to name the labels.")
+    parser.add_argument("--score-threshold", type=common.probability, default=DRAW_SCORE_THRESHOLD,
+                        help="Min score of a detection kept and drawn (default: %(default)s).")
+    common.add_image_side_arguments(parser)
+    parser.add_argument("--no-draw", dest="draw", action="store_false", default=True,
+                        help="Only write the detection files.")
     common.add_precision_argument(parser)
     common.add_unsafe_load_argument(parser)
-    return parser.parse_args(args)
+    args = parser.parse_args(args)
+    common.build_config(args)
+    return args
 
 
 def read_class_names(path):
@@ -66,10 +71,9 @@ def collect_inputs(paths):
 class Predictor:
     """Detects objects in BGR images with an inference model and draws them."""
 
-    def __init__(self, model, preprocess_image, resize_image, score_threshold, class_names):
+    def __init__(self, model, input_transform, score_threshold, class_names):
         self.model = model
-        self.preprocess_image = preprocess_image
-        self.resize_image = resize_image
+        self.input_transform = input_transform
         self.score_threshold = score_threshold
         self.class_names = class_names
 
@@ -81,7 +85,7 @@ class Predictor:
         from ..utils.inference import detect_image, keep_confident
         from ..utils.visualization import draw_detections
 
-        boxes, scores, labels, _ = detect_image(self.model, image, self.preprocess_image, self.resize_image)
+        boxes, scores, labels, _ = detect_image(self.model, image, self.input_transform)
         boxes, scores, labels = keep_confident(boxes, scores, labels, self.score_threshold)
         records = [
             {
@@ -165,19 +169,13 @@ def main(args=None):
     class_names = read_class_names(args.classes) if args.classes else {}
 
     from .. import models
-    from ..utils.image import resize_image
+    from ..data.input_transform import InputTransform
     from .evaluate import load_inference_model
 
-    backbone = models.backbone(args.backbone)
-    _, anchor_params, pyramid_levels = common.read_config(args)
-    model = load_inference_model(args, anchor_params, pyramid_levels)
-
-    def resize(image):
-        return resize_image(image, min_side=args.image_min_side, max_side=args.image_max_side)
-
-    predictor = Predictor(
-        model, backbone.preprocess_image, None if args.no_resize else resize, args.score_threshold, class_names
-    )
+    config = args.config
+    model = load_inference_model(args.model, config, convert=args.convert_model, unsafe_load=args.unsafe_load)
+    transform = InputTransform.for_backbone(models.backbone(config.model.backbone), config.data)
+    predictor = Predictor(model, transform, args.score_threshold, class_names)
     os.makedirs(args.output_dir, exist_ok=True)
     results = []
     for path, kind in inputs:

@@ -1,0 +1,276 @@
+"""A training run from its configuration: models, data, callbacks, resume, and ``model.fit``."""
+
+import os
+import re
+import sys
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from .. import distribute, models
+from ..checkpoint import compile_training_model, read_training_state
+from ..config import RetinaNetConfig
+from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
+from ..data.augmentation import training_augmentation
+from ..data.build import configured_generator, create_generator
+from ..data.diagnostics import count_unmatched_annotations
+from ..data.pipeline import make_dataset
+from ..errors import RetinaNetError
+from ..models.precision import set_precision
+from ..checkpoint.weights import assign_layer_weights, read_layer_weights
+from ..utils.model import freeze
+from .callbacks import create_callbacks
+
+MODEL_FILE_EXTENSIONS = (".h5", ".hdf5", ".keras")
+COVERAGE_CHECK_IMAGES = 500
+
+
+def snapshot_epoch(path: str) -> int:
+    """The epoch in a snapshot's name ('resnet50_csv_07.h5' -> 7), or 0 if it has none."""
+    match = re.search(r"_(\d+)\.(h5|keras)$", os.path.basename(path))
+    return int(match.group(1)) if match else 0
+
+
+def build_training_model(config: RetinaNetConfig, backbone, num_classes: int):
+    """The compiled training model: resumed from the configured snapshot, or built (and initialised) anew."""
+    training, model_config = config.training, config.model
+    if training.snapshot:
+        print(f"Loading model {training.snapshot}, this may take a second...")
+        model = models.load_model(
+            training.snapshot, backbone_name=model_config.backbone, safe_mode=not training.unsafe_load
+        )
+        models.assert_training_model(model)
+        if config.given("training.lr") and getattr(model, "optimizer", None) is not None:
+            model.optimizer.learning_rate = training.lr
+            print(f"Learning rate set to {training.lr} (the snapshot's was replaced by --lr)")
+    else:
+        kwargs = {}
+        if model_config.num_anchors is not None:
+            kwargs["num_anchors"] = model_config.num_anchors
+        if model_config.pyramid_levels is not None:
+            kwargs["pyramid_levels"] = model_config.pyramid_levels
+        if backbone.has_frozen_batch_norm:
+            kwargs["freeze_bn"] = not model_config.trainable_bn
+        model = backbone.retinanet(
+            num_classes,
+            modifier=freeze if model_config.freeze_backbone else None,
+            pyramid_feature_size=model_config.pyramid_feature_size,
+            classification_feature_size=model_config.classification_feature_size,
+            regression_feature_size=model_config.regression_feature_size,
+            **kwargs,
+        )
+        if training.imagenet_weights:
+            loaded = backbone.load_imagenet_weights(model, training.imagenet_weights)
+            print(f"Loaded ImageNet weights of {loaded} layers from {training.imagenet_weights}")
+        elif training.weights:
+            loaded = assign_layer_weights(model, read_layer_weights(training.weights), training.weights)
+            print(f"Loaded weights of {loaded} layers from {training.weights}")
+
+    if not training.snapshot or not getattr(model, "optimizer", None):
+        compile_training_model(model, learning_rate=training.lr, clipnorm=training.optimizer_clipnorm)
+    else:
+        distribute.use_global_batch_clipping(model)  # snapshots were compiled with keras.optimizers.Adam
+    return model
+
+
+def create_models(config: RetinaNetConfig, backbone, num_classes: int, strategy=None):
+    """The training model and its inference twin.
+
+    The training model, its optimiser and metrics are made in the strategy's scope, so
+    their variables are mirrored on every replica. The inference model is made outside
+    it: evaluation runs on the chief alone, and a model of the strategy would wait for
+    the other workers at every prediction.
+
+    Returns:
+        (training_model, prediction_model).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        training_model = build_training_model(config, backbone, num_classes)
+    prediction_model = models.convert_model(
+        training_model,
+        anchor_params=config.model.anchor_parameters,
+        pyramid_levels=config.model.pyramid_levels,
+    )
+    return training_model, prediction_model
+
+
+def create_generators(config: RetinaNetConfig, backbone, batch_size: Optional[int] = None):
+    """Training and validation generators (validation may be None).
+
+    ``batch_size`` is the global batch (per-replica batch times replicas; default the
+    configured batch): every batch is padded to its largest image as on one device, and
+    the strategy gives each replica a slice of it. The training augmentation of the
+    batch at stream position p is drawn from ``(seed, p)`` alone.
+    """
+    data = config.data
+    shared = dict(
+        batch_size=batch_size or data.batch_size,
+        group_method=data.group_method,
+    )
+    train_generator = configured_generator(
+        config,
+        backbone,
+        subset="train",
+        shuffle_groups=True,
+        augmentation=training_augmentation(data.random_transform),
+        skip_bad_images=data.skip_bad_images,
+        seed=config.training.seed,
+        **shared,
+    )
+    validation_generator = configured_generator(config, backbone, subset="val", **shared)
+    return train_generator, validation_generator
+
+
+def describe(config: RetinaNetConfig, train_generator, validation_generator, training_model):
+    """Print what is about to be trained, and warn about objects no anchor can learn."""
+    parameters = config.model.anchor_parameters or AnchorParameters.default
+    levels = config.model.pyramid_levels or list(DEFAULT_PYRAMID_LEVELS)
+    data = config.data
+    classes = [train_generator.label_to_name(label) for label in range(train_generator.num_classes())]
+    print(f"Dataset: {data.dataset_type}, {train_generator.size()} training images", end="")
+    print(f", {validation_generator.size()} validation images" if validation_generator is not None else "")
+    print(f"Classes ({len(classes)}): {', '.join(classes)}")
+    print(
+        f"Backbone: {config.model.backbone}, {training_model.count_params():,} parameters; "
+        f"images resized to min side {data.image_min_side}, max side {data.image_max_side}"
+        + (" (resizing off)" if data.no_resize else "")
+    )
+    print(
+        f"Anchors: levels {levels}, sizes {parameters.sizes}, strides {parameters.strides}, "
+        f"ratios {[round(float(r), 3) for r in parameters.ratios]}, "
+        f"scales {[round(float(s), 3) for s in parameters.scales]}"
+    )
+    unmatched, total = count_unmatched_annotations(
+        train_generator, max_images=COVERAGE_CHECK_IMAGES, skip_bad_images=data.skip_bad_images
+    )
+    if unmatched:
+        print(
+            f"WARNING: {unmatched} of {total} annotations (checked on up to {COVERAGE_CHECK_IMAGES} images) have no "
+            "anchor with IoU >= 0.5 and cannot be learned; adjust the anchors with --config "
+            "(see retinanet-debug --anchors).",
+            file=sys.stderr,
+        )
+
+
+def training_dataset(generator, config: RetinaNetConfig, start: int = 0) -> tf.data.Dataset:
+    """The generator as an endless, parallel, prefetching, resumable tf.data stream.
+
+    Endless because keras-retinanet trained ``--steps`` batches an epoch whatever the
+    dataset size; resumable because each batch depends only on ``(seed, place)`` (see
+    :func:`keras_retinanet.data.pipeline.make_dataset`).
+
+    Args:
+        generator: the training generator (its ``seed`` set).
+        config: ``data.workers`` and ``data.max_queue_size`` set the parallelism.
+        start: place of the first batch (``epochs done * steps``).
+    """
+    if not generator.groups:
+        raise RetinaNetError("the training set has no images")
+    workers = config.data.workers
+    parallel = tf.data.AUTOTUNE if workers > 1 else max(1, workers)
+    prefetch = config.data.max_queue_size if workers > 0 else 0
+    dataset = make_dataset(generator, num_parallel_calls=parallel, prefetch=prefetch, repeat=True, start=start)
+    # Under multi-worker training every worker computes the same global batches and keeps its own slices.
+    return distribute.shard_by_data(dataset)
+
+
+def resumed_config(config: RetinaNetConfig, state: Optional[dict]) -> RetinaNetConfig:
+    """The epoch and seed of a resumed run, from the snapshot's training state.
+
+    Settings the user gave (--initial-epoch, --seed) win; a snapshot without a state
+    (older files, keras-retinanet's) resumes at the epoch in its name.
+    """
+    state = state or {}
+    training = config.training
+    initial_epoch, seed = training.initial_epoch, training.seed
+    if not config.given("training.initial_epoch"):
+        initial_epoch = int(state["epoch"]) if state.get("epoch") is not None else snapshot_epoch(training.snapshot)
+    if not config.given("training.seed") and state.get("seed") is not None:
+        seed = int(state["seed"])
+    return config.replace(training={"initial_epoch": initial_epoch, "seed": seed})
+
+
+def stream_start(config: RetinaNetConfig, state: Optional[dict], steps: int) -> int:
+    """The place in the training stream of the first batch: where the resumed run's stream had got to."""
+    initial_epoch = config.training.initial_epoch
+    stream = (state or {}).get("stream") or {}
+    if stream and int(state.get("epoch", -1)) == initial_epoch:
+        return int(stream["start_position"]) + (initial_epoch - int(stream["start_epoch"])) * int(stream["steps"])
+    return initial_epoch * steps
+
+
+def report_bad_images(generator):
+    """Print the images --skip-bad-images left out (count and paths)."""
+    bad = getattr(generator, "bad_images", {})
+    if not bad:
+        return
+    print(f"Skipped {len(bad)} unreadable image(s):", file=sys.stderr)
+    for path, reason in sorted(bad.items()):
+        print(f"  {path}: {reason}", file=sys.stderr)
+
+
+def train(config: RetinaNetConfig):
+    """Train as the configuration says; returns the Keras ``History``."""
+    training = config.training
+    strategy = distribute.make_strategy(training.strategy)  # before TensorFlow runs anything else
+    print(distribute.describe_strategy(strategy))
+    chief = distribute.is_chief(strategy)
+    workers = distribute.num_workers(strategy)
+
+    resume_state = None
+    if training.snapshot and os.path.splitext(training.snapshot)[1].lower() in MODEL_FILE_EXTENSIONS:
+        resume_state = read_training_state(training.snapshot)
+    if training.snapshot:
+        config = resumed_config(config, resume_state)
+    if config.training.seed is None:
+        # every worker must compute the same batches: all take the seed the chief draws
+        config = config.replace(training={"seed": distribute.shared_seed(strategy)})
+    training = config.training
+    print(f"Seed: {training.seed}")
+    keras.utils.set_random_seed(training.seed)
+    if training.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    if training.mixed_precision:
+        policy = set_precision("mixed")
+        print(f"Precision: {policy} (logits, losses, box decoding and NMS in float32)"
+              + ("; a --snapshot keeps the precision it was saved with" if training.snapshot else ""))
+
+    backbone = models.backbone(config.model.backbone)
+    global_batch = distribute.global_batch_size(strategy, config.data.batch_size)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"Batch: {config.data.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas "
+              f"= {global_batch}")
+    train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
+
+    training_model, prediction_model = create_models(config, backbone, train_generator.num_classes(), strategy)
+    if chief:
+        describe(config, train_generator, validation_generator, training_model)
+
+    steps = training.steps if training.steps is not None else len(train_generator)
+    start = stream_start(config, resume_state, steps) if training.snapshot else 0
+    stream = {"start_epoch": training.initial_epoch, "start_position": start, "steps": steps}
+    callbacks = create_callbacks(
+        config,
+        prediction_model,
+        validation_generator,
+        resume_state=resume_state,
+        stream=stream,
+        chief=chief,
+        workers=workers,
+    )
+    try:
+        return training_model.fit(
+            training_dataset(train_generator, config, start=start),
+            steps_per_epoch=steps,
+            epochs=training.epochs,
+            shuffle=False,  # the stream has its own order
+            verbose=1 if chief else 2,  # the other workers print a line an epoch
+            callbacks=callbacks,
+            validation_data=validation_generator if training.compute_val_loss else None,
+            initial_epoch=training.initial_epoch,
+        )
+    finally:
+        report_bad_images(train_generator)
