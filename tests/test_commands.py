@@ -296,6 +296,9 @@ def _run_command(module, argv, folder):
     [
         (["retinanet-train", "csv", "missing.csv", "classes.csv"], "missing.csv"),
         (["retinanet-train", "--backbone", "resnet9000", "demo"], "unknown backbone 'resnet9000'"),
+        (["retinanet-train", "--backbone", "vgg99", "demo"], "unknown backbone 'vgg99'"),
+        (["retinanet-train", "--backbone", "mobilenet999_0.5", "demo"], "unknown backbone 'mobilenet999_0.5'"),
+        (["retinanet-evaluate", "--backbone", "densenet7", "demo", "model.h5"], "unknown backbone 'densenet7'"),
         (["retinanet-train", "--snapshot", "nope.h5", "demo"], "snapshot 'nope.h5' does not exist"),
         (["retinanet-evaluate", "--config", "nope.ini", "demo", "model.h5"], "config file 'nope.ini' does not exist"),
         (["retinanet-convert-model", "in.h5", "out.h5"], "model 'in.h5' does not exist"),

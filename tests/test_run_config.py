@@ -131,7 +131,7 @@ def test_demo_is_the_demo_preset_not_a_guess_from_image_sides(tmp_path):
     ).config
     assert (config.data.image_min_side, config.data.image_max_side) == (800, 1333)
     (tmp_path / "in.h5").write_bytes(b"")
-    config = convert_command.parse_args([str(tmp_path / "in.h5"), "out.keras", "demo"]).config
+    config = convert_command.parse_args([str(tmp_path / "in.h5"), "out.tflite", "--quantize", "int8", "demo"]).config
     assert (config.data.image_min_side, config.data.image_max_side) == (160, 160)
 
 

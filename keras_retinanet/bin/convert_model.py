@@ -70,7 +70,10 @@ def parse_args(args):
     dataset.metavar = "[DATASET]"
     common.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
-    common.check_file(args.model_in, "model")  # the file to convert is the first thing a user gets wrong
+    # Every argument is checked before the slow loading and conversion: the export options, the file, the .ini.
+    args.export_format = export.resolve_format(args.model_out, args.format)
+    export.check_export_options(args.export_format, args.quantize, has_representative_data=args.dataset_type is not None)
+    common.check_file(args.model_in, "model")
     common.build_config(args)
     return args
 
@@ -79,9 +82,7 @@ def convert(args):
     """Load ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model."""
     from .. import models
 
-    # Every argument is checked before the slow loading and conversion.
-    export_format = export.resolve_format(args.model_out, args.format)
-    export.check_export_options(export_format, args.quantize, has_representative_data=args.dataset_type is not None)
+    export_format = args.export_format
     config = args.config
     representative = _representative_images(args) if args.quantize == "int8" else None
 
@@ -131,7 +132,7 @@ def main(args=None):
     common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
     convert(args)
-    print(f"Wrote inference model {args.model_out} ({export.resolve_format(args.model_out, args.format)})")
+    print(f"Wrote inference model {args.model_out} ({args.export_format})")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import keras
 from ..anchors import DEFAULT_PYRAMID_LEVELS
 from ..errors import ModelError, ModelFileError
 from ..checkpoint import weights as weight_files
-from . import Backbone, retinanet
+from . import retinanet
+from .base import Backbone
 
 # Layers of the feature pyramid that read the trunk's C3, C4 and C5 (see models.retinanet).
 PYRAMID_INPUT_LAYERS = ("C3_reduced", "C4_reduced", "C5_reduced")

@@ -14,7 +14,8 @@ import keras
 from .. import layers
 from ..errors import ModelError, ModelFileError
 from ..checkpoint import weights as weight_files
-from . import Backbone, retinanet
+from . import retinanet
+from .base import Backbone
 
 RESNET_BLOCKS = {
     "resnet50": [3, 4, 6, 3],
