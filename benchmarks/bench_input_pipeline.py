@@ -74,7 +74,7 @@ def main(argv=None):
     cv2.setNumThreads(1)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
-    from keras_retinanet.preprocessing.pipeline import make_dataset
+    from keras_retinanet.data.pipeline import make_dataset
     from keras_retinanet.utils.image import random_visual_effect_generator
     from keras_retinanet.utils.transform import random_transform_generator
 

@@ -108,7 +108,7 @@ def case_inference(args):
     kernel, bias, result["scores_above_0.05"] = setting(*layer.get_weights(), predict_scores)
     layer.set_weights([kernel, bias])
     if args.precision == "bfloat16":
-        from keras_retinanet.utils.precision import with_precision
+        from keras_retinanet.models.precision import with_precision
 
         training_model = with_precision(training_model, "mixed_bfloat16")
     inference_model = models.convert_model(training_model)

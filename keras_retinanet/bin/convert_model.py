@@ -121,10 +121,10 @@ def _representative_images(args):
 
 def _is_keras_retinanet_inference_model(path, model):
     """True for an inference model read from a keras-retinanet (Keras 2) ``.h5`` file."""
+    from ..checkpoint.legacy_reader import is_keras_retinanet_file
     from ..models.retinanet import output_names
-    from ..utils import legacy
 
-    return "regression" not in output_names(model) and legacy.is_keras_retinanet_file(path)
+    return "regression" not in output_names(model) and is_keras_retinanet_file(path)
 
 
 @common.reports_errors

@@ -82,7 +82,7 @@ class Predictor:
 
     def __call__(self, image):
         """Returns (records, drawn image); each record a dict with box, score, label and class."""
-        from ..utils.inference import detect_image, keep_confident
+        from ..evaluation.detections import detect_image, keep_confident
         from ..utils.visualization import draw_detections
 
         boxes, scores, labels, _ = detect_image(self.model, image, self.input_transform)
@@ -107,7 +107,7 @@ class Predictor:
 def predict_image(predictor, path, output_dir, draw):
     import cv2
 
-    from ..utils.image import read_image_bgr
+    from ..data.image_io import read_image_bgr
 
     records, drawn = predictor(read_image_bgr(path))
     if draw:

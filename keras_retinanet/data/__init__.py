@@ -1,1 +1,15 @@
-"""Data: reading images and annotations, preparing network inputs, augmentation, targets and the tf.data pipeline."""
+"""Data: from image files and annotations to batches of network inputs and targets.
+
+Modules, each with one job:
+
+* ``image_io``: image files as uint8 BGR arrays, image sizes from file headers.
+* ``input_transform``: ``InputTransform``, the one owner of resizing and the backbone's preprocessing.
+* ``augmentation``, ``visual_effects``, ``affine``: ``Augmentation(image, annotations, rng)``, pure and seeded.
+* ``boxes``: annotation boxes against their image (the one clipping rule).
+* ``reader``, ``text_files``: the reader base the dataset formats subclass, and their text-file helpers.
+* ``targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
+* ``seeding``: random states keyed by (seed, position), so a batch does not depend on what ran before it.
+* ``pipeline``: ``make_dataset``, a generator as a parallel, prefetching, resumable ``tf.data.Dataset``.
+* ``build``: the reader of a configured dataset and subset.
+* ``diagnostics``: which annotations no anchor can learn.
+"""

@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils.anchors import compute_gt_annotations, unmatched_annotations
+from ..anchors import compute_gt_annotations, unmatched_annotations
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.anchors import AnchorParameters, anchor_targets_bbox, anchors_for_shape, guess_shapes
+from ..anchors import AnchorParameters, anchor_targets_bbox, anchors_for_shape, guess_shapes
 
 # Distinct padded batch shapes are few (grouping by aspect ratio), but unbounded input sizes must not grow memory.
 ANCHOR_CACHE_SIZE = 64

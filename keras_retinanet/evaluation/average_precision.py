@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from ..utils.anchors import compute_overlap
+from ..anchors import compute_overlap
 
 PrecisionRecall = namedtuple(
     "PrecisionRecall", ["average_precision", "num_annotations", "precision", "recall", "scores"]

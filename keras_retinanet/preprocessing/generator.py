@@ -35,7 +35,7 @@ from ..data.reader import Reader
 from ..data.seeding import fresh_seed, keyed_random_state
 from ..data.targets import AnchorTargets
 from ..errors import DatasetError
-from ..utils.anchors import anchor_targets_bbox, guess_shapes
+from ..anchors import anchor_targets_bbox, guess_shapes
 
 GROUP_METHODS = ("none", "random", "ratio")
 # Keys the draws of batches asked for without a stream position apart from positioned ones.

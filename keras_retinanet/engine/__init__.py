@@ -1,0 +1,10 @@
+"""A training run from its configuration, in the manner of detectron2's ``engine``.
+
+    from keras_retinanet.config import RetinaNetConfig, DatasetConfig
+    from keras_retinanet.engine.trainer import train
+
+    config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv", annotations="train.csv", classes="classes.csv")})
+    history = train(config)
+
+Modules: ``trainer`` (models, data, resume and ``model.fit``), ``callbacks`` (guard, evaluation, schedule, snapshots).
+"""
