@@ -79,6 +79,24 @@ def test_train_writes_a_snapshot_per_epoch_and_resumes(trained):
     assert not [n for n in names if ".tmp" in n]  # atomic saves leave no temporary files
 
 
+def test_snapshots_carry_the_spec_of_the_run(trained, tmp_path):
+    from keras_retinanet.checkpoint import read_spec
+
+    for epoch in ("01", "02", "03"):  # written by the first run and by the resumed one
+        spec = read_spec(str(trained / f"{BACKBONE}_csv_{epoch}.h5"))
+        assert spec.class_names == CLASSES and spec.backbone == BACKBONE and spec.preprocessing == "tf"
+        assert (spec.image_min_side, spec.image_max_side) == (96, 96) and spec.filter is None
+        assert (spec.pyramid_feature_size, spec.classification_feature_size, spec.regression_feature_size) == (16, 8, 8)
+    best = read_spec(str(trained / f"{BACKBONE}_csv_best.h5"))
+    assert best.class_names == CLASSES
+    # A snapshot resumed with another backbone is a one-line error.
+    result = _run_command(
+        "train", ["--backbone", "resnet50", "--snapshot", str(trained / f"{BACKBONE}_csv_03.h5"), "demo"], tmp_path
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "contradicts" in result.stderr.strip().splitlines()[-1]
+
+
 def test_resume_continues_from_the_snapshot_epoch(trained):
     from keras_retinanet import models
 

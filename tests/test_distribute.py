@@ -285,6 +285,10 @@ def test_retinanet_train_mirrored_over_two_cpus_evaluates_and_snapshots_on_the_c
     assert "1 images per replica x 2 replicas = 2" in output
     assert "mAP" in output  # the chief evaluated, with the inference model outside the strategy
     assert (snapshots / "mobilenet128_0.25_csv_01.h5").exists()
+    from keras_retinanet.checkpoint import read_spec
+
+    spec = read_spec(str(snapshots / "mobilenet128_0.25_csv_01.h5"))  # the spec survives the strategy's scope
+    assert spec.backbone == "mobilenet128_0.25" and spec.image_min_side == 96 and spec.class_names == ("square",)
 
 
 def test_resumed_keras_adam_becomes_a_global_batch_adam_with_its_state():

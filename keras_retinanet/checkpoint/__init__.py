@@ -38,6 +38,7 @@ _PUBLIC = {
     "load_model_file": "files",
     "model_file_kind": "files",
     "read_model_config": "files",
+    "read_spec": "files",
     "load_legacy_model": "legacy_builder",
     "LegacyModelInfo": "legacy_reader",
     "is_keras_retinanet_file": "legacy_reader",

@@ -15,6 +15,7 @@ from typing import Any, Optional, Set
 
 import keras
 
+from ..config.spec import DetectorSpec
 from ..errors import ModelFileError
 from .legacy_builder import BackboneBuilder, ConvertModel, load_legacy_model
 from .legacy_reader import is_keras_retinanet_file, keras_major_version, read_legacy_file
@@ -91,6 +92,29 @@ def read_model_config(filepath: str) -> Optional[Any]:
         ModelFileError: the configuration cannot be read.
     """
     return read_stored_json(filepath, "config.json", "model_config", "the model configuration")
+
+
+def read_spec(filepath: str) -> Optional[DetectorSpec]:
+    """The :class:`DetectorSpec` a model file of this package stores, without building the model.
+
+    Returns:
+        the spec, or None for files without one (keras-retinanet's, weights-only files, models saved
+        before specs were stored).
+
+    Raises:
+        ModelFileError: the file cannot be read.
+    """
+    filepath = os.fspath(filepath)
+    if model_file_kind(filepath) == "keras-retinanet":
+        return None
+    config = read_model_config(filepath)
+    spec = ((config or {}).get("config") or {}).get("spec") if isinstance(config, dict) else None
+    if spec is None:
+        return None
+    try:
+        return DetectorSpec.from_dict(spec)
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(filepath, f"holds an unreadable detector spec ({error})") from None
 
 
 def check_no_code_layers(filepath: str, config: Any) -> None:

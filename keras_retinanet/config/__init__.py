@@ -7,6 +7,7 @@
 
 from .anchors_ini import AnchorConfig, read_anchor_config
 from .defaults import DEFAULTS, PRESETS
+from .spec import DetectorSpec
 from .schema import (
     DATASET_TYPES,
     DataConfig,
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULTS",
     "DataConfig",
     "DatasetConfig",
+    "DetectorSpec",
     "EvaluationConfig",
     "ModelConfig",
     "PRESETS",

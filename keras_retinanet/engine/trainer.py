@@ -3,14 +3,16 @@
 import os
 import re
 import sys
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from .. import distribute, models
 from ..checkpoint import compile_training_model, read_training_state
-from ..config import RetinaNetConfig
+from ..checkpoint import read_spec
+from ..config import DetectorSpec, RetinaNetConfig
+from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
 from ..data.build import configured_generator, create_generator
@@ -32,15 +34,32 @@ def snapshot_epoch(path: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def build_training_model(config: RetinaNetConfig, backbone, num_classes: int):
-    """The compiled training model: resumed from the configured snapshot, or built (and initialised) anew."""
+def class_names_of(generator) -> List[str]:
+    """The dataset's class names in label order ('7' for a label the dataset does not name)."""
+    return [
+        generator.label_to_name(label) if generator.has_label(label) else str(label)
+        for label in range(generator.num_classes())
+    ]
+
+
+def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequence[str]):
+    """The compiled training model: resumed from the configured snapshot, or built (and initialised) anew.
+
+    Either way it carries the run's :class:`DetectorSpec` (a resumed snapshot keeps its own), which
+    every snapshot and the inference model then store.
+    """
     training, model_config = config.training, config.model
+    spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode)
     if training.snapshot:
         print(f"Loading model {training.snapshot}, this may take a second...")
         model = models.load_model(
-            training.snapshot, backbone_name=model_config.backbone, safe_mode=not training.unsafe_load
+            training.snapshot,
+            backbone_name=model_config.backbone if config.given("model.backbone") else None,
+            safe_mode=not training.unsafe_load,
         )
         models.assert_training_model(model)
+        if models.spec_of(model) is None:  # keras-retinanet's snapshots and older ones of this package
+            model = attach_spec(model, spec)
         if config.given("training.lr") and getattr(model, "optimizer", None) is not None:
             model.optimizer.learning_rate = training.lr
             print(f"Learning rate set to {training.lr} (the snapshot's was replaced by --lr)")
@@ -53,7 +72,7 @@ def build_training_model(config: RetinaNetConfig, backbone, num_classes: int):
         if backbone.has_frozen_batch_norm:
             kwargs["freeze_bn"] = not model_config.trainable_bn
         model = backbone.retinanet(
-            num_classes,
+            len(class_names),
             modifier=freeze if model_config.freeze_backbone else None,
             pyramid_feature_size=model_config.pyramid_feature_size,
             classification_feature_size=model_config.classification_feature_size,
@@ -66,6 +85,7 @@ def build_training_model(config: RetinaNetConfig, backbone, num_classes: int):
         elif training.weights:
             loaded = assign_layer_weights(model, read_layer_weights(training.weights), training.weights)
             print(f"Loaded weights of {loaded} layers from {training.weights}")
+        model.spec = spec
 
     if not training.snapshot or not getattr(model, "optimizer", None):
         compile_training_model(model, learning_rate=training.lr, clipnorm=training.optimizer_clipnorm)
@@ -74,7 +94,18 @@ def build_training_model(config: RetinaNetConfig, backbone, num_classes: int):
     return model
 
 
-def create_models(config: RetinaNetConfig, backbone, num_classes: int, strategy=None):
+def attach_spec(model, spec: DetectorSpec):
+    """``model`` as a :class:`RetinaNetModel` carrying ``spec`` (the same layers and weights)."""
+    if isinstance(model, models.RetinaNetModel):
+        model.spec = spec
+        return model
+    rebuilt = models.RetinaNetModel(inputs=model.inputs, outputs=model.outputs, name=model.name, spec=spec)
+    if getattr(model, "optimizer", None) is not None:
+        rebuilt.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=False)
+    return rebuilt
+
+
+def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str], strategy=None):
     """The training model and its inference twin.
 
     The training model, its optimiser and metrics are made in the strategy's scope, so
@@ -87,7 +118,7 @@ def create_models(config: RetinaNetConfig, backbone, num_classes: int, strategy=
     """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        training_model = build_training_model(config, backbone, num_classes)
+        training_model = build_training_model(config, backbone, class_names)
     prediction_model = models.convert_model(
         training_model,
         anchor_params=config.model.anchor_parameters,
@@ -222,6 +253,12 @@ def train(config: RetinaNetConfig):
     resume_state = None
     if training.snapshot and os.path.splitext(training.snapshot)[1].lower() in MODEL_FILE_EXTENSIONS:
         resume_state = read_training_state(training.snapshot)
+    spec = read_spec(training.snapshot) if training.snapshot else None
+    if spec is not None:
+        # a resumed run trains the model the snapshot holds: its backbone, anchors and image sides
+        config, notes = reconcile(config, spec, training.snapshot)
+        for note in notes:
+            print(note)
     if training.snapshot:
         config = resumed_config(config, resume_state)
     if config.training.seed is None:
@@ -245,7 +282,10 @@ def train(config: RetinaNetConfig):
               f"= {global_batch}")
     train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
 
-    training_model, prediction_model = create_models(config, backbone, train_generator.num_classes(), strategy)
+    class_names = class_names_of(train_generator)
+    if spec is not None:
+        check_class_count(spec, class_names, f"the {config.data.dataset_type} training set", training.snapshot)
+    training_model, prediction_model = create_models(config, backbone, class_names, strategy)
     if chief:
         describe(config, train_generator, validation_generator, training_model)
 

@@ -3,7 +3,8 @@
 import os
 
 from .. import distribute, initializers, layers, losses  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
-from ..checkpoint.files import load_model_file
+from ..checkpoint.files import load_model_file, read_spec
+from ..config.defaults import DEFAULTS
 from ..errors import ModelError
 from .base import Backbone
 from .densenet import DenseNetBackbone
@@ -12,7 +13,11 @@ from .mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbo
 from .resnet import ResNetBackbone
 from .retinanet import assert_training_model as _assert_training_model
 from .retinanet import retinanet_bbox
+from .retinanet_model import RetinaNetModel, spec_of
 from .vgg import VGGBackbone
+
+# keras-retinanet's default, for its files, which do not say which backbone they hold.
+DEFAULT_BACKBONE = DEFAULTS["model"]["backbone"]
 
 
 def _backbone_classes():
@@ -56,22 +61,32 @@ def backbone(backbone_name):
     raise ModelError(f"unknown backbone '{backbone_name}'; valid backbones: {', '.join(backbone_names())}")
 
 
-def load_model(filepath, backbone_name="resnet50", compile=True, safe_mode=True):
+def load_model(filepath, backbone_name=None, compile=True, safe_mode=True):
     """Load a model saved by this package (``.keras`` or ``.h5``) or by keras-retinanet (Keras 2 ``.h5``).
 
     Args:
         filepath: path to the model file.
-        backbone_name: backbone the model was built with (checked against the file).
+        backbone_name: backbone the model was built with. None: the one the file's spec names
+            (keras-retinanet's files, which have none: 'resnet50', keras-retinanet's default).
+            A name that contradicts the file is an error.
         compile: restore the optimiser and losses of a training snapshot.
         safe_mode: refuse files that would run code when loaded (Lambda layers).
 
     Returns:
-        the Keras model.
+        the Keras model; a model of this package carries its :class:`DetectorSpec` as ``model.spec``.
     """
-    expected = backbone(backbone_name)  # an unknown name is an error before the file is read
+    if backbone_name is not None:
+        backbone(backbone_name)  # an unknown name is an error before the file is read
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"{filepath}: no such model file")
-    return load_model_file(filepath, expected, compile=compile, safe_mode=safe_mode, convert_model=convert_model)
+    spec = read_spec(filepath)
+    if spec is not None and backbone_name is not None and backbone_name != spec.backbone:
+        raise ModelError(
+            f"{filepath} holds a {spec.backbone} RetinaNet, not {backbone_name}; "
+            "leave out --backbone (the file says which) or give its own"
+        )
+    name = backbone_name or (spec.backbone if spec is not None else DEFAULT_BACKBONE)
+    return load_model_file(filepath, backbone(name), compile=compile, safe_mode=safe_mode, convert_model=convert_model)
 
 
 def convert_model(
@@ -122,4 +137,6 @@ __all__ = [
     "convert_model",
     "assert_training_model",
     "check_training_model",
+    "RetinaNetModel",
+    "spec_of",
 ]

@@ -9,6 +9,7 @@ import keras
 
 from .. import initializers, layers
 from ..errors import ModelError
+from .retinanet_model import RetinaNetModel, spec_of
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 
 # Layers that compute in float32 whatever the precision policy: the heads' last
@@ -196,6 +197,7 @@ def retinanet(
     regression_feature_size=256,
     prior_probability=0.01,
     name="retinanet",
+    spec=None,
 ):
     """The RetinaNet training model.
 
@@ -207,9 +209,10 @@ def retinanet(
         create_pyramid_features: function building the FPN from the backbone layers.
         pyramid_levels: levels the subnets run on (default [3, 4, 5, 6, 7]).
         submodels: list of (name, model); default regression then classification.
+        spec: the :class:`~keras_retinanet.config.spec.DetectorSpec` the model carries, or None.
 
     Returns:
-        Model with outputs ``regression`` (B, N, 4) and ``classification`` (B, N, C).
+        :class:`RetinaNetModel` with outputs ``regression`` (B, N, 4) and ``classification`` (B, N, C).
     """
     if num_anchors is None:
         num_anchors = AnchorParameters.default.num_anchors()
@@ -231,7 +234,7 @@ def retinanet(
         keras.layers.Concatenate(axis=1, name=submodel_name, dtype="float32")([submodel(f) for f in features])
         for submodel_name, submodel in submodels
     ]
-    return keras.Model(inputs=inputs, outputs=outputs, name=name)
+    return RetinaNetModel(inputs=inputs, outputs=outputs, name=name, spec=spec)
 
 
 def assert_training_model(model):
@@ -285,20 +288,21 @@ def retinanet_bbox(
         model: a training model from :func:`retinanet` (built with ``**kwargs`` if None).
         nms: apply non-maximum suppression.
         class_specific_filter: NMS per class (True) or over each anchor's best class.
-        anchor_params: :class:`AnchorParameters` (default: the paper's).
-        pyramid_levels: levels of the model's pyramid (default [3, 4, 5, 6, 7]).
+        anchor_params: :class:`AnchorParameters` (default: the model's spec's, else the paper's).
+        pyramid_levels: levels of the model's pyramid (default: the model's spec's, else [3, 4, 5, 6, 7]).
         max_candidates: at most this many candidates per image enter NMS (None: all).
         candidates_per_level: at most this many of each pyramid level's best scores above
             the threshold enter NMS, as in the paper (None: all, as keras-retinanet did).
 
     Returns:
-        Model mapping images to boxes (B, D, 4), scores (B, D) and labels (B, D),
-        D = max_detections, padded with -1.
+        :class:`RetinaNetModel` mapping images to boxes (B, D, 4), scores (B, D) and labels (B, D),
+        D = max_detections, padded with -1; its spec is the training model's with these filter settings.
     """
+    spec = spec_of(model) if model is not None else None
     if anchor_params is None:
-        anchor_params = AnchorParameters.default
+        anchor_params = spec.anchor_parameters if spec is not None else AnchorParameters.default
     if pyramid_levels is None:
-        pyramid_levels = list(DEFAULT_PYRAMID_LEVELS)
+        pyramid_levels = list(spec.pyramid_levels) if spec is not None else list(DEFAULT_PYRAMID_LEVELS)
     if model is None:
         model = retinanet(num_anchors=anchor_params.num_anchors(), pyramid_levels=pyramid_levels, **kwargs)
     else:
@@ -333,4 +337,12 @@ def retinanet_bbox(
     )([boxes, classification] + other, level_anchors=level_anchors)
     # model.input keeps the training model's input structure (a single tensor, not a list of one), so
     # calling the inference model on an image batch does not warn about mismatched input structure.
-    return keras.Model(inputs=model.input, outputs=detections, name=name)
+    if spec is not None:
+        spec = spec.replace(anchors=anchor_params.get_config(), pyramid_levels=tuple(pyramid_levels)).with_filter(
+            nms=nms,
+            class_specific_filter=class_specific_filter,
+            nms_threshold=nms_threshold,
+            score_threshold=score_threshold,
+            max_detections=max_detections,
+        )
+    return RetinaNetModel(inputs=model.input, outputs=detections, name=name, spec=spec)
