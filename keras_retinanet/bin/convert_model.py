@@ -3,6 +3,11 @@
     retinanet-convert-model snapshots/resnet50_csv_10.h5 inference.h5
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.onnx
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
+    retinanet-convert-model snapshots/resnet50_csv_10.keras detector.onnx --raw-input
+
+A model file of this package says its backbone, anchors and image sides (its spec): --backbone, --config
+and the image sides are then not needed, and a --backbone or --config that contradicts the file is an
+error. keras-retinanet's own files have no spec and take the flags as before.
 """
 
 import argparse
@@ -45,7 +50,18 @@ def parse_args(args):
         default=100,
         help="Images of the dataset that calibrate --quantize int8 (default: %(default)s).",
     )
-    common.add_image_side_arguments(parser, what="Calibration images: rescale")
+    parser.add_argument(
+        "--raw-input",
+        action="store_true",
+        default=False,  # the parser leaves out what is not given; a command's own flag has a default
+        help="savedmodel, tflite and onnx: the graph takes one uint8 BGR image (H, W, 3) of any size, "
+        "preprocesses and resizes it inside as the model's spec says, and returns boxes in that image's "
+        "pixels; the spec (class names and all) is stored in the file. Without it the graph takes "
+        "(B, H, W, 3) float32 images already resized and preprocessed.",
+    )
+    common.add_image_side_arguments(
+        parser, what="Calibration images and the --raw-input graph (default: the sides the model was trained at): rescale"
+    )
     parser.add_argument(
         "--opset", type=common.positive_int, default=export.DEFAULT_ONNX_OPSET, help="ONNX opset (default: %(default)s)."
     )
@@ -72,31 +88,61 @@ def parse_args(args):
     args = parser.parse_args(args)
     # Every argument is checked before the slow loading and conversion: the export options, the file, the .ini.
     args.export_format = export.resolve_format(args.model_out, args.format)
-    export.check_export_options(args.export_format, args.quantize, has_representative_data=args.dataset_type is not None)
+    export.check_export_options(
+        args.export_format, args.quantize, has_representative_data=args.dataset_type is not None, raw_input=args.raw_input
+    )
     common.check_file(args.model_in, "model")
     common.build_config(args)
     return args
 
 
 def convert(args):
-    """Load ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model."""
-    from .. import models
+    """Load ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model.
 
-    export_format = args.export_format
+    The file's spec, if it has one, fills the settings the command line left out (``args.config`` is
+    replaced by the reconciled configuration); a contradicting --backbone or --config is a ModelError.
+    """
+    from .. import models
+    from ..checkpoint.files import read_spec
+    from ..config.spec import reconcile
+    from ..models.retinanet import output_names
+
+    spec = read_spec(args.model_in)
+    if spec is not None:
+        args.config, notes = reconcile(args.config, spec, args.model_in)
+        for note in notes:
+            print(note)
     config = args.config
+    # Calibration reads the dataset at the reconciled image sides: those the model was trained at.
     representative = _representative_images(args) if args.quantize == "int8" else None
 
     model = models.load_model(
         args.model_in, backbone_name=config.model.backbone, compile=False, safe_mode=not args.unsafe_load
     )
-    if _is_keras_retinanet_inference_model(args.model_in, model):
-        # keras-retinanet's converted models keep the NMS and anchor settings stored in them.
+    already_inference = spec is not None and "regression" not in output_names(model)
+    if already_inference or _is_keras_retinanet_inference_model(args.model_in, model):
+        # Converted models keep the NMS and anchor settings stored in them.
+        _refuse_filter_flags(args, spec)
         print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
-        _export(model, args, export_format, representative)
+        _export(model, args, export_format=args.export_format, representative=representative)
         return model
     inference = models.convert_model(model, **config.model.filter_options())
-    _export(inference, args, export_format, representative)
+    _export(inference, args, export_format=args.export_format, representative=representative)
     return inference
+
+
+def _refuse_filter_flags(args, spec):
+    """An inference model of this package cannot take other filter settings: a flag that asks for them is an error."""
+    if spec is None or not spec.is_inference:
+        return  # keras-retinanet's inference files: the flags are ignored, as before
+    config = args.config
+    given = [key for key in spec.filter if config.given(f"model.{key}") and getattr(config.model, key) != spec.filter[key]]
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise export.ExportError(
+            f"{args.model_in} is already an inference model with its own filter settings; {flags} cannot change "
+            "them: convert the training snapshot instead"
+        )
 
 
 def _export(model, args, export_format, representative):
@@ -107,16 +153,49 @@ def _export(model, args, export_format, representative):
         quantize=args.quantize,
         representative_images=representative,
         opset=args.opset,
+        raw_input=args.raw_input,
+        spec=_export_spec(model, args.config) if export_format not in ("keras", "h5") else None,
     )
 
 
+def _export_spec(model, config):
+    """The spec stored in an export, with the image sides the command uses (a --raw-input graph resizes to them).
+
+    A model without a spec (keras-retinanet's files) gets one from the command line: its backbone's
+    preprocessing, the image sides, and the class count its heads give (named '0', '1', ...).
+    """
+    from .. import models
+    from ..config.spec import FILTER_KEYS, DetectorSpec
+    from ..models.retinanet import output_names
+
+    spec = models.spec_of(model)
+    if spec is None:
+        backbone = models.backbone(config.model.backbone)
+        class_names = [str(label) for label in range(_class_count(model))]
+        spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode)
+        if "regression" not in output_names(model):
+            options = config.model.filter_options()
+            spec = spec.with_filter(**{key: options[key] for key in FILTER_KEYS})
+    return spec.replace(
+        image_min_side=config.data.image_min_side, image_max_side=config.data.image_max_side, resize=not config.data.no_resize
+    )
+
+
+def _class_count(model) -> int:
+    """The number of classes a RetinaNet's classification head gives (0 if the model has none)."""
+    try:
+        return int(model.get_layer("classification").output.shape[-1])
+    except ValueError:  # no layer of that name
+        return 0
+
+
 def _representative_images(args):
-    """Calibration images of the dataset named on the command line, preprocessed for the backbone."""
+    """Calibration images of the dataset named on the command line: preprocessed for the backbone, or raw."""
     from .. import models
     from ..data.build import configured_generator
 
     generator = configured_generator(args.config, models.backbone(args.config.model.backbone))
-    return export.representative_images(generator, args.representative_samples)
+    return export.representative_images(generator, args.representative_samples, raw_input=args.raw_input)
 
 
 def _is_keras_retinanet_inference_model(path, model):

@@ -1,112 +1,19 @@
-"""Export an inference model, box decoding and NMS included, to deployment formats.
+"""The writers of each export format: the detector graph, its weights and its spec, written atomically.
 
-Formats:
-    keras, h5    the Keras model file (``.keras`` / ``.h5``), as ``model.save`` writes it.
-    savedmodel   a TensorFlow SavedModel folder; its ``serving_default`` signature is the detector.
-    tflite       a TensorFlow Lite flatbuffer (float32, or float16 / int8 quantized weights).
-    onnx         an ONNX model, through tf2onnx.
-
-Every exported graph has one input and three outputs, named alike in every format:
-
-    images  (B, H, W, 3) float32  BGR images resized and preprocessed as for the Keras model
-                                  (``backbone.preprocess_image``: caffe means or [-1, 1] scaling).
-    boxes   (B, D, 4) float32     (x1, y1, x2, y2) in input pixels, rows past the detections are -1.
-    scores  (B, D) float32        best first, -1 padding.
-    labels  (B, D) int32          class ids, -1 padding.
-
-D is the model's ``max_detections``. H and W may change from call to call in every format.
-Files are written atomically: to a temporary name next to the output, then renamed.
+TensorFlow (and tf2onnx) are imported inside the functions: :mod:`keras_retinanet.export` is imported
+by the commands, whose ``--help`` and argument errors should not wait for TensorFlow.
 """
 
+import json
 import os
+from typing import Callable, Iterable, Optional
 
-from .checkpoint.atomic import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
-from .errors import RetinaNetError
-
-FORMATS = ("keras", "h5", "savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("float16", "int8")
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("boxes", "scores", "labels")
-DEFAULT_ONNX_OPSET = 17
-
-# The names these writers had here before they moved to checkpoint.atomic.
-_write_bytes_atomically = write_bytes_atomically
-_temporary_folder_for = temporary_folder_for
-_replace_folder = replace_folder
-
-_FORMAT_OF_EXTENSION = {".keras": "keras", ".h5": "h5", ".tflite": "tflite", ".onnx": "onnx", "": "savedmodel"}
-# The packages each format needs beyond TensorFlow, as (module, pip name).
-_EXPORT_PACKAGES = {"onnx": [("tf2onnx", "tf2onnx"), ("onnx", "onnx")]}
-
-
-class ExportError(RetinaNetError, ValueError):
-    """An export that cannot be done as asked: a bad format, option or missing package."""
-
-
-def format_from_path(path):
-    """The export format an output path asks for: by extension, a folder for a SavedModel.
-
-    Raises:
-        ExportError: the extension names no format.
-    """
-    extension = os.path.splitext(os.path.normpath(path))[1].lower()
-    if extension not in _FORMAT_OF_EXTENSION:
-        raise ExportError(
-            f"cannot tell the format of '{path}' from its extension; use .keras, .h5, .tflite, .onnx, "
-            f"a folder name without extension (SavedModel), or --format {{{','.join(FORMATS)}}}"
-        )
-    return _FORMAT_OF_EXTENSION[extension]
-
-
-def resolve_format(path, export_format=None):
-    """The format to write ``path`` in: ``export_format`` if given (checked against the extension), else inferred.
-
-    Raises:
-        ExportError: unknown format, or an extension that belongs to another format.
-    """
-    if export_format is None:
-        return format_from_path(path)
-    if export_format not in FORMATS:
-        raise ExportError(f"unknown format '{export_format}'; expected one of {', '.join(FORMATS)}")
-    extension = os.path.splitext(os.path.normpath(path))[1].lower()
-    implied = _FORMAT_OF_EXTENSION.get(extension)
-    if extension and implied is not None and implied != export_format:
-        raise ExportError(f"--format {export_format} does not fit the output name '{path}' (a {implied} extension)")
-    if export_format == "keras" and extension != ".keras":
-        raise ExportError(f"--format keras writes a .keras file; '{path}' does not end in .keras")
-    return export_format
-
-
-def check_export_options(export_format, quantize=None, has_representative_data=False):
-    """Refuse option combinations that cannot work, before any slow step.
-
-    Raises:
-        ExportError: quantization outside TFLite, int8 without data, data without int8, a missing package.
-    """
-    if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ExportError(f"unknown quantization '{quantize}'; expected one of {', '.join(QUANTIZATIONS)}")
-    if quantize is not None and export_format != "tflite":
-        raise ExportError(f"--quantize applies to the tflite format only, not {export_format}")
-    if quantize == "int8" and not has_representative_data:
-        raise ExportError(
-            "--quantize int8 needs a representative dataset to calibrate on: add one after the options, "
-            "as for retinanet-train (e.g. 'csv train.csv classes.csv')"
-        )
-    if has_representative_data and quantize != "int8":
-        raise ExportError("a dataset is only read for --quantize int8 (its images calibrate the quantization)")
-    require_packages(export_format)
-
-
-def require_packages(export_format):
-    """Raise ExportError naming the pip packages ``export_format`` needs and lacks."""
-    import importlib.util
-
-    missing = [pip for module, pip in _EXPORT_PACKAGES.get(export_format, []) if importlib.util.find_spec(module) is None]
-    if missing:
-        raise ExportError(
-            f"{export_format} export needs {' and '.join(missing)}: pip install 'keras-retinanet[export]' "
-            f"(or pip install {' '.join(missing)})"
-        )
+from ..checkpoint.atomic import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
+from ..config.spec import DetectorSpec
+from . import metadata
+from .formats import DEFAULT_ONNX_OPSET, INPUT_NAME, OUTPUT_NAMES, RAW_INPUT_NAME, ExportError, check_export_options
+from .formats import require_packages, resolve_format
+from .raw_input import RAW_INPUT_SCOPE, raw_serving_function
 
 
 def serving_function(model):
@@ -128,31 +35,46 @@ def serving_function(model):
     return detect
 
 
-def frozen_serving_function(model):
-    """:func:`serving_function` with the weights folded in as constants.
+def detector_function(model, raw_input: bool = False, spec: Optional[DetectorSpec] = None):
+    """:func:`serving_function`, or with ``raw_input`` :func:`raw_serving_function` (which needs ``spec``)."""
+    return raw_serving_function(model, spec) if raw_input else serving_function(model)
+
+
+def frozen_serving_function(model, detect=None):
+    """A serving function (default :func:`serving_function`) with the weights folded in as constants.
 
     The TFLite converter keeps Keras 3's resource variables as VAR_HANDLE/READ_VARIABLE ops without
     their values (a 200 KB file that fails at run time with "gather index out of bounds" in the NMS
     loop); a graph with constants converts correctly.
 
     Returns:
-        concrete function of ``images`` returning the dict of named outputs.
+        concrete function of the serving function's input returning the dict of named outputs.
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    detect = serving_function(model).get_concrete_function()
-    frozen = convert_variables_to_constants_v2(detect)
+    detect = serving_function(model) if detect is None else detect
+    concrete = detect.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
 
     # The frozen function returns a flat list; this wrapper names the outputs again.
-    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name=INPUT_NAME)])
-    def frozen_detect(images):
-        return tf.nest.pack_sequence_as(detect.structured_outputs, frozen(images))
+    @tf.function(input_signature=detect.input_signature)
+    def frozen_detect(inputs):
+        return tf.nest.pack_sequence_as(concrete.structured_outputs, frozen(inputs))
 
     return frozen_detect.get_concrete_function()
 
 
-def export_model(model, path, export_format=None, quantize=None, representative_images=None, opset=None):
+def export_model(
+    model,
+    path,
+    export_format: Optional[str] = None,
+    quantize: Optional[str] = None,
+    representative_images: Optional[Callable[[], Iterable]] = None,
+    opset: Optional[int] = None,
+    raw_input: bool = False,
+    spec: Optional[DetectorSpec] = None,
+):
     """Write an inference model to ``path`` in ``export_format`` (inferred from ``path`` if None).
 
     Args:
@@ -160,53 +82,94 @@ def export_model(model, path, export_format=None, quantize=None, representative_
         path: output file, or folder for a SavedModel.
         export_format: one of :data:`FORMATS`, or None.
         quantize: TFLite only: None (float32), 'float16' or 'int8'.
-        representative_images: for int8, a callable returning an iterable of (1, H, W, 3) float32
-            preprocessed images (see :func:`representative_images`).
+        representative_images: for int8, a callable returning an iterable of network inputs: (1, H, W, 3)
+            float32 preprocessed images, or with ``raw_input`` (H, W, 3) uint8 images (see
+            :func:`representative_images`).
         opset: ONNX opset (default :data:`DEFAULT_ONNX_OPSET`).
+        raw_input: the graph takes one (H, W, 3) uint8 BGR image of any size; it preprocesses and
+            resizes it as the spec says and returns boxes in its pixels (see :mod:`.raw_input`).
+        spec: the model's spec (default: the one it carries); stored in the export's metadata.
 
     Returns:
         ``path``.
+
+    Raises:
+        ExportError: bad options, or ``raw_input`` for a model without a spec.
     """
     export_format = resolve_format(path, export_format)
-    check_export_options(export_format, quantize, representative_images is not None)
+    check_export_options(export_format, quantize, representative_images is not None, raw_input=raw_input)
     if export_format in ("keras", "h5"):
         return save_model_atomically(model, path)
+    if spec is None:
+        # Imported here: models loads Keras and TensorFlow, which this package's import avoids.
+        from ..models.retinanet_model import spec_of
+
+        spec = spec_of(model)
+    if raw_input and spec is None:
+        raise ExportError("--raw-input needs the model's spec (preprocessing and image sides); this model has none")
+    detect = detector_function(model, raw_input, spec)
+    text = metadata.spec_json(spec, raw_input) if spec is not None else None
     if export_format == "savedmodel":
-        return save_savedmodel(model, path)
+        return save_savedmodel(model, path, detect=detect, spec_text=text)
     if export_format == "tflite":
-        return save_tflite(model, path, quantize=quantize, representative_images=representative_images)
-    return save_onnx(model, path, opset=opset)
+        return save_tflite(
+            model, path, quantize=quantize, representative_images=representative_images, detect=detect, spec_text=text
+        )
+    return save_onnx(model, path, opset=opset, detect=detect, spec_text=text)
 
 
-def save_savedmodel(model, path):
-    """Write a SavedModel folder whose ``serving_default`` signature detects; returns ``path``."""
+def save_savedmodel(model, path, detect=None, spec_text: Optional[str] = None):
+    """Write a SavedModel folder whose ``serving_default`` signature detects; returns ``path``.
+
+    Args:
+        detect: the serving function (default :func:`serving_function`).
+        spec_text: the spec JSON: written to ``assets/keras_retinanet_spec.json`` and returned by a
+            ``spec`` signature, or None.
+    """
     import tensorflow as tf
 
     if os.path.isfile(path):
         raise ExportError(f"'{path}' is a file; a SavedModel is written as a folder")
     module = tf.Module()
     module.model = model  # tracked, so that the weights are saved as the signature's variables
-    module.detect = serving_function(model)
+    module.detect = serving_function(model) if detect is None else detect
+    signatures = {"serving_default": module.detect}
+    if spec_text is not None:
+
+        @tf.function(input_signature=[])
+        def spec():
+            return {"spec": tf.constant(spec_text)}
+
+        module.spec = spec
+        signatures["spec"] = spec
     with temporary_folder_for(path) as temporary:
-        tf.saved_model.save(module, temporary, signatures={"serving_default": module.detect})
+        tf.saved_model.save(module, temporary, signatures=signatures)
+        if spec_text is not None:
+            # A plain file too: readable without TensorFlow.
+            os.makedirs(os.path.join(temporary, "assets"), exist_ok=True)
+            with open(os.path.join(temporary, metadata.SAVEDMODEL_SPEC_FILE), "w", encoding="utf-8") as file:
+                file.write(json.dumps(json.loads(spec_text), indent=2, sort_keys=True))
         replace_folder(temporary, os.path.abspath(path))
     return path
 
 
-def save_tflite(model, path, quantize=None, representative_images=None):
+def save_tflite(model, path, quantize=None, representative_images=None, detect=None, spec_text: Optional[str] = None):
     """Write a TFLite model with the ``serving_default`` signature; returns ``path``.
 
     Args:
         quantize: None keeps float32; 'float16' stores the weights as float16; 'int8' quantizes weights
             and activations, calibrated on ``representative_images`` (a callable giving an iterable of
-            (1, H, W, 3) float32 images). Inputs and outputs stay float32, and so do the heads' last
-            convolutions, anchors, box decoding, scores and NMS (``FLOAT32_LAYER_NAMES``).
+            the graph's inputs). Inputs and outputs keep their types, and the heads' last convolutions,
+            anchors, box decoding, scores, NMS and the raw input's resizing stay float32
+            (``FLOAT32_LAYER_NAMES``, :data:`RAW_INPUT_SCOPE`).
+        detect: the serving function (default :func:`serving_function`).
+        spec_text: the spec JSON, stored as the metadata entry ``keras_retinanet_spec``, or None.
     """
     import tensorflow as tf
 
-    detect = frozen_serving_function(model)
+    concrete = frozen_serving_function(model, detect)
     # The empty module only gives the converter somewhere to hang the signature.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([detect], tf.Module())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], tf.Module())
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -219,6 +182,8 @@ def save_tflite(model, path, quantize=None, representative_images=None):
         raise
     except Exception as error:  # the converter raises its own ConverterError with the failing op
         raise ExportError(f"TFLite conversion failed: {str(error).strip().splitlines()[0]}") from error
+    if spec_text is not None:
+        flatbuffer = metadata.add_tflite_metadata(flatbuffer, spec_text)
     return write_bytes_atomically(flatbuffer, path)
 
 
@@ -249,17 +214,20 @@ def float_node_names(flatbuffer):
     ``retinanet-bbox_1/clipped_boxes_1/Minimum`` (layer ``clipped_boxes``) or, for fused ops, several such
     names joined by ``;``. A scope is a layer name, possibly followed by one Keras call suffix
     (``pyramid_classification_4`` is the head's last conv, ``pyramid_classification_0_1`` its first hidden one,
-    ``anchors_3_1`` the anchors of level 3).
+    ``anchors_3_1`` the anchors of level 3). The raw input's preprocessing and resizing (scope
+    ``raw_input``) stay float too: quantizing them would round the pixels the backbone sees.
 
     Returns:
         sorted list of op names, each fused name also split into its parts.
     """
     import re
 
-    from .models.retinanet import keeps_float32
+    # Imported here: models loads Keras and TensorFlow, which this package's import avoids.
+    from ..models.retinanet import keeps_float32
 
     def in_float_layer(scope):
-        return keeps_float32(scope) or keeps_float32(re.sub(r"_\d+$", "", scope))
+        bare = re.sub(r"_\d+$", "", scope)
+        return keeps_float32(scope) or keeps_float32(bare) or bare == RAW_INPUT_SCOPE
 
     names = set()
     for name in _op_output_names(flatbuffer):
@@ -280,22 +248,29 @@ def _op_output_names(flatbuffer):
                 yield subgraph.tensors[operator.outputs[0]].name.decode()
 
 
-def save_onnx(model, path, opset=None):
-    """Write an ONNX model (through tf2onnx) with dynamic batch, height and width; returns ``path``."""
+def save_onnx(model, path, opset=None, detect=None, spec_text: Optional[str] = None):
+    """Write an ONNX model (through tf2onnx) with dynamic input sizes; returns ``path``.
+
+    Args:
+        detect: the serving function (default :func:`serving_function`).
+        spec_text: the spec JSON, stored as the ``metadata_props`` key ``keras_retinanet_spec``, or None.
+    """
     require_packages("onnx")
     import tf2onnx
 
     opset = DEFAULT_ONNX_OPSET if opset is None else int(opset)
-    detect = serving_function(model)
+    detect = serving_function(model) if detect is None else detect
     model_proto, _ = tf2onnx.convert.from_function(detect, input_signature=detect.input_signature, opset=opset)
     _name_dynamic_dimensions(model_proto)
+    if spec_text is not None:
+        metadata.add_onnx_metadata(model_proto, spec_text)
     write_bytes_atomically(model_proto.SerializeToString(), path)
     return path
 
 
 def _name_dynamic_dimensions(model_proto):
     """Give the free dimensions readable names (tf2onnx calls them unk__N)."""
-    names = {INPUT_NAME: ("batch", "height", "width", None)}
+    names = {INPUT_NAME: ("batch", "height", "width", None), RAW_INPUT_NAME: ("height", "width", None)}
     names.update({name: ("batch",) for name in OUTPUT_NAMES})
     for value in list(model_proto.graph.input) + list(model_proto.graph.output):
         for dimension, name in zip(value.type.tensor_type.shape.dim, names.get(value.name, ())):
@@ -303,19 +278,20 @@ def _name_dynamic_dimensions(model_proto):
                 dimension.dim_param = name
 
 
-def representative_images(generator, count=100):
-    """Images of a dataset as the model sees them, for int8 calibration.
+def representative_images(generator, count=100, raw_input=False):
+    """Images of a dataset as the exported graph takes them, for int8 calibration.
 
     ``count`` images evenly spread over the dataset are read and turned into network
     input by the generator's ``input_transform`` (resized, then preprocessed, as training
-    does; without augmentation).
+    does; without augmentation), or with ``raw_input`` given as read.
 
     Args:
         generator: a :class:`keras_retinanet.preprocessing.generator.Generator`.
         count: how many images (all of them if the dataset is smaller).
+        raw_input: give the images as read, (H, W, 3) uint8 BGR, for a graph that takes raw images.
 
     Returns:
-        a callable returning a fresh iterator of (1, H, W, 3) float32 arrays.
+        a callable returning a fresh iterator of (1, H, W, 3) float32 arrays, or (H, W, 3) uint8 ones.
     """
     import keras
     import numpy as np
@@ -328,8 +304,12 @@ def representative_images(generator, count=100):
     def images():
         progress = keras.utils.Progbar(len(indices), unit_name="image")
         for step, index in enumerate(indices, start=1):
-            network_input, _ = generator.input_transform(generator.load_image(int(index)))
-            yield network_input[np.newaxis]
+            image = generator.load_image(int(index))
+            if raw_input:
+                yield np.ascontiguousarray(image, dtype=np.uint8)
+            else:
+                network_input, _ = generator.input_transform(image)
+                yield network_input[np.newaxis]
             progress.update(step)
 
     return images
