@@ -1,6 +1,6 @@
 """retinanet-evaluate: mAP of a model on a dataset.
 
-    retinanet-evaluate csv val.csv classes.csv inference.h5
+    retinanet-evaluate csv val.csv classes.csv inference.keras
     retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv_10.h5
 """
 
@@ -46,39 +46,50 @@ def parse_args(args):
     return args
 
 
-def load_inference_model(path, config, convert=False, unsafe_load=False):
-    """The model to evaluate or run, converted if asked; a training model without ``convert`` is an error.
+def open_model_detector(path, config, convert=False, unsafe_load=False, class_names=None, class_source=None):
+    """The Detector of a command's model file, and the configuration reconciled with the file's spec.
+
+    A file with a spec needs no --backbone, --config or image sides; a flag that contradicts it is an error,
+    one that overrides it is used and said (a note on stderr). Without a spec the flags describe the file.
 
     Args:
         path: the model file.
-        config: its ``model`` part names the backbone and anchors, ``evaluation.precision`` the precision.
-        convert: convert a training model into an inference model.
+        config: the command's configuration (``evaluation.precision`` gives the precision).
+        convert: --convert-model: require a training model and convert it; without it a training model is refused.
         unsafe_load: allow Lambda layers.
+        class_names: names from --classes in label order, or None; their number must match the model's.
+        class_source: how to call them in messages.
+
+    Returns:
+        (Detector, reconciled RetinaNetConfig).
     """
-    from .. import models
-    from ..errors import ModelError
-    from ..layers import FilterDetections
-    from ..models.precision import with_precision
-    from ..models.retinanet import output_names
+    from ..inference import open_detector
 
     common.check_file(path, "model")
-    model = models.load_model(path, backbone_name=config.model.backbone, compile=False, safe_mode=not unsafe_load)
-    names = output_names(model)
-    is_training_model = "regression" in names and "classification" in names
-    if not convert and is_training_model:
-        raise ModelError(f"{path} is a training model; pass --convert-model to evaluate it")
-    if convert and not is_training_model:
-        raise ModelError(f"{path} is not a RetinaNet training model (outputs: {', '.join(names)}); "
-                         "drop --convert-model for an inference model")
-    if not is_training_model and not any(isinstance(layer, FilterDetections) for layer in model.layers):
-        raise ModelError(f"{path} is not a RetinaNet model: it has no detection filter (outputs: {', '.join(names)})")
-    if config.evaluation.precision != "float32":
-        model = with_precision(model, config.evaluation.precision)
-    if convert:
-        return models.convert_model(
-            model, anchor_params=config.model.anchor_parameters, pyramid_levels=config.model.pyramid_levels
-        )
-    return model
+    detector, config = open_detector(
+        path, config, class_names=class_names, class_source=class_source or "--classes", convert=bool(convert),
+        safe_mode=not unsafe_load, precision=config.evaluation.precision,
+    )  # fmt: skip
+    for note in detector.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return detector, config
+
+
+def load_inference_model(path, config, convert=False, unsafe_load=False):
+    """The inference model of a model file, converted if asked (see :func:`open_model_detector`)."""
+    return open_model_detector(path, config, convert=convert, unsafe_load=unsafe_load)[0].model
+
+
+def _check_dataset_classes(detector, generator, config, path):
+    """A model whose file names its classes must be evaluated on a dataset with as many (the labels are ids)."""
+    from ..config.spec import check_class_count
+
+    if not detector.from_file:
+        return  # keras-retinanet's files: the dataset's classes are taken as they come, as before
+    names = [generator.label_to_name(label) for label in range(generator.num_classes())]
+    dataset = config.data.dataset
+    what = f"classes file {dataset.classes}" if dataset.type == "csv" else f"the {dataset.type} dataset"
+    check_class_count(detector.spec, names, what, path)
 
 
 def evaluate_generator(generator, model, args):
@@ -97,11 +108,17 @@ def main(args=None):
 
     from .. import models
     from ..data.build import configured_generator
+    from ..evaluation import evaluate_model
 
-    backbone = models.backbone(args.config.model.backbone)
-    generator = configured_generator(args.config, backbone)
-    model = load_inference_model(args.model, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load)
-    return evaluate_generator(generator, model, args)
+    models.backbone(args.config.model.backbone)  # an unknown --backbone is reported before any file is read
+    # The model first: its spec settles the backbone, image sides and anchors the dataset is read with.
+    detector, config = open_model_detector(
+        args.model, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load
+    )
+    generator = configured_generator(config, models.backbone(config.model.backbone))
+    _check_dataset_classes(detector, generator, config, args.model)
+    # The detector prepares the images (its InputTransform) and runs its model: the path retinanet-predict takes.
+    return evaluate_model(generator, detector, config)
 
 
 if __name__ == "__main__":

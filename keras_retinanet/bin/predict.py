@@ -1,37 +1,50 @@
-"""retinanet-predict: detect objects in images, folders of images or videos.
+"""retinanet-predict: detect objects in images, folders of images, videos or a camera.
 
-    retinanet-predict model.h5 photo.jpg photos/ clip.mp4 --classes classes.csv --output-dir detections/
+    retinanet-predict model.keras photo.jpg photos/ clip.mp4 --output-dir detections/
+    retinanet-predict model.keras 0 --max-frames 100          # camera 0
 
-Writes each input with its detections drawn (images as PNG, videos as MP4) and all
-detections to detections.json and detections.csv in the output folder.
+A model file of this package says how to use it (backbone, image sides, class names); keras-retinanet's
+own files are described with --backbone, --image-min-side/--image-max-side and --classes as before.
+
+Writes each input with its detections drawn (images as PNG, videos and cameras as MP4) and all
+detections to detections.json and detections.csv in the output folder. An input that cannot be read
+is reported in one line and skipped; the files are written for the others, and the exit status is 1.
 """
 
-import argparse
 import csv
 import json
 import os
 import sys
 
+from ..errors import DatasetError, RetinaNetError
 from . import common
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 # Prediction keeps only confident detections, unlike evaluation (0.05), which needs the whole ranking.
 DRAW_SCORE_THRESHOLD = 0.5
+CSV_FIELDS = ["source", "frame", "x1", "y1", "x2", "y2", "score", "label", "class_name"]
+
+
+class InputsFailed(RetinaNetError):
+    """Some inputs could not be read; the others' detections were written."""
 
 
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
     parser = common.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
-    parser.add_argument("model", help="Inference model (or a training model with --convert-model).")
-    parser.add_argument("inputs", nargs="+", help="Images, folders of images, or videos.")
+    parser.add_argument("model", help="Model file (a training model with --convert-model).")
+    parser.add_argument("inputs", nargs="+", help="Images, folders of images, videos, or a camera index (0).")
     parser.add_argument("--output-dir", default="predictions", help="Where to write results (default: %(default)s).")
-    common.add_backbone_argument(parser, "Backbone of the model")
+    common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
     parser.add_argument("--convert-model", action="store_true", default=False, help="Convert a training model first.")
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")
-    parser.add_argument("--classes", default=None, help="Classes CSV (class_name,id) to name the labels.")
+    parser.add_argument("--classes", default=None,
+                        help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
     parser.add_argument("--score-threshold", type=common.probability, default=DRAW_SCORE_THRESHOLD,
                         help="Min score of a detection kept and drawn (default: %(default)s).")
+    parser.add_argument("--max-frames", type=common.positive_int, default=None,
+                        help="Stop each video or camera after this many frames.")
     common.add_image_side_arguments(parser)
     parser.add_argument("--no-draw", dest="draw", action="store_false", default=True,
                         help="Only write the detection files.")
@@ -43,20 +56,44 @@ def parse_args(args):
 
 
 def read_class_names(path):
-    """label -> class name from a keras-retinanet classes CSV."""
+    """The class names of a keras-retinanet classes CSV in label order (label i is names[i])."""
     from ..preprocessing.csv_generator import read_classes_file
 
-    return {label: name for name, label in read_classes_file(path).items()}
+    by_label = {label: name for name, label in read_classes_file(path).items()}
+    return [by_label.get(label, str(label)) for label in range(max(by_label, default=-1) + 1)]
+
+
+def _open_camera(index):
+    """An opened cv2.VideoCapture of camera ``index``, or a one-line error when OpenCV cannot open one."""
+    import cv2
+
+    # OpenCV logs its failed attempts over several lines; the error below says it in one.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        capture = cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not capture.isOpened():
+        capture.release()
+        raise common.CommandLineError(f"cannot open camera {index}: OpenCV finds no camera with that index")
+    return capture
 
 
 def collect_inputs(paths):
-    """Expand folders into their images; returns [(path, 'image' | 'video')]."""
+    """Expand folders into their images; returns [(path or camera index, 'image' | 'video' | 'camera')].
+
+    A bare number that is not a file is a camera index; the camera must open.
+    """
     found = []
     for path in paths:
         if os.path.isdir(path):
             for name in sorted(os.listdir(path)):
                 if name.lower().endswith(IMAGE_EXTENSIONS):
                     found.append((os.path.join(path, name), "image"))
+        elif path.isdigit() and not os.path.exists(path):
+            _open_camera(int(path)).release()  # checked now, before the model is loaded
+            found.append((int(path), "camera"))
         elif not os.path.exists(path):
             raise common.CommandLineError(f"input '{path}' does not exist")
         elif path.lower().endswith(VIDEO_EXTENSIONS):
@@ -69,24 +106,25 @@ def collect_inputs(paths):
 
 
 class Predictor:
-    """Detects objects in BGR images with an inference model and draws them."""
+    """Detects objects in BGR images with a Detector and draws them.
 
-    def __init__(self, model, input_transform, score_threshold, class_names):
-        self.model = model
-        self.input_transform = input_transform
+    Args:
+        detector: a :class:`keras_retinanet.inference.Detector`.
+        score_threshold: keep and draw detections scoring above this.
+    """
+
+    def __init__(self, detector, score_threshold):
+        self.detector = detector
         self.score_threshold = score_threshold
-        self.class_names = class_names
 
     def name(self, label):
-        return self.class_names.get(int(label), str(int(label)))
+        return self.detector.spec.name_of(int(label))
 
     def __call__(self, image):
         """Returns (records, drawn image); each record a dict with box, score, label and class."""
-        from ..evaluation.detections import detect_image, keep_confident
         from ..utils.visualization import draw_detections
 
-        boxes, scores, labels, _ = detect_image(self.model, image, self.input_transform)
-        boxes, scores, labels = keep_confident(boxes, scores, labels, self.score_threshold)
+        result = self.detector.predict(image, score_threshold=self.score_threshold)
         records = [
             {
                 "x1": float(b[0]),
@@ -95,16 +133,20 @@ class Predictor:
                 "y2": float(b[3]),
                 "score": float(s),
                 "label": int(l),
-                "class_name": self.name(l),
+                "class_name": str(n),
             }
-            for b, s, l in zip(boxes, scores, labels)
+            for b, s, l, n in zip(result["boxes"], result["scores"], result["labels"], result["names"])
         ]
         drawn = image.copy()
-        draw_detections(drawn, boxes, scores, labels, label_to_name=self.name, score_threshold=self.score_threshold)
+        draw_detections(
+            drawn, result["boxes"], result["scores"], result["labels"],
+            label_to_name=self.name, score_threshold=self.score_threshold,
+        )  # fmt: skip
         return records, drawn
 
 
 def predict_image(predictor, path, output_dir, draw):
+    """Detections of one image file, its drawing written; raises DatasetError when the file cannot be read."""
     import cv2
 
     from ..data.image_io import read_image_bgr
@@ -115,34 +157,50 @@ def predict_image(predictor, path, output_dir, draw):
     return [dict(source=path, frame=None, **r) for r in records]
 
 
-def predict_video(predictor, path, output_dir, draw):
+def predict_video(predictor, source, output_dir, draw, max_frames=None):
+    """Detections of every frame of a video file or camera (an int index), the drawn frames written as MP4.
+
+    A camera runs until it stops giving frames, ``max_frames``, or Ctrl-C; what it gave is kept.
+
+    Raises:
+        InputsFailed: the video cannot be opened.
+    """
     import cv2
     import keras
 
-    capture = cv2.VideoCapture(path)
+    camera = isinstance(source, int)
+    capture = _open_camera(source) if camera else cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise common.CommandLineError(f"cannot open video '{path}'")
+        raise InputsFailed(f"{source}: cannot open video (corrupt, or a format OpenCV does not read)")
+    label = f"camera:{source}" if camera else source
+    stem = f"camera{source}" if camera else os.path.splitext(os.path.basename(source))[0]
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    frames = None if camera else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None)
+    if frames is not None and max_frames is not None:
+        frames = min(frames, max_frames)
     writer = None
     results = []
     progress = keras.utils.Progbar(frames, unit_name="frame")
     index = 0
     try:
-        while True:
+        while max_frames is None or index < max_frames:
             ok, frame = capture.read()
             if not ok:
                 break
             records, drawn = predictor(frame)
-            results.extend(dict(source=path, frame=index, **r) for r in records)
+            results.extend(dict(source=label, frame=index, **r) for r in records)
             if draw:
                 if writer is None:
-                    out = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".mp4")
                     height, width = drawn.shape[:2]
+                    out = os.path.join(output_dir, stem + ".mp4")
                     writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
                 writer.write(drawn)
             index += 1
             progress.update(index)
+    except KeyboardInterrupt:
+        if not camera:
+            raise
+        print(f"\nstopped camera {source} after {index} frames", file=sys.stderr)
     finally:
         capture.release()
         if writer is not None:
@@ -150,13 +208,40 @@ def predict_video(predictor, path, output_dir, draw):
     return results
 
 
+def run_inputs(predictor, inputs, output_dir, draw, max_frames=None):
+    """Detections of every input; an input that cannot be read is reported in one line and skipped.
+
+    Returns:
+        (records, failed inputs).
+    """
+    import keras
+
+    images = [source for source, kind in inputs if kind == "image"]
+    image_progress = keras.utils.Progbar(len(images), unit_name="image") if images else None
+    done = 0
+    results, failed = [], []
+    for source, kind in inputs:
+        try:
+            if kind == "image":
+                results.extend(predict_image(predictor, source, output_dir, draw))
+            else:
+                results.extend(predict_video(predictor, source, output_dir, draw, max_frames=max_frames))
+        except (DatasetError, InputsFailed, OSError) as error:
+            # Only unreadable inputs are skipped; a problem of the model stops the run.
+            print(f"skipped {error}", file=sys.stderr)
+            failed.append(source)
+        if kind == "image":
+            done += 1
+            image_progress.update(done)
+    return results, failed
+
+
 def write_results(results, output_dir):
     """detections.json and detections.csv, one record per detection."""
     with open(os.path.join(output_dir, "detections.json"), "w", encoding="utf8") as handle:
         json.dump(results, handle, indent=1)
-    fields = ["source", "frame", "x1", "y1", "x2", "y2", "score", "label", "class_name"]
     with open(os.path.join(output_dir, "detections.csv"), "w", newline="", encoding="utf8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(results)
 
@@ -166,23 +251,27 @@ def main(args=None):
     common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
     inputs = collect_inputs(args.inputs)
-    class_names = read_class_names(args.classes) if args.classes else {}
+    class_names = None
+    if args.classes:
+        common.check_file(args.classes, "classes file")
+        class_names = read_class_names(args.classes)
 
-    from .. import models
-    from ..data.input_transform import InputTransform
-    from .evaluate import load_inference_model
+    from .evaluate import open_model_detector
 
-    config = args.config
-    model = load_inference_model(args.model, config, convert=args.convert_model, unsafe_load=args.unsafe_load)
-    transform = InputTransform.for_backbone(models.backbone(config.model.backbone), config.data)
-    predictor = Predictor(model, transform, args.score_threshold, class_names)
+    detector, _ = open_model_detector(
+        args.model, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load,
+        class_names=class_names, class_source=f"--classes {args.classes}",
+    )  # fmt: skip
+    predictor = Predictor(detector, args.score_threshold)
     os.makedirs(args.output_dir, exist_ok=True)
-    results = []
-    for path, kind in inputs:
-        handler = predict_video if kind == "video" else predict_image
-        results.extend(handler(predictor, path, args.output_dir, args.draw))
+    results, failed = run_inputs(predictor, inputs, args.output_dir, args.draw, max_frames=args.max_frames)
     write_results(results, args.output_dir)
-    print(f"{len(results)} detections in {len(inputs)} inputs; results in {args.output_dir}")
+    print(f"{len(results)} detections in {len(inputs) - len(failed)} inputs; results in {args.output_dir}")
+    if failed:
+        raise InputsFailed(
+            f"{len(failed)} of {len(inputs)} inputs could not be read (skipped above); "
+            f"the detections of the others are in {args.output_dir}"
+        )
     return results
 
 

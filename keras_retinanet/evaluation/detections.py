@@ -137,12 +137,20 @@ def keep_confident(
     return boxes[keep], scores[keep], labels[keep]
 
 
+def _transform_for(generator, model) -> InputTransform:
+    """How to prepare a dataset's images for a model: the model's own InputTransform when it brings one
+    (a :class:`keras_retinanet.inference.Detector`, so that evaluation runs the detector's inference path),
+    else the dataset's."""
+    transform = getattr(model, "input_transform", None)
+    return transform if isinstance(transform, InputTransform) else input_transform_of(generator)
+
+
 def predict_image(generator, model, index: int):
     """Detections of one dataset image, in the image's original pixels.
 
     Args:
         generator: the dataset.
-        model: an inference model.
+        model: an inference model, or a Detector (which prepares the images with its own InputTransform).
         index: image index.
 
     Returns:
@@ -151,7 +159,7 @@ def predict_image(generator, model, index: int):
     """
     raw_image = generator.load_image(index)
     # A copy: raw_image is returned for drawing, whatever the preprocessing does to its input.
-    boxes, scores, labels, scale, seconds = _run_model(model, input_transform_of(generator), raw_image.copy())
+    boxes, scores, labels, scale, seconds = _run_model(model, _transform_for(generator, model), raw_image.copy())
     # Back to the original image's pixels (not in place: the model may hand out its own buffers).
     return raw_image, boxes[0] / scale, scores[0], labels[0], seconds
 

@@ -1,0 +1,216 @@
+"""The detector: a model file that knows how to use itself.
+
+    from keras_retinanet import load_detector
+    detector = load_detector("model.keras")       # a training snapshot converts itself
+    result = detector.predict("photo.jpg")        # or a BGR uint8 array, or a list of them
+    result["boxes"], result["scores"], result["labels"], result["names"]
+
+Images are prepared by an :class:`InputTransform` built from the model's spec, in keras-retinanet's
+prediction order (preprocess, then resize: ``preprocess_first=True``), the order evaluation uses too, so that
+``retinanet-predict``, ``retinanet-evaluate`` and Python give the same detections.
+"""
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import keras
+import numpy as np
+
+from ..config import RetinaNetConfig
+from ..config.spec import DetectorSpec
+from ..data.image_io import read_image_bgr
+from ..data.input_transform import InputTransform
+from ..evaluation.detections import detect_image
+from .loading import open_inference_model
+from .refilter import filter_settings, refiltered
+
+Image = Union[str, os.PathLike, np.ndarray]
+
+
+def _as_image(image: Image) -> np.ndarray:
+    """A path or an array as a (H, W, 3) uint8 BGR array.
+
+    Raises:
+        DatasetError: an unreadable image file.
+        ValueError: an array that is not an image.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return read_image_bgr(image)
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"expected a (H, W, 3) BGR image, got an array of shape {array.shape}")
+    return array
+
+
+class Detector:
+    """An inference model with the spec that says how to use it.
+
+    Args:
+        model: a RetinaNet inference model (outputs boxes, scores, labels).
+        spec: its :class:`DetectorSpec` (with filter settings).
+        notes: what the settings it was opened with overrode (image sides, class names).
+        score_threshold: the threshold :meth:`predict` applies when given none (None: the model's own).
+        from_file: whether the spec is the model file's (False: built from settings, for keras-retinanet's files).
+
+    Attributes:
+        model: the Keras inference model.
+        spec: the spec; ``image_min_side``/``image_max_side`` are the sides images are resized to.
+        input_transform: the :class:`InputTransform` preparing images for ``model``.
+        notes: list of strings.
+        from_file: bool.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        spec: DetectorSpec,
+        notes: Sequence[str] = (),
+        score_threshold: Optional[float] = None,
+        from_file: bool = True,
+    ):
+        self.model = model
+        self.from_file = from_file
+        self.default_score_threshold = score_threshold
+        self.spec = spec
+        self.notes = list(notes)
+        self.input_transform = InputTransform(
+            spec.preprocessing,
+            image_min_side=spec.image_min_side,
+            image_max_side=spec.image_max_side,
+            resize=spec.resize,
+        )
+        # Inference models rebuilt with a lower score threshold, by threshold: built once each.
+        self._refiltered: Dict[float, keras.Model] = {}
+
+    @property
+    def filter_threshold(self) -> float:
+        """The threshold of the model's own filter: scores at or below it never come out of ``model``."""
+        return float(filter_settings(self.model)["score_threshold"])
+
+    def predict_on_batch(self, batch: np.ndarray):
+        """The inference model's outputs on a prepared batch, so that a Detector can stand in for its model."""
+        return self.model.predict_on_batch(batch)
+
+    def model_for(self, score_threshold: Optional[float] = None) -> keras.Model:
+        """The inference model that yields every detection above ``score_threshold``.
+
+        The model itself for None or a threshold at or above its own; below it, a model whose filter is
+        rebuilt at that threshold (same layers and weights), since the model's own filter dropped those scores.
+        """
+        if score_threshold is None or score_threshold >= self.filter_threshold:
+            return self.model
+        key = float(score_threshold)
+        if key not in self._refiltered:
+            self._refiltered[key] = refiltered(self.model, key)
+        return self._refiltered[key]
+
+    def _detect_one(self, image: Image, score_threshold: Optional[float]) -> Dict[str, Any]:
+        """Detections of one image; see :meth:`predict`."""
+        array = _as_image(image)
+        boxes, scores, labels, _ = detect_image(self.model_for(score_threshold), array, self.input_transform)
+        keep = labels >= 0  # padding rows have label -1 and score -1
+        if score_threshold is not None:
+            keep &= scores > score_threshold  # strictly above, as the filter keeps them
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        order = np.argsort(-scores, kind="stable")  # the filter outputs best first already; made certain
+        labels = labels[order].astype(np.int32)
+        return {
+            "boxes": boxes[order].astype(np.float32).reshape(-1, 4),
+            "scores": scores[order].astype(np.float32),
+            "labels": labels,
+            "names": np.array([self.spec.name_of(int(label)) for label in labels], dtype=str),
+        }
+
+    def predict(
+        self, images: Union[Image, Sequence[Image]], score_threshold: Optional[float] = None
+    ) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+        """Detect objects in one image or a list of images (of any sizes, run one at a time).
+
+        Args:
+            images: an image file path or a (H, W, 3) uint8 BGR array; or a list (or a (B, H, W, 3) array) of them.
+            score_threshold: keep detections scoring strictly above this; None: the detector's default (the
+                ``score_threshold`` it was loaded with), else all the model gives (those above its own filter
+                threshold). Below the model's threshold the filter is rebuilt.
+
+        Returns:
+            for one image a dict, for a list a list of dicts, each with
+            ``boxes`` (N, 4) float32 x1, y1, x2, y2 in that image's own pixels, ``scores`` (N,) float32,
+            ``labels`` (N,) int32 and ``names`` (N,) str, best first, without padding.
+
+        Raises:
+            DatasetError: an image file cannot be read.
+        """
+        if score_threshold is None:
+            score_threshold = self.default_score_threshold
+        if isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4):
+            return [self._detect_one(image, score_threshold) for image in images]
+        return self._detect_one(images, score_threshold)
+
+
+def open_detector(
+    path: Union[str, os.PathLike],
+    config: RetinaNetConfig,
+    class_names: Optional[Sequence[str]] = None,
+    class_source: str = "class_names",
+    convert: Optional[bool] = None,
+    safe_mode: bool = True,
+    precision: str = "float32",
+):
+    """A :class:`Detector` for a model file, opened with a command's configuration.
+
+    See :func:`keras_retinanet.inference.loading.open_inference_model` for the arguments.
+
+    Returns:
+        (detector, the configuration reconciled with the file's spec); ``detector.notes`` says what the
+        configuration overrode.
+    """
+    model, spec, config, notes, from_file = open_inference_model(
+        path, config, class_names=class_names, class_source=class_source, convert=convert,
+        safe_mode=safe_mode, precision=precision,
+    )  # fmt: skip
+    return Detector(model, spec, notes, from_file=from_file), config
+
+
+def load_detector(
+    path: Union[str, os.PathLike],
+    backbone: Optional[str] = None,
+    class_names: Optional[Sequence[str]] = None,
+    image_min_side: Optional[int] = None,
+    image_max_side: Optional[int] = None,
+    score_threshold: Optional[float] = None,
+    precision: str = "float32",
+    safe_mode: bool = True,
+) -> Detector:
+    """Load a model file as a :class:`Detector`.
+
+    A file of this package needs nothing but its path: its spec names the backbone, classes, image sides and
+    anchors. keras-retinanet's files (no spec) are described by the arguments: backbone default 'resnet50',
+    image sides default 800/1333, class names default '0', '1', ...
+
+    Args:
+        path: ``.keras`` or ``.h5`` file; a training snapshot is converted to an inference model.
+        backbone: the backbone; must match the file's spec if it has one.
+        class_names: label names in label order; their number must match the model's.
+        image_min_side, image_max_side: resize images to these sides instead of those the model was trained at.
+        score_threshold: the threshold :meth:`Detector.predict` applies by default (None: the model's own
+            filter threshold, 0.05 for a converted training snapshot); below the model's own the filter is rebuilt.
+        precision: 'float32', 'mixed', 'mixed_float16' or 'mixed_bfloat16'.
+        safe_mode: refuse files holding Lambda layers (code stored in the file).
+
+    Returns:
+        the :class:`Detector`.
+
+    Raises:
+        ModelError: an argument contradicts the file (another backbone, another number of classes).
+        ModelFileError: the file is not a model file or not a RetinaNet.
+    """
+    settings = {
+        "model.backbone": backbone,
+        "data.image_min_side": image_min_side,
+        "data.image_max_side": image_max_side,
+    }
+    config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
+    model, spec, _, notes, from_file = open_inference_model(
+        path, config, class_names=class_names, safe_mode=safe_mode, precision=precision
+    )
+    return Detector(model, spec, notes, score_threshold=score_threshold, from_file=from_file)
