@@ -1,6 +1,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs that name no weights start from random ones: the suite never downloads (subprocesses inherit it).
+os.environ["KERAS_RETINANET_IMAGENET_WEIGHTS"] = "none"
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -8,6 +8,8 @@ Global flags go before the dataset subcommand, as in keras-retinanet:
 import os
 import sys
 
+from .. import hub
+from ..config.defaults import IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from . import common
 
 # keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
@@ -27,12 +29,27 @@ def parse_args(args):
     weights.add_argument(
         "--imagenet-weights",
         dest="training.imagenet_weights",
-        metavar="PATH",
-        help="Initialise the backbone from this local ImageNet weights file "
-        "(e.g. ResNet-50-model.keras.h5 or resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5).",
+        metavar="PATH|NAME|URL",
+        help="Initialise the backbone from these ImageNet weights: a local file (e.g. ResNet-50-model.keras.h5 or "
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a weights name or a URL. Default: the backbone's "
+        "own, as keras-retinanet used them ({backbone}_imagenet, e.g. resnet50_imagenet), downloaded once into "
+        f"the cache (${hub.ENV_HOME}, default ~/.cache/keras_retinanet) and verified; ${hub.ENV_MIRROR} names a "
+        f"mirror, ${IMAGENET_WEIGHTS_ENV} replaces the default ('{NO_WEIGHTS}': random).",
     )
-    weights.add_argument("--weights", dest="training.weights", help="Initialise the model from this weights file, by layer name.")
-    weights.add_argument("--no-weights", action="store_true", help="Start from random weights (the default).")
+    weights.add_argument(
+        "--weights",
+        dest="training.weights",
+        metavar="FILE|NAME|URL",
+        help="Initialise the whole model from this weights file, by layer name: a local file, a URL or a "
+        f"published model ({', '.join(hub.weights_names('detector'))}).",
+    )
+    weights.add_argument(
+        "--no-weights",
+        dest="training.imagenet_weights",
+        action="store_const",
+        const=NO_WEIGHTS,
+        help="Start from random weights (the demo does); a ResNet then needs --trainable-bn to learn.",
+    )
 
     common.add_backbone_argument(parser)
     parser.add_argument(
@@ -149,8 +166,18 @@ def check_arguments(args):
         raise common.CommandLineError("--multi-gpu is not supported; tf.distribute strategies replace it")
     named = vars(args)
     common.check_file(named.get("training.snapshot"), "snapshot")
-    common.check_file(named.get("training.imagenet_weights"), "ImageNet weights file")
-    common.check_file(named.get("training.weights"), "weights file")
+    check_weights_source(named.get("training.imagenet_weights"), "--imagenet-weights")
+    check_weights_source(named.get("training.weights"), "--weights")
+
+
+def check_weights_source(source, flag):
+    """A one-line error for weights that are no file, URL or known name (nothing is downloaded yet)."""
+    if source is None or source == NO_WEIGHTS:
+        return
+    try:
+        hub.check_source(source)
+    except hub.UnknownWeightsError as error:
+        raise common.CommandLineError(f"{flag}: {error}") from None
 
 
 @common.reports_errors

@@ -20,6 +20,13 @@ NEGATIVE_OVERLAP = 0.4
 # Numeric precisions a model can run in ('mixed': bfloat16 on CPU/TPU, float16 on GPU).
 PRECISIONS = ("float32", "mixed", "mixed_bfloat16", "mixed_float16")
 
+# training.imagenet_weights: None is the backbone's own ImageNet weights (keras-retinanet's default, fetched by
+# name through keras_retinanet.hub); NO_WEIGHTS is random initial weights (--no-weights).
+NO_WEIGHTS = "none"
+# When set, replaces that default for runs that name no weights: a path, weights name or URL, or 'none'
+# (e.g. a machine without internet access, or a test suite that must not download).
+IMAGENET_WEIGHTS_ENV = "KERAS_RETINANET_IMAGENET_WEIGHTS"
+
 DEFAULTS = {
     "model": {
         "backbone": "resnet50",
@@ -60,7 +67,7 @@ DEFAULTS = {
         "mixed_precision": False,
         "strategy": "auto",
         "snapshot": None,
-        "imagenet_weights": None,
+        "imagenet_weights": None,  # the backbone's ImageNet weights; NO_WEIGHTS: random
         "weights": None,
         "unsafe_load": False,
         "snapshot_path": "./snapshots",
@@ -94,7 +101,8 @@ PRESETS = {
             "trainable_bn": True,
         },
         "data": {"image_min_side": 160, "image_max_side": 160, "batch_size": 4},
-        "training": {"epochs": 20, "steps": None, "lr": 1e-3},
+        # trained from scratch (hence trainable BatchNorm), so the demo never downloads
+        "training": {"epochs": 20, "steps": None, "lr": 1e-3, "imagenet_weights": NO_WEIGHTS},
     },
 }
 

@@ -3,15 +3,16 @@
 import os
 import re
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 
-from .. import distribute, models
+from .. import distribute, hub, models
 from ..checkpoint import compile_training_model, read_training_state
 from ..checkpoint import read_spec
 from ..config import DetectorSpec, RetinaNetConfig
+from ..config.defaults import IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
@@ -79,12 +80,7 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
             regression_feature_size=model_config.regression_feature_size,
             **kwargs,
         )
-        if training.imagenet_weights:
-            loaded = backbone.load_imagenet_weights(model, training.imagenet_weights)
-            print(f"Loaded ImageNet weights of {loaded} layers from {training.imagenet_weights}")
-        elif training.weights:
-            loaded = assign_layer_weights(model, read_layer_weights(training.weights), training.weights)
-            print(f"Loaded weights of {loaded} layers from {training.weights}")
+        load_initial_weights(model, config, backbone)
         model.spec = spec
 
     if not training.snapshot or not getattr(model, "optimizer", None):
@@ -92,6 +88,62 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
     else:
         distribute.use_global_batch_clipping(model)  # snapshots were compiled with keras.optimizers.Adam
     return model
+
+
+def imagenet_weights_source(config: RetinaNetConfig, backbone) -> Tuple[Optional[str], str]:
+    """The ImageNet weights a new model's backbone starts from, and where that choice came from.
+
+    keras-retinanet's rule: the backbone's own ImageNet weights unless the run names others,
+    a whole-model ``--weights`` file or ``--no-weights``. ``$KERAS_RETINANET_IMAGENET_WEIGHTS``
+    replaces the default (not a choice of the user or a preset).
+
+    Returns:
+        (source, reason): a path, weights name or URL, or None for random weights; and e.g.
+        '--no-weights', 'the demo preset', 'the backbone's default'.
+    """
+    chosen = config.training.imagenet_weights
+    if config.given("training.imagenet_weights"):
+        reason = "--no-weights" if chosen == NO_WEIGHTS else "--imagenet-weights"
+    elif chosen is not None:
+        reason = f"the {config.preset} preset" if config.preset else "the configuration"
+    elif os.environ.get(IMAGENET_WEIGHTS_ENV, "").strip():
+        chosen = os.environ[IMAGENET_WEIGHTS_ENV].strip()
+        reason = f"{IMAGENET_WEIGHTS_ENV}={chosen}"
+    else:
+        chosen, reason = backbone.imagenet_weights_name(), "the backbone's default"
+    return (None if chosen == NO_WEIGHTS else chosen), reason
+
+
+def load_initial_weights(model, config: RetinaNetConfig, backbone) -> None:
+    """Initialise a new training model as the configuration says, and say from what.
+
+    ``--weights`` (path, name or URL) loads the whole model by layer name; otherwise the backbone
+    gets its ImageNet weights (see :func:`imagenet_weights_source`), fetched through
+    :mod:`keras_retinanet.hub` (cached, checksummed). Random weights with keras-resnet's frozen
+    BatchNorm cannot learn (its statistics stay random), which gets a one-line warning.
+    """
+    training, model_config = config.training, config.model
+    if training.weights:
+        fetched = hub.resolve(training.weights, hint="or pass a local file with --weights FILE")
+        loaded = assign_layer_weights(model, read_layer_weights(fetched.path), fetched.path)
+        print(f"Loaded weights of {loaded} layers from {fetched.describe()}")
+        return
+    source, reason = imagenet_weights_source(config, backbone)
+    if source is None:
+        print(f"Weights: random ({reason})")
+        if backbone.has_frozen_batch_norm and not model_config.trainable_bn:
+            print(
+                f"WARNING: {model_config.backbone} from random weights with frozen BatchNorm will not learn "
+                "(its BatchNorm statistics stay random); add --trainable-bn, or start from ImageNet weights",
+                file=sys.stderr,
+            )
+        return
+    fetched = hub.resolve(
+        source, hint="or pass the file with --imagenet-weights PATH, or train from random weights with --no-weights"
+    )
+    loaded = backbone.load_imagenet_weights(model, fetched.path)
+    name = f"{fetched.name}, " if fetched.name else ""
+    print(f"Loaded ImageNet weights ({name}{reason}) of {loaded} layers from {fetched.describe()}")
 
 
 def attach_spec(model, spec: DetectorSpec):

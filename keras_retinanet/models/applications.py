@@ -3,13 +3,15 @@
 :class:`ApplicationBackbone` holds what the VGG, MobileNet, DenseNet and EfficientNet
 backbones share: the trunk is a ``keras.applications`` model built with ``weights=None`` on
 the RetinaNet input, so that its layers keep Keras' names and keras-retinanet snapshots
-load by name; ImageNet weights come from a local Keras ``*_notop.h5`` file, never a download.
+load by name; ImageNet weights come from Keras' ``*_notop.h5`` files, given by path or fetched by
+name (see :mod:`keras_retinanet.hub`).
 """
 
 import numpy as np
 
 import keras
 
+from .. import hub
 from ..anchors import DEFAULT_PYRAMID_LEVELS
 from ..errors import ModelError, ModelFileError
 from ..checkpoint import weights as weight_files
@@ -153,8 +155,9 @@ class ApplicationBackbone(Backbone):
         ]
 
     def load_imagenet_weights(self, model, path):
-        """Load ImageNet weights of the trunk from Keras' ``*_notop.h5`` file at ``path``.
+        """Load ImageNet weights of the trunk from Keras' ``*_notop.h5`` file: a path, a weights name or a URL.
 
+        A name or URL is fetched through :func:`keras_retinanet.hub.fetch` (cached, checksummed).
         Layers are matched by name (Keras 2 names are translated by
         :meth:`stored_layer_name`); the heads are left untouched.
 
@@ -165,6 +168,12 @@ class ApplicationBackbone(Backbone):
             ModelFileError: the file cannot be read, lacks layers of this backbone or has
                 weights of other shapes (e.g. another depth or width).
         """
+        if not hub.is_known_source(path):
+            raise ModelFileError(
+                path, f"no such file; expected {self.imagenet_weights_file()}, or the name {self.imagenet_weights_name()} "
+                "to download it",
+            )
+        path = hub.fetch(path)
         stored = {self.stored_layer_name(name): values for name, values in weight_files.read_layer_weights(path).items()}
         expected = self.imagenet_layer_names(model)
         missing = [name for name in expected if name not in stored]

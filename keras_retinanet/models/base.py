@@ -1,6 +1,6 @@
 """The base class of every backbone: builds RetinaNets on it and preprocesses images for it."""
 
-from .. import initializers, layers, losses
+from .. import hub, initializers, layers, losses
 from ..anchors import DEFAULT_PYRAMID_LEVELS, guess_shapes
 from ..data.input_transform import preprocess_image
 
@@ -44,12 +44,29 @@ class Backbone:
         """Load pretrained backbone weights from the local file ``path``."""
         raise NotImplementedError("load_imagenet_weights method not implemented.")
 
-    def download_imagenet(self):
-        """keras-retinanet downloaded weights here; this package never downloads."""
-        raise RuntimeError(
-            "keras_retinanet does not download weights. Download the ImageNet weights file yourself and pass "
-            "its path (retinanet-train --imagenet-weights PATH, or backbone.load_imagenet_weights(model, PATH))."
-        )
+    def imagenet_weights_name(self) -> str:
+        """The registry name of this backbone's ImageNet weights, e.g. 'resnet50_imagenet'.
+
+        Raises:
+            keras_retinanet.hub.UnknownWeightsError: none are known for this backbone.
+        """
+        return hub.imagenet_weights_name(self.backbone)
+
+    def imagenet_weights_entry(self) -> "hub.WeightsEntry":
+        """The registry entry (URL, file name, hash) of this backbone's ImageNet weights."""
+        return hub.lookup(self.imagenet_weights_name())
+
+    def download_imagenet(self) -> str:
+        """The local path of this backbone's ImageNet weights, downloaded into the cache on first use.
+
+        As keras-retinanet's: the file keras-retinanet used for the backbone, verified by its
+        published hash (see :mod:`keras_retinanet.hub`); ``$KERAS_RETINANET_MIRROR`` redirects it.
+
+        Raises:
+            keras_retinanet.hub.DownloadError: the download failed (the message names the URL and
+                where to put the file instead).
+        """
+        return hub.fetch(self.imagenet_weights_name())
 
     def feature_shapes(self, image_shape, pyramid_levels=None):
         """Sizes of the pyramid levels for an input size (a ``shapes_callback`` for anchors).

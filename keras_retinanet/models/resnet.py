@@ -5,13 +5,11 @@ batch normalisation (eps 1e-5) and the caffe-style stride on the first 1x1 conv 
 stage are kept, so keras-retinanet's weight files load by name.
 """
 
-import os
-
 import numpy as np
 
 import keras
 
-from .. import layers
+from .. import hub, layers
 from ..errors import ModelError, ModelFileError
 from ..checkpoint import weights as weight_files
 from . import retinanet
@@ -169,24 +167,31 @@ class ResNetBackbone(Backbone):
         prefixes = ("conv1", "bn_conv1", "padding_conv1", "pool1", "res", "bn", "padding")
         return [layer.name for layer in model.layers if layer.name.startswith(prefixes)]
 
+    def imagenet_weights_name(self) -> str:
+        """'resnet50_imagenet' for 'resnet50' (and for names with a suffix, 'resnet50_x')."""
+        return hub.imagenet_weights_name(self.depth)
+
     def load_imagenet_weights(self, model, path):
-        """Load ImageNet weights of the trunk from a local ``.h5`` file.
+        """Load ImageNet weights of the trunk from an ``.h5`` file given by path, weights name or URL.
 
         Accepts keras-retinanet's ``ResNet-{50,101,152}-model.keras.h5`` (keras-resnet
-        names) and Keras' ``resnet{50,101,152}_weights_tf_dim_ordering_tf_kernels_notop.h5``
-        (keras.applications names; their conv biases and BatchNorm eps 1.001e-5 are folded
-        into the frozen BatchNorm so that outputs are unchanged).
+        names; what the name ``resnet50_imagenet`` downloads) and Keras'
+        ``resnet{50,101,152}_weights_tf_dim_ordering_tf_kernels_notop.h5`` (keras.applications
+        names; their conv biases and BatchNorm eps 1.001e-5 are folded into the frozen
+        BatchNorm so that outputs are unchanged). A name or URL is fetched through
+        :func:`keras_retinanet.hub.fetch` (cached, checksummed).
 
         Returns:
             number of layers loaded.
         """
-        if not os.path.isfile(path):
+        if not hub.is_known_source(path):
             raise ModelFileError(
                 path,
-                "no such file. This package never downloads weights: download keras-retinanet's "
-                f"ResNet-{self.depth[len('resnet'):]}-model.keras.h5 or Keras' "
-                f"{self.depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 yourself and pass its path",
+                f"no such file; pass keras-retinanet's ResNet-{self.depth[len('resnet'):]}-model.keras.h5 or Keras' "
+                f"{self.depth}_weights_tf_dim_ordering_tf_kernels_notop.h5, or the name {self.imagenet_weights_name()} "
+                "to download it",
             )
+        path = hub.fetch(path)
         stored = weight_files.read_layer_weights(path)
         if "res2a_branch2a" in stored:
             layer_weights = {name: values for name, values in stored.items()}

@@ -1,0 +1,299 @@
+"""keras_retinanet.hub: weights by path, name or URL through a verified cache, tested against a local HTTP server.
+
+No test reaches the internet: every download comes from a server on 127.0.0.1 that the test
+starts and stops (directly by URL, or through ``KERAS_RETINANET_MIRROR``), or from a refused port.
+"""
+
+import glob
+import hashlib
+import http.server
+import io
+import os
+import socket
+import threading
+import time
+
+import keras
+import pytest
+
+from keras_retinanet import hub, models
+from keras_retinanet.hub import registry
+
+PAYLOAD = bytes(range(256)) * 1000  # 256 kB: several chunks and progress steps
+SERVER_TIMEOUT = 10
+
+
+class WeightServer:
+    """A local HTTP server of in-memory files that counts requests per path.
+
+    ``files`` maps a path ('/tiny.h5') to its bytes; a path in ``truncated`` is announced with its
+    full Content-Length, but the connection is closed after half of the bytes.
+    """
+
+    def __init__(self):
+        self.files = {}
+        self.truncated = set()
+        self.requests = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = SERVER_TIMEOUT
+
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                server.requests[self.path] = server.requests.get(self.path, 0) + 1
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.path in server.truncated:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=SERVER_TIMEOUT)
+        return False
+
+
+@pytest.fixture
+def server():
+    with WeightServer() as running:
+        yield running
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache for the test: KERAS_RETINANET_HOME in tmp_path, no mirror."""
+    home = tmp_path / "home"
+    monkeypatch.setenv(hub.ENV_HOME, str(home))
+    monkeypatch.delenv(hub.ENV_MIRROR, raising=False)
+    return home / "weights"
+
+
+def cached_files(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def refused_port():
+    """A local port nothing listens on: bound, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_download_is_verified_cached_and_not_requested_again(server, cache):
+    server.files["/tiny.h5"] = PAYLOAD
+    url = f"{server.url}/tiny.h5#md5={hashlib.md5(PAYLOAD).hexdigest()}"
+    first = hub.resolve(url, stream=io.StringIO())
+    assert first.origin == "download" and first.path == str(cache / "tiny.h5")
+    assert open(first.path, "rb").read() == PAYLOAD
+    assert first.describe().endswith(f"(downloaded from {server.url}/tiny.h5)")
+    second = hub.resolve(url, stream=io.StringIO())
+    assert second.origin == "cache" and second.path == first.path
+    assert server.requests == {"/tiny.h5": 1}  # the verified cached file was used
+    assert cached_files(cache) == ["tiny.h5"]  # a published hash: no pin, no .part
+
+
+def test_checksum_mismatch_is_one_line_and_keeps_nothing(server, cache):
+    server.files["/tiny.h5"] = PAYLOAD
+    wrong = "0" * 64
+    with pytest.raises(hub.ChecksumError) as error:
+        hub.fetch(f"{server.url}/tiny.h5#sha256={wrong}", stream=io.StringIO())
+    message = str(error.value)
+    assert "\n" not in message
+    assert "tiny.h5" in message and f"expected {wrong}" in message
+    assert f"found {hashlib.sha256(PAYLOAD).hexdigest()}" in message
+    assert cached_files(cache) == []
+
+
+def test_interrupted_download_is_an_error_and_leaves_no_file(server, cache):
+    server.files["/tiny.h5"] = PAYLOAD
+    server.truncated.add("/tiny.h5")
+    stream = io.StringIO()
+    with pytest.raises(hub.DownloadError) as error:
+        hub.fetch(f"{server.url}/tiny.h5", stream=stream)
+    message = str(error.value)
+    assert "\n" not in message and f"{server.url}/tiny.h5" in message
+    assert f"closed after {len(PAYLOAD) // 2} of {len(PAYLOAD)} bytes" in message
+    assert f"put tiny.h5 at {cache / 'tiny.h5'}" in message and hub.ENV_MIRROR in message
+    assert cached_files(cache) == []
+    assert stream.getvalue().rstrip().endswith("interrupted")
+
+
+def test_a_stale_part_file_is_replaced(server, cache):
+    server.files["/tiny.h5"] = PAYLOAD
+    os.makedirs(cache)
+    (cache / "tiny.h5.part").write_bytes(b"left by a killed download")
+    path = hub.fetch(f"{server.url}/tiny.h5#md5={hashlib.md5(PAYLOAD).hexdigest()}", stream=io.StringIO())
+    assert open(path, "rb").read() == PAYLOAD
+    assert cached_files(cache) == ["tiny.h5"]
+
+
+def test_refused_connection_fails_fast_naming_the_url(cache):
+    url = f"http://127.0.0.1:{refused_port()}/tiny.h5"
+    start = time.monotonic()
+    with pytest.raises(hub.DownloadError) as error:
+        hub.fetch(url, stream=io.StringIO(), hint="or train with --no-weights")
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert "\n" not in message and url in message and message.endswith("or train with --no-weights")
+    assert cached_files(cache) == []
+
+
+def test_mirror_serves_a_known_name_and_its_hash_still_applies(server, cache, monkeypatch):
+    monkeypatch.setenv(hub.ENV_MIRROR, f"{server.url}/mirror/")
+    server.files["/mirror/ResNet-50-model.keras.h5"] = PAYLOAD  # not keras-retinanet's file
+    with pytest.raises(hub.ChecksumError) as error:
+        hub.fetch("resnet50_imagenet", stream=io.StringIO())
+    assert server.requests == {"/mirror/ResNet-50-model.keras.h5": 1}
+    message = str(error.value)
+    assert "ResNet-50-model.keras.h5" in message and f"{server.url}/mirror/ResNet-50-model.keras.h5" in message
+    assert "expected 3e9f4e4f77bbe2c9bec13b53ee1c2319" in message  # keras-retinanet's published MD5
+    assert f"found {hashlib.md5(PAYLOAD).hexdigest()}" in message
+    assert cached_files(cache) == []
+
+
+def test_a_file_without_published_hash_is_pinned_at_first_download(server, cache, monkeypatch):
+    monkeypatch.setenv(hub.ENV_MIRROR, server.url)
+    name = "mobilenet_2_5_128_tf_no_top.h5"
+    server.files[f"/{name}"] = PAYLOAD
+    backbone = models.backbone("mobilenet128_0.25")
+    assert backbone.imagenet_weights_entry().file_hash is None
+    path = backbone.download_imagenet()  # keras-retinanet's API, now fetching through the hub
+    assert path == str(cache / name) and open(path, "rb").read() == PAYLOAD
+    assert cached_files(cache) == [name, f"{name}.sha256"]
+    assert (cache / f"{name}.sha256").read_text().strip() == hashlib.sha256(PAYLOAD).hexdigest()
+
+    # a damaged cached file fails its pin and is downloaded again
+    (cache / name).write_bytes(b"damaged")
+    assert hub.resolve("mobilenet128_0.25_imagenet", stream=io.StringIO()).origin == "download"
+    assert server.requests[f"/{name}"] == 2 and open(path, "rb").read() == PAYLOAD
+
+    # a server that now serves other bytes is refused: the pin is the first download's hash
+    os.remove(path)
+    server.files[f"/{name}"] = b"something else"
+    with pytest.raises(hub.ChecksumError, match="pinned at its first download"):
+        hub.fetch("mobilenet128_0.25_imagenet", stream=io.StringIO())
+    assert cached_files(cache) == [f"{name}.sha256"]
+
+
+def test_progress_on_a_log_and_on_a_terminal(server, cache):
+    server.files["/tiny.h5"] = PAYLOAD
+    log = io.StringIO()
+    hub.fetch(f"{server.url}/tiny.h5", stream=log)
+    assert log.getvalue() == "Downloading tiny.h5 (0.3 MB): 10% 20% 30% 40% 50% 60% 70% 80% 90% 100% done\n"
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    server.files["/other.h5"] = PAYLOAD
+    hub.fetch(f"{server.url}/other.h5", stream=terminal)
+    text = terminal.getvalue()
+    assert text.startswith("\rDownloading other.h5 [") and text.endswith(" 100% 0.3 MB/0.3 MB done\n")
+    assert "[" + "=" * 30 + "]" in text
+
+    quiet = io.StringIO()
+    hub.fetch(f"{server.url}/tiny.h5", stream=quiet)  # cached: nothing to report
+    assert quiet.getvalue() == ""
+
+
+def test_a_local_path_passes_through(tmp_path, cache, server):
+    local = tmp_path / "my weights.h5"
+    local.write_bytes(PAYLOAD)
+    fetched = hub.resolve(str(local))
+    assert fetched.path == str(local) and fetched.origin == "local"
+    assert fetched.describe() == f"{local} (local file)"
+    assert not os.path.exists(cache) and server.requests == {}
+
+
+def test_unknown_names_list_the_known_ones(cache):
+    with pytest.raises(hub.UnknownWeightsError) as error:
+        hub.fetch("resnet5O_imagenet")
+    message = str(error.value)
+    assert "\n" not in message and "'resnet5O_imagenet' is not a file, a URL or a known weights name" in message
+    assert "resnet50_imagenet" in message and "resnet50_coco" in message and "EfficientNetB0" not in message
+    with pytest.raises(hub.UnknownWeightsError, match="no such file 'nowhere/ResNet.h5'"):
+        hub.check_source("nowhere/ResNet.h5")
+    hub.check_source("RESNET50_IMAGENET")  # names are matched in any letter case
+    assert cached_files(cache) == []
+
+
+def test_cache_location_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(hub.ENV_HOME, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hub.cache_dir() == str(tmp_path / "xdg" / "keras_retinanet" / "weights")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert hub.home() == str(tmp_path / "user" / ".cache" / "keras_retinanet")
+    monkeypatch.setenv(hub.ENV_HOME, str(tmp_path / "mine"))
+    assert hub.cache_dir() == str(tmp_path / "mine" / "weights")
+
+
+def test_registry_holds_keras_retinanets_files():
+    for depth, md5 in ((50, "3e9f4e4f77bbe2c9bec13b53ee1c2319"), (101, "05dc86924389e5b401a9ea0348a3213c"),
+                       (152, "6ee11ef2b135592f8031058820bb9e71")):
+        entry = hub.lookup(f"resnet{depth}_imagenet")
+        assert entry.url == f"https://github.com/fizyr/keras-models/releases/download/v0.0.1/ResNet-{depth}-model.keras.h5"
+        assert entry.file_hash == md5 and entry.hash_algorithm == "md5"
+    coco = hub.lookup("resnet50_coco")
+    assert coco.url == "https://github.com/fizyr/keras-retinanet/releases/download/0.5.1/resnet50_coco_best_v2.1.0.h5"
+    assert coco.kind == "detector" and coco.file_hash is None  # no published hash: pinned at first download
+    assert hub.weights_names("detector") == ["resnet50_coco"]
+    mobilenet = hub.lookup("mobilenet224_0.5_imagenet")
+    assert mobilenet.url == (
+        "https://github.com/fchollet/deep-learning-models/releases/download/v0.6/mobilenet_5_0_224_tf_no_top.h5"
+    )
+    assert hub.lookup("vgg16_imagenet").file_hash == "6d6bbae143d832006294945121d1f1fc"
+    assert hub.lookup("vgg19_imagenet").file_hash == "253f8cb515780f3b799900260a226db6"
+
+
+def test_keras_hashes_and_file_names_are_those_in_keras_source():
+    """Each hash taken from keras.applications is in the installed Keras' source; the URLs follow its patterns."""
+    folder = os.path.join(os.path.dirname(keras.__file__), "src", "applications")
+    source = "".join(open(path).read() for path in glob.glob(os.path.join(folder, "*.py")))
+    keras_entries = [e for e in hub.REGISTRY.values() if "storage.googleapis.com" in e.url]
+    assert len(keras_entries) == 2 + 3 + 8 + 6 + 4  # VGG, DenseNet, EfficientNet, MobileNetV2, MobileNetV3
+    for entry in keras_entries:
+        if entry.file_hash is not None:
+            assert f'"{entry.file_hash}"' in source, entry.name
+    efficientnet = hub.lookup("efficientnetb3_imagenet")
+    assert efficientnet.url == "https://storage.googleapis.com/keras-applications/efficientnetb3_notop.h5"
+    mobilenet_v2 = hub.lookup("mobilenetv2_imagenet")
+    assert mobilenet_v2.file_name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    mobilenet_v3 = hub.lookup("mobilenetv3small_0.75_imagenet")
+    assert mobilenet_v3.file_name == "weights_mobilenet_v3_small_224_0.75_float_no_top_v2.h5"
+
+
+def test_every_backbone_has_its_imagenet_weights_by_name():
+    names = set(hub.weights_names("imagenet"))
+    for name in models.backbone_names():
+        backbone = models.backbone(name)
+        entry = backbone.imagenet_weights_entry()
+        assert entry.kind == "imagenet" and entry.name in names, name
+        assert entry.backbone.lower() == name.lower() or hub.imagenet_weights_name(name) == entry.name, name
+    assert models.backbone("resnet101").imagenet_weights_name() == "resnet101_imagenet"
+    assert models.backbone("EfficientNetB5").imagenet_weights_name() == "efficientnetb5_imagenet"
+    assert registry.find("mobilenetv3large_imagenet").name == "mobilenetv3large_1.0_imagenet"
