@@ -70,6 +70,21 @@ def test_predict_without_flags_equals_the_hand_assembled_pipeline(setup, tmp_pat
     assert "error" not in capsys.readouterr().err
 
 
+def test_predict_converts_a_training_snapshot_by_itself(setup, tmp_path):
+    snapshot = training_model(make_spec())
+    path = str(tmp_path / "snapshot.h5")
+    snapshot.save(path)
+    image = os.path.join(setup["images"], "img1.png")
+    results = predict_command.main([path, image, "--score-threshold", str(PREDICT_THRESHOLD), "--output-dir",
+                                    str(tmp_path / "out"), "--no-draw"])  # fmt: skip
+    # the hand-converted snapshot, with the default filter of a converted training model
+    reference = models.convert_model(keras.models.load_model(path, compile=False))
+    boxes, scores, labels = hand_detections(reference, cv2.imread(image), threshold=PREDICT_THRESHOLD)
+    assert len(results) == len(scores) > 0
+    np.testing.assert_allclose([r["score"] for r in results], scores, atol=1e-5)
+    np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in results], boxes, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

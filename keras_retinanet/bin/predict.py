@@ -33,11 +33,12 @@ class InputsFailed(RetinaNetError):
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
     parser = common.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
-    parser.add_argument("model", help="Model file (a training model with --convert-model).")
+    parser.add_argument("model", help="Model file: an inference model, or a training snapshot (converted on loading).")
     parser.add_argument("inputs", nargs="+", help="Images, folders of images, videos, or a camera index (0).")
     parser.add_argument("--output-dir", default="predictions", help="Where to write results (default: %(default)s).")
     common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
-    parser.add_argument("--convert-model", action="store_true", default=False, help="Convert a training model first.")
+    parser.add_argument("--convert-model", action="store_true", default=False,
+                        help="Insist on a training model, converted first (keras-retinanet's flag; snapshots convert anyway).")
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")
     parser.add_argument("--classes", default=None,
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
@@ -259,7 +260,8 @@ def main(args=None):
     from .evaluate import open_model_detector
 
     detector, _ = open_model_detector(
-        args.model, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load,
+        # A training snapshot converts by itself (None); --convert-model insists on one.
+        args.model, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
         class_names=class_names, class_source=f"--classes {args.classes}",
     )  # fmt: skip
     predictor = Predictor(detector, args.score_threshold)
