@@ -316,7 +316,7 @@ def _run_command(module, argv, folder):
         (["retinanet-train", "--backbone", "resnet9000", "demo"], "unknown backbone 'resnet9000'"),
         (["retinanet-train", "--backbone", "vgg99", "demo"], "unknown backbone 'vgg99'"),
         (["retinanet-train", "--backbone", "mobilenet999_0.5", "demo"], "unknown backbone 'mobilenet999_0.5'"),
-        (["retinanet-evaluate", "--backbone", "densenet7", "demo", "model.h5"], "unknown backbone 'densenet7'"),
+        (["retinanet-train", "--backbone", "densenet7", "demo"], "unknown backbone 'densenet7'"),
         (["retinanet-train", "--snapshot", "nope.h5", "demo"], "snapshot 'nope.h5' does not exist"),
         (["retinanet-evaluate", "--config", "nope.ini", "demo", "model.h5"], "config file 'nope.ini' does not exist"),
         (["retinanet-convert-model", "in.h5", "out.h5"], "model 'in.h5' does not exist"),
