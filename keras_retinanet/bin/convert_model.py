@@ -4,16 +4,18 @@
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.onnx
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
     retinanet-convert-model snapshots/resnet50_csv_10.keras detector.onnx --raw-input
+    retinanet-convert-model resnet50_coco coco.keras          # a preset: the written file carries its spec
 
 A model file of this package says its backbone, anchors and image sides (its spec): --backbone, --config
 and the image sides are then not needed, and a --backbone or --config that contradicts the file is an
-error. keras-retinanet's own files have no spec and take the flags as before.
+error. keras-retinanet's own files have no spec and take the flags as before; a preset (e.g. resnet50_coco,
+keras-retinanet's COCO model) is such a file with the spec it lacks, and the file written carries that spec.
 """
 
 import argparse
 import sys
 
-from .. import export
+from .. import export, hub
 from . import common
 
 
@@ -24,7 +26,11 @@ def parse_args(args):
         "Convert a training model into an inference model that outputs boxes, scores and labels, "
         "as a Keras file or exported with its box decoding and NMS to SavedModel, TFLite or ONNX.",
     )
-    parser.add_argument("model_in", help="The training model (.h5 or .keras), ours or keras-retinanet's.")
+    parser.add_argument(
+        "model_in",
+        help="The training model (.h5 or .keras), ours or keras-retinanet's, or a preset name, downloaded once "
+        f"into the cache (${hub.ENV_HOME}; ${hub.ENV_MIRROR} names a mirror). Presets: {hub.describe_presets()}.",
+    )
     parser.add_argument(
         "model_out",
         help="Where to write the inference model: .keras, .h5, .tflite, .onnx, or a folder name without "
@@ -91,7 +97,7 @@ def parse_args(args):
     export.check_export_options(
         args.export_format, args.quantize, has_representative_data=args.dataset_type is not None, raw_input=args.raw_input
     )
-    common.check_file(args.model_in, "model")
+    hub.check_model_source(args.model_in)  # a file or a preset; nothing is downloaded yet
     common.build_config(args)
     return args
 
@@ -101,13 +107,18 @@ def convert(args):
 
     The file's spec, if it has one, fills the settings the command line left out (``args.config`` is
     replaced by the reconciled configuration); a contradicting --backbone or --config is a ModelError.
+    A preset is fetched first (before TensorFlow loads), and its spec describes its keras-retinanet file.
     """
+    path, preset = hub.resolve_model(args.model_in, hint="or pass the local path of the model file instead")
     from .. import models
     from ..checkpoint.files import read_spec
     from ..config.spec import reconcile
+    from ..inference.loading import with_preset_spec
     from ..models.retinanet import output_names
 
-    spec = read_spec(args.model_in)
+    spec = read_spec(path)
+    preset = preset if spec is None else None  # a file's own spec wins
+    spec = spec if spec is not None else preset
     if spec is not None:
         args.config, notes = reconcile(args.config, spec, args.model_in)
         for note in notes:
@@ -116,11 +127,12 @@ def convert(args):
     # Calibration reads the dataset at the reconciled image sides: those the model was trained at.
     representative = _representative_images(args) if args.quantize == "int8" else None
 
-    model = models.load_model(
-        args.model_in, backbone_name=config.model.backbone, compile=False, safe_mode=not args.unsafe_load
-    )
+    model = models.load_model(path, backbone_name=config.model.backbone, compile=False, safe_mode=not args.unsafe_load)
+    if preset is not None:
+        model = with_preset_spec(model, preset, config, args.model_in)
+        spec = models.spec_of(model)
     already_inference = spec is not None and "regression" not in output_names(model)
-    if already_inference or _is_keras_retinanet_inference_model(args.model_in, model):
+    if already_inference or _is_keras_retinanet_inference_model(path, model):
         # Converted models keep the NMS and anchor settings stored in them.
         _refuse_filter_flags(args, spec)
         print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")

@@ -2,12 +2,20 @@
 
     retinanet-evaluate csv val.csv classes.csv inference.keras
     retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv_10.h5
+    retinanet-evaluate coco /data/coco resnet50_coco      # a preset: keras-retinanet's COCO model, by name
 """
 
 import os
 import sys
 
+from .. import hub
 from . import common
+
+MODEL_HELP = (
+    "The model: a model file (an inference model, or a training model with --convert-model), or a preset "
+    f"name, downloaded once into the cache (${hub.ENV_HOME}; ${hub.ENV_MIRROR} names a mirror). "
+    f"Presets: {hub.describe_presets()}."
+)
 
 
 def parse_args(args):
@@ -17,7 +25,7 @@ def parse_args(args):
         "Evaluate a RetinaNet: Pascal VOC mAP per class, COCO metrics for COCO data (or on request).",
     )
     common.add_dataset_subparsers(parser, evaluation=True)
-    parser.add_argument("model", help="The model: an inference model, or a training model with --convert-model.")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--convert-model", action="store_true", default=False,
                         help="Convert a training model before evaluating.")
     common.add_backbone_argument(parser, "Backbone of the model")
@@ -46,29 +54,44 @@ def parse_args(args):
     return args
 
 
-def open_model_detector(path, config, convert=False, unsafe_load=False, class_names=None, class_source=None):
+def fetch_model(source):
+    """(local file, preset spec or None) of a command's model argument: a preset is downloaded (or found in the
+    cache) here, before TensorFlow loads, so that an offline run fails within seconds in one line.
+
+    Raises:
+        UnknownModelError: no such file and no preset of that name; DownloadError: the download failed.
+    """
+    return hub.resolve_model(source, hint="or pass the local path of the model file instead")
+
+
+def open_model_detector(path, config, convert=False, unsafe_load=False, class_names=None, class_source=None,
+                        spec=None):
     """The Detector of a command's model file, and the configuration reconciled with the file's spec.
 
     A file with a spec needs no --backbone, --config or image sides; a flag that contradicts it is an error,
-    one that overrides it is used and said (a note on stderr). Without a spec the flags describe the file.
+    one that overrides it is used and said (a note on stderr). Without a spec the flags describe the file;
+    a preset's spec describes its keras-retinanet file.
 
     Args:
-        path: the model file.
+        path: the model file, or a preset name.
         config: the command's configuration (``evaluation.precision`` gives the precision).
-        convert: --convert-model: require a training model and convert it; without it a training model is refused.
+        convert: --convert-model: require a training model and convert it; False: a training model is refused;
+            None: a training model converts by itself (retinanet-predict).
         unsafe_load: allow Lambda layers.
         class_names: names from --classes in label order, or None; their number must match the model's.
         class_source: how to call them in messages.
+        spec: the spec of a file that has none (what :func:`fetch_model` gave for a preset).
 
     Returns:
         (Detector, reconciled RetinaNetConfig).
     """
+    path, preset = fetch_model(path)
     from ..inference import open_detector
 
-    common.check_file(path, "model")
     detector, config = open_detector(
-        path, config, class_names=class_names, class_source=class_source or "--classes", convert=bool(convert),
-        safe_mode=not unsafe_load, precision=config.evaluation.precision,
+        path, config, class_names=class_names, class_source=class_source or "--classes",
+        convert=None if convert is None else bool(convert), safe_mode=not unsafe_load,
+        precision=config.evaluation.precision, spec=spec or preset,
     )  # fmt: skip
     for note in detector.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -105,6 +128,9 @@ def main(args=None):
     args = parse_args(sys.argv[1:] if args is None else args)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+    model_path, preset = args.model, None
+    if not os.path.exists(args.model) and not hub.is_path_like(args.model):
+        model_path, preset = fetch_model(args.model)  # a preset, before TensorFlow loads: offline fails within seconds
 
     from .. import models
     from ..data.build import configured_generator
@@ -113,7 +139,7 @@ def main(args=None):
     models.backbone(args.config.model.backbone)  # an unknown --backbone is reported before any file is read
     # The model first: its spec settles the backbone, image sides and anchors the dataset is read with.
     detector, config = open_model_detector(
-        args.model, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load
+        model_path, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load, spec=preset
     )
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)

@@ -2,6 +2,7 @@
 
     retinanet-predict model.keras photo.jpg photos/ clip.mp4 --output-dir detections/
     retinanet-predict model.keras 0 --max-frames 100          # camera 0
+    retinanet-predict resnet50_coco photo.jpg                 # a preset: keras-retinanet's COCO model, by name
 
 A model file of this package says how to use it (backbone, image sides, class names); keras-retinanet's
 own files are described with --backbone, --image-min-side/--image-max-side and --classes as before.
@@ -16,6 +17,7 @@ import json
 import os
 import sys
 
+from .. import hub
 from ..errors import DatasetError, RetinaNetError
 from . import common
 
@@ -33,7 +35,12 @@ class InputsFailed(RetinaNetError):
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
     parser = common.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
-    parser.add_argument("model", help="Model file: an inference model, or a training snapshot (converted on loading).")
+    parser.add_argument(
+        "model",
+        help="Model file (an inference model, or a training snapshot, converted on loading), or a preset name, "
+        f"downloaded once into the cache (${hub.ENV_HOME}; ${hub.ENV_MIRROR} names a mirror). "
+        f"Presets: {hub.describe_presets()}.",
+    )
     parser.add_argument("inputs", nargs="+", help="Images, folders of images, videos, or a camera index (0).")
     parser.add_argument("--output-dir", default="predictions", help="Where to write results (default: %(default)s).")
     common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
@@ -252,17 +259,18 @@ def main(args=None):
     common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
     inputs = collect_inputs(args.inputs)
+    from .evaluate import fetch_model, open_model_detector
+
+    model_path, preset = fetch_model(args.model)  # before TensorFlow loads: offline fails within seconds
     class_names = None
     if args.classes:
         common.check_file(args.classes, "classes file")
         class_names = read_class_names(args.classes)
 
-    from .evaluate import open_model_detector
-
     detector, _ = open_model_detector(
         # A training snapshot converts by itself (None); --convert-model insists on one.
-        args.model, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
-        class_names=class_names, class_source=f"--classes {args.classes}",
+        model_path, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
+        class_names=class_names, class_source=f"--classes {args.classes}", spec=preset,
     )  # fmt: skip
     predictor = Predictor(detector, args.score_threshold)
     os.makedirs(args.output_dir, exist_ok=True)

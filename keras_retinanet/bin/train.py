@@ -3,6 +3,7 @@
 Global flags go before the dataset subcommand, as in keras-retinanet:
 
     retinanet-train --backbone resnet50 --epochs 20 csv annotations.csv classes.csv
+    retinanet-train --weights resnet50_coco csv annotations.csv classes.csv   # fine-tune keras-retinanet's COCO model
 """
 
 import os
@@ -39,9 +40,11 @@ def parse_args(args):
     weights.add_argument(
         "--weights",
         dest="training.weights",
-        metavar="FILE|NAME|URL",
-        help="Initialise the whole model from this weights file, by layer name: a local file, a URL or a "
-        f"published model ({', '.join(hub.weights_names('detector'))}).",
+        metavar="FILE|PRESET|URL",
+        help="Initialise the whole model from this model file, by layer name: a local file, a URL or a preset, "
+        "downloaded once into the cache. With another number of classes (transfer learning) the classification "
+        "head's last layer is re-initialised and every other layer loaded; the start-up lines say so. "
+        f"Presets: {hub.describe_presets()}.",
     )
     weights.add_argument(
         "--no-weights",
@@ -172,7 +175,7 @@ def check_arguments(args):
 
 def check_weights_source(source, flag):
     """A one-line error for weights that are no file, URL or known name (nothing is downloaded yet)."""
-    if source is None or source == NO_WEIGHTS:
+    if source is None or source == NO_WEIGHTS or (flag == "--weights" and hub.find_preset(source) is not None):
         return
     try:
         hub.check_source(source)

@@ -4,9 +4,11 @@
     >>> hub.fetch("resnet50_imagenet")  # downloaded once into ~/.cache/keras_retinanet/weights/
     >>> hub.fetch("/data/ResNet-50-model.keras.h5")  # a local file is returned as it is
     >>> hub.weights_names()
+    >>> hub.resolve_model("resnet50_coco")  # a preset: (the cached file, the DetectorSpec the file lacks)
 
 Environment: ``KERAS_RETINANET_HOME`` (the cache, default ``$XDG_CACHE_HOME/keras_retinanet`` or
 ``~/.cache/keras_retinanet``) and ``KERAS_RETINANET_MIRROR`` (a base URL serving the files by name).
+Presets (:mod:`.presets`) are published detectors by name: a weights file and the spec it lacks.
 This package imports no TensorFlow.
 """
 
@@ -24,25 +26,45 @@ from .download import (
     is_url,
     resolve,
 )
+from .presets import (
+    PRESETS,
+    Preset,
+    UnknownModelError,
+    check_model_source,
+    describe_presets,
+    find_preset,
+    is_path_like,
+    preset_names,
+    resolve_model,
+)
 from .registry import REGISTRY, UnknownWeightsError, WeightsEntry, imagenet_weights_name, lookup, weights_names
 
 __all__ = [
     "ENV_HOME",
     "ENV_MIRROR",
+    "PRESETS",
+    "Preset",
     "REGISTRY",
     "ChecksumError",
     "DownloadError",
     "Fetched",
+    "UnknownModelError",
     "UnknownWeightsError",
     "WeightsEntry",
     "cache_dir",
+    "check_model_source",
     "check_source",
+    "describe_presets",
     "fetch",
+    "find_preset",
     "home",
     "imagenet_weights_name",
+    "is_path_like",
     "is_known_source",
     "is_url",
     "lookup",
+    "preset_names",
     "resolve",
+    "resolve_model",
     "weights_names",
 ]

@@ -2,6 +2,7 @@
 
     from keras_retinanet import load_detector
     detector = load_detector("model.keras")       # a training snapshot converts itself
+    detector = load_detector("resnet50_coco")     # a preset: keras-retinanet's COCO model, downloaded once
     result = detector.predict("photo.jpg")        # or a BGR uint8 array, or a list of them
     result["boxes"], result["scores"], result["labels"], result["names"]
 
@@ -155,8 +156,9 @@ def open_detector(
     convert: Optional[bool] = None,
     safe_mode: bool = True,
     precision: str = "float32",
+    spec: Optional[DetectorSpec] = None,
 ):
-    """A :class:`Detector` for a model file, opened with a command's configuration.
+    """A :class:`Detector` for a model file (or preset name), opened with a command's configuration.
 
     See :func:`keras_retinanet.inference.loading.open_inference_model` for the arguments.
 
@@ -166,7 +168,7 @@ def open_detector(
     """
     model, spec, config, notes, from_file = open_inference_model(
         path, config, class_names=class_names, class_source=class_source, convert=convert,
-        safe_mode=safe_mode, precision=precision,
+        safe_mode=safe_mode, precision=precision, spec=spec,
     )  # fmt: skip
     return Detector(model, spec, notes, from_file=from_file), config
 
@@ -181,14 +183,16 @@ def load_detector(
     precision: str = "float32",
     safe_mode: bool = True,
 ) -> Detector:
-    """Load a model file as a :class:`Detector`.
+    """Load a model file, or a preset by name, as a :class:`Detector`.
 
     A file of this package needs nothing but its path: its spec names the backbone, classes, image sides and
-    anchors. keras-retinanet's files (no spec) are described by the arguments: backbone default 'resnet50',
-    image sides default 800/1333, class names default '0', '1', ...
+    anchors. A preset (``keras_retinanet.hub.preset_names()``, e.g. 'resnet50_coco') is fetched into the cache
+    and described by its spec (the COCO class names, ...). keras-retinanet's own files (no spec) are described
+    by the arguments: backbone default 'resnet50', image sides default 800/1333, class names default '0', '1', ...
 
     Args:
-        path: ``.keras`` or ``.h5`` file; a training snapshot is converted to an inference model.
+        path: ``.keras`` or ``.h5`` file (a training snapshot is converted to an inference model), a preset
+            name or a URL.
         backbone: the backbone; must match the file's spec if it has one.
         class_names: label names in label order; their number must match the model's.
         image_min_side, image_max_side: resize images to these sides instead of those the model was trained at.
@@ -203,6 +207,7 @@ def load_detector(
     Raises:
         ModelError: an argument contradicts the file (another backbone, another number of classes).
         ModelFileError: the file is not a model file or not a RetinaNet.
+        UnknownModelError: neither a file nor a preset; DownloadError: a preset could not be downloaded.
     """
     settings = {
         "model.backbone": backbone,

@@ -11,14 +11,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import keras
 
-from .. import models
+from .. import hub, models
 from ..checkpoint.files import read_spec
 from ..config import RetinaNetConfig
 from ..config.spec import DetectorSpec, check_class_count, reconcile
 from ..errors import ModelError
 from ..models.precision import with_precision
 from ..models.retinanet import output_names
-from ..models.retinanet_model import spec_of
+from ..models.retinanet_model import RetinaNetModel, spec_of
 from .refilter import anchor_layout, filter_layer, filter_settings, is_training_model
 
 
@@ -74,6 +74,71 @@ def _spec_from_settings(model: keras.Model, config: RetinaNetConfig) -> Detector
     )
 
 
+def locate_model(path) -> Tuple[str, Optional[DetectorSpec]]:
+    """The local file of a model path, preset name or URL, and the preset's spec (None for a path).
+
+    A preset or URL is fetched through :mod:`keras_retinanet.hub` (cached, verified); a path that does not
+    exist is a FileNotFoundError as before, a name that is no preset an UnknownModelError listing the presets.
+
+    Raises:
+        FileNotFoundError, UnknownModelError, DownloadError, ChecksumError.
+    """
+    source = os.fspath(path)
+    if os.path.isfile(source):
+        return source, None
+    try:
+        hub.check_model_source(source)
+    except hub.UnknownModelError:
+        if hub.is_path_like(source):
+            raise FileNotFoundError(f"model file '{source}' does not exist") from None
+        raise
+    return hub.resolve_model(source)
+
+
+def _preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConfig, source: str) -> DetectorSpec:
+    """A preset's spec completed by the inference model it describes: its anchors, filter and image sides.
+
+    Raises:
+        ModelError: the file detects another number of classes than the preset names.
+    """
+    num_classes = int(model.get_layer("classification").output.shape[-1])
+    if num_classes != preset.num_classes:
+        raise ModelError(f"{source}: the file detects {num_classes} classes, its preset names {preset.num_classes}")
+    parameters, levels = anchor_layout(model)
+    return preset.replace(
+        anchors=parameters.get_config(),
+        pyramid_levels=tuple(levels),
+        image_min_side=config.data.image_min_side,
+        image_max_side=config.data.image_max_side,
+        resize=not config.data.no_resize,
+        filter=filter_settings(model),
+    )
+
+
+def with_preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConfig, source: str) -> RetinaNetModel:
+    """A keras-retinanet model of a preset as a :class:`RetinaNetModel` carrying the preset's spec (same layers).
+
+    An inference model's spec is completed by the model (its anchors and filter); a training model's keeps the
+    preset's anchors. Either way the image sides are the configuration's (reconciled with the preset).
+
+    Raises:
+        ModelError: the model detects another number of classes than the preset names.
+    """
+    if is_training_model(model):
+        num_classes = int(model.get_layer("classification").output.shape[-1])
+        if num_classes != preset.num_classes:
+            raise ModelError(f"{source}: the file detects {num_classes} classes, its preset names {preset.num_classes}")
+        spec = preset.replace(
+            image_min_side=config.data.image_min_side,
+            image_max_side=config.data.image_max_side,
+            resize=not config.data.no_resize,
+            filter=None,
+        )
+    else:
+        spec = _preset_spec(model, preset, config, source)
+    return RetinaNetModel(inputs=model.inputs, outputs=model.outputs, name=model.name, spec=spec)
+
+
 def open_inference_model(
     path: str,
     config: RetinaNetConfig,
@@ -82,11 +147,13 @@ def open_inference_model(
     convert: Optional[bool] = None,
     safe_mode: bool = True,
     precision: str = "float32",
+    spec: Optional[DetectorSpec] = None,
 ) -> Tuple[keras.Model, DetectorSpec, RetinaNetConfig, List[str], bool]:
     """Load a model file as an inference model, with the spec and the configuration to use it with.
 
     Args:
-        path: a ``.keras`` or ``.h5`` file of this package or of keras-retinanet.
+        path: a ``.keras`` or ``.h5`` file of this package or of keras-retinanet, or a preset name or URL
+            (fetched through :mod:`keras_retinanet.hub`; a preset's spec describes its keras-retinanet file).
         config: the user's settings; with a spec file only those the user gave count (``config.given``).
         class_names: names in label order, or None. Their number must match the model's; with a spec file
             the spec's names are used (a note says when they differ), without one they name the labels.
@@ -94,27 +161,32 @@ def open_inference_model(
         convert: None converts a training model by itself; False refuses one; True requires one.
         safe_mode: refuse files holding Lambda layers.
         precision: 'float32', 'mixed', 'mixed_float16' or 'mixed_bfloat16'.
+        spec: the spec of a file that holds none (what :func:`keras_retinanet.hub.resolve_model` gave with the
+            path); a file's own spec wins.
 
     Returns:
         (inference model, its spec, the reconciled configuration, notes about overridden settings, whether
-        the spec came from the file (False: built from the settings, for keras-retinanet's files)).
+        the spec came from the file or a preset (False: built from the settings, for keras-retinanet's files)).
 
     Raises:
         ModelError, ModelFileError: a contradicting setting, a file that is not a RetinaNet, a bad file.
     """
-    path = os.fspath(path)
+    source = os.fspath(path)
+    path, preset = locate_model(source)
+    preset = preset if preset is not None else spec
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file '{path}' does not exist")
-    file_spec = read_spec(path)
+    own_spec = read_spec(path)
+    file_spec = own_spec if own_spec is not None else preset
     notes: List[str] = []
     if file_spec is not None:
-        config, notes = reconcile(config, file_spec, path)
+        config, notes = reconcile(config, file_spec, source)
         if class_names is not None:
-            check_class_count(file_spec, class_names, class_source, path)
+            check_class_count(file_spec, class_names, class_source, source)
             if tuple(str(name) for name in class_names) != file_spec.class_names:
                 named = ", ".join(file_spec.class_names[:5])
-                notes.append(f"naming the classes as {path} does ({named}), not as {class_source}")
-    backbone_name = None if file_spec is not None else config.model.backbone
+                notes.append(f"naming the classes as {source} does ({named}), not as {class_source}")
+    backbone_name = None if own_spec is not None else config.model.backbone
     model = models.load_model(path, backbone_name=backbone_name, compile=False, safe_mode=safe_mode)
     training = _checked_kind(model, path, convert)
     if precision != "float32":
@@ -123,7 +195,9 @@ def open_inference_model(
         # With a spec the anchors come from it (reconcile put them into the configuration).
         model = models.convert_model(model, **config.model.filter_options())
     spec = spec_of(model)
-    if spec is None:
+    if spec is None and file_spec is not None:  # keras-retinanet's file of a preset
+        spec = _preset_spec(model, file_spec, config, source)
+    elif spec is None:
         spec = _spec_from_settings(model, config)
         if class_names is not None:
             check_class_count(spec, class_names, class_source, path)
