@@ -35,18 +35,17 @@ def command_parser(prog, description):
     return argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
 
 
-def add_dataset_subparsers(parser, training=False, evaluation=False):
+def add_dataset_subparsers(parser, training=False):
     """Add one subcommand per dataset format, with keras-retinanet's arguments.
 
     Args:
         parser: the command's ArgumentParser.
-        training: add the arguments only training needs (validation sets, OID filters).
-        evaluation: the subcommand reads the set to evaluate.
+        training: add the arguments only training needs (training and validation sets); other commands get
+            ``--set``, the one set they read.
 
     Returns:
         the subparsers action.
     """
-    del evaluation  # every non-training command reads the 'eval' set; kept for callers' readability
     parser.set_defaults(dataset_type=None)
     subparsers = parser.add_subparsers(help="Dataset type.", dest="dataset_type", metavar="DATASET")
     subparsers.required = True

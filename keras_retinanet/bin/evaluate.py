@@ -24,7 +24,7 @@ def parse_args(args):
         "retinanet-evaluate",
         "Evaluate a RetinaNet: Pascal VOC mAP per class, COCO metrics for COCO data (or on request).",
     )
-    common.add_dataset_subparsers(parser, evaluation=True)
+    common.add_dataset_subparsers(parser)
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--convert-model", action="store_true", default=False,
                         help="Convert a training model before evaluating.")
@@ -96,11 +96,6 @@ def open_model_detector(path, config, convert=False, unsafe_load=False, class_na
     for note in detector.notes:
         print(f"note: {note}", file=sys.stderr)
     return detector, config
-
-
-def load_inference_model(path, config, convert=False, unsafe_load=False):
-    """The inference model of a model file, converted if asked (see :func:`open_model_detector`)."""
-    return open_model_detector(path, config, convert=convert, unsafe_load=unsafe_load)[0].model
 
 
 def _check_dataset_classes(detector, generator, config, path):

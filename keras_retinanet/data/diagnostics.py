@@ -101,8 +101,3 @@ def count_unmatched_annotations(generator, max_images: Optional[int] = None, ski
         unmatched += int(coverage.unmatched.sum())
         total += len(coverage.boxes)
     return unmatched, total
-
-
-def count_unmatched_readable(generator, max_images: Optional[int] = None) -> Tuple[int, int]:
-    """:func:`count_unmatched_annotations` over the images that can be read (``--skip-bad-images``)."""
-    return count_unmatched_annotations(generator, max_images=max_images, skip_bad_images=True)

@@ -4,6 +4,5 @@ from ..data.diagnostics import (  # noqa: F401
     AnchorCoverage,
     anchor_coverage,
     count_unmatched_annotations,
-    count_unmatched_readable,
     image_anchor_coverage,
 )
