@@ -105,13 +105,17 @@ def main(argv=None):
             images = generator.load_image_group(group)
             annotations = generator.load_annotations_group(group)
             images, annotations = generator.filter_annotations(images, annotations, group)
-            stages["load"] += time.perf_counter() - t; t = time.perf_counter()
+            stages["load"] += time.perf_counter() - t
+            t = time.perf_counter()
             images, annotations = generator.random_visual_effect_group(images, annotations)
-            stages["visual_effect"] += time.perf_counter() - t; t = time.perf_counter()
+            stages["visual_effect"] += time.perf_counter() - t
+            t = time.perf_counter()
             images, annotations = generator.random_transform_group(images, annotations)
-            stages["transform"] += time.perf_counter() - t; t = time.perf_counter()
+            stages["transform"] += time.perf_counter() - t
+            t = time.perf_counter()
             images, annotations = generator.preprocess_group(images, annotations)
-            stages["resize_preprocess"] += time.perf_counter() - t; t = time.perf_counter()
+            stages["resize_preprocess"] += time.perf_counter() - t
+            t = time.perf_counter()
             generator.compute_inputs(images)
             generator.compute_targets(images, annotations)
             stages["targets"] += time.perf_counter() - t

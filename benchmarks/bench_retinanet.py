@@ -64,7 +64,7 @@ def case_matmul(args):
         a = tf.cast(tf.random.normal((size, size), seed=1), dtype)
         b = tf.cast(tf.random.normal((size, size), seed=2), dtype)
         matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-        seconds, _ = median_seconds(lambda: matmul(a, b).numpy(), runs=max(args.runs, 5))
+        seconds, _ = median_seconds(lambda matmul=matmul, a=a, b=b: matmul(a, b).numpy(), runs=max(args.runs, 5))
         result[f"{dtype.name}_gflops"] = 2 * size**3 / seconds / 1e9
     result["peak_rss_mib"] = _peak_rss_mib()
     return result

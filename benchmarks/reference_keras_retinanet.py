@@ -47,7 +47,7 @@ def main():
         layer.set_weights([new_kernel, new_bias])
         inference = models.convert_model(model)
 
-        def end_to_end():
+        def end_to_end(inference=inference):
             x, scale = resize_image(preprocess_image(image.copy()))
             boxes, scores, labels = inference.predict_on_batch(x[None])[:3]
             return boxes / scale, scores, labels

@@ -61,7 +61,7 @@ def test_csv_and_coco_layouts_agree_and_boxes_sit_on_the_shapes(tmp_path):
             # The centre of the box of all four shapes lies on the shape; each edge row/column of a
             # tight box holds some of the shape's pixels, and the ring just outside holds none.
             colour = np.median(image[(y1 + y2) // 2 - 1:(y1 + y2) // 2 + 2, (x1 + x2) // 2 - 1:(x1 + x2) // 2 + 2].reshape(-1, 3), axis=0)
-            def on_shape(pixels):
+            def on_shape(pixels, colour=colour):
                 return np.abs(pixels.reshape(-1, 3) - colour).max(axis=1) < 30
             checked += 1
             for edge in (image[y1, x1:x2], image[y2 - 1, x1:x2], image[y1:y2, x1], image[y1:y2, x2 - 1]):

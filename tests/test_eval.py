@@ -293,7 +293,7 @@ def test_evaluate_runs_on_the_real_tiny_inference_model():
     )
     average_precisions, inference_time = voc_eval.evaluate(dataset, inference, verbose=0)
     assert sorted(average_precisions) == [0, 1, 2]
-    for ap, num_annotations in average_precisions.values():
+    for ap, _ in average_precisions.values():
         assert 0.0 <= ap <= 1.0
     assert [average_precisions[label][1] for label in range(3)] == [1, 1, 1]
     assert inference_time > 0.0

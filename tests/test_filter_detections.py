@@ -45,7 +45,7 @@ def numpy_filter(boxes, classification, class_specific=True, score_threshold=0.0
 
 def as_set(boxes, scores, labels):
     valid = scores > -1
-    return {(int(l), tuple(np.round(b, 4)), round(float(s), 6)) for b, s, l in zip(boxes[valid], scores[valid], labels[valid])}
+    return {(int(lab), tuple(np.round(b, 4)), round(float(s), 6)) for b, s, lab in zip(boxes[valid], scores[valid], labels[valid])}
 
 
 def test_suppression_by_iou():
@@ -54,45 +54,45 @@ def test_suppression_by_iou():
               [0, 0, 10, 19],  # IoU 100/190 > 0.5 with box 0: suppressed
               [30, 30, 40, 40]]]
     cls = [[[0.9], [0.8], [0.85], [0.3]]]
-    b, s, l = run(boxes, cls, max_detections=6)
+    b, s, lab = run(boxes, cls, max_detections=6)
     np.testing.assert_allclose(s[0], [0.9, 0.8, 0.3, -1, -1, -1], rtol=1e-6)
     np.testing.assert_allclose(b[0, :3], [[0, 0, 10, 10], [0, 0, 10, 21], [30, 30, 40, 40]])
     np.testing.assert_array_equal(b[0, 3:], -1)
-    np.testing.assert_array_equal(l[0], [0, 0, 0, -1, -1, -1])
-    assert l.dtype == np.int32 and s.dtype == np.float32 and b.dtype == np.float32
+    np.testing.assert_array_equal(lab[0], [0, 0, 0, -1, -1, -1])
+    assert lab.dtype == np.int32 and s.dtype == np.float32 and b.dtype == np.float32
 
 
 def test_iou_exactly_at_threshold_is_not_suppressed():
     # IoU 100/200 = 0.5 is not above the threshold: keras-retinanet (tf NMS) keeps both
-    b, s, l = run([[[0, 0, 10, 10], [0, 0, 10, 20]]], [[[0.9], [0.8]]], max_detections=3)
+    b, s, lab = run([[[0, 0, 10, 10], [0, 0, 10, 20]]], [[[0.9], [0.8]]], max_detections=3)
     np.testing.assert_allclose(s[0], [0.9, 0.8, -1], rtol=1e-6)
 
 
 def test_different_classes_not_suppressed_class_specific():
     boxes = [[[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 10, 10]]]
     cls = [[[0.9, 0.0], [0.0, 0.7], [0.8, 0.6]]]
-    b, s, l = run(boxes, cls, max_detections=5)
+    b, s, lab = run(boxes, cls, max_detections=5)
     # class 0: 0.9 (box 0) suppresses 0.8 (box 2, IoU 0.9); class 1: 0.7 (box 1) suppresses 0.6 (box 2)
     np.testing.assert_allclose(s[0], [0.9, 0.7, -1, -1, -1], rtol=1e-6)
-    np.testing.assert_array_equal(l[0], [0, 1, -1, -1, -1])
+    np.testing.assert_array_equal(lab[0], [0, 1, -1, -1, -1])
 
 
 def test_class_agnostic_suppresses_across_classes_and_uses_best_class():
     boxes = [[[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 10, 10], [50, 50, 60, 60]]]
     cls = [[[0.9, 0.0], [0.0, 0.7], [0.3, 0.6], [0.2, 0.4]]]
-    b, s, l = run(boxes, cls, class_specific_filter=False, max_detections=4)
+    b, s, lab = run(boxes, cls, class_specific_filter=False, max_detections=4)
     # every anchor's best class: 0.9 (0), 0.7 (1), 0.6 (1), 0.4 (1); the first suppresses the next two
     np.testing.assert_allclose(s[0], [0.9, 0.4, -1, -1], rtol=1e-6)
-    np.testing.assert_array_equal(l[0], [0, 1, -1, -1])
+    np.testing.assert_array_equal(lab[0], [0, 1, -1, -1])
     np.testing.assert_allclose(b[0, 1], [50, 50, 60, 60])
 
 
 def test_score_threshold_is_strict():
     boxes = [[[0, 0, 1, 1], [10, 10, 11, 11], [20, 20, 21, 21]]]
     cls = [[[0.05], [0.0500001], [0.04]]]
-    b, s, l = run(boxes, cls, max_detections=3)
+    b, s, lab = run(boxes, cls, max_detections=3)
     np.testing.assert_allclose(s[0], [0.0500001, -1, -1], rtol=1e-6)
-    b, s, l = run(boxes, cls, max_detections=3, score_threshold=0.01)
+    b, s, lab = run(boxes, cls, max_detections=3, score_threshold=0.01)
     assert (s[0] > 0).sum() == 3
 
 
@@ -101,7 +101,7 @@ def test_max_detections_keeps_highest_in_order():
     n = 20
     boxes = np.array([[i * 20, 0, i * 20 + 10, 10] for i in range(n)], np.float32)[None]  # disjoint
     scores = rng.permutation(np.linspace(0.1, 0.95, n)).astype(np.float32)[None, :, None]
-    b, s, l = run(boxes, scores, max_detections=5)
+    b, s, lab = run(boxes, scores, max_detections=5)
     expected = np.sort(scores[0, :, 0])[::-1][:5]
     np.testing.assert_allclose(s[0], expected, rtol=1e-6)
     for box, score in zip(b[0], s[0]):
@@ -113,34 +113,34 @@ def test_batch_of_two():
                       [[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30]]], np.float32)
     cls = np.array([[[0.9, 0.01], [0.8, 0.01], [0.1, 0.01]],
                     [[0.1, 0.3], [0.04, 0.6], [0.7, 0.2]]], np.float32)
-    b, s, l = run(boxes, cls, max_detections=4)
-    assert b.shape == (2, 4, 4) and s.shape == (2, 4) and l.shape == (2, 4)
+    b, s, lab = run(boxes, cls, max_detections=4)
+    assert b.shape == (2, 4, 4) and s.shape == (2, 4) and lab.shape == (2, 4)
     # image 0: class 0 keeps 0.9 (box 0 suppresses box 1, IoU 100/110) and 0.1 (box 2); class 1 is below 0.05
     np.testing.assert_allclose(s[0], [0.9, 0.1, -1, -1], rtol=1e-6)
-    np.testing.assert_array_equal(l[0], [0, 0, -1, -1])
+    np.testing.assert_array_equal(lab[0], [0, 0, -1, -1])
     np.testing.assert_allclose(b[0, :2], [[0, 0, 10, 10], [20, 20, 30, 30]])
     # image 1: class 0 keeps 0.7 (box 2), 0.1 (box 0); class 1 keeps 0.6 (box 1, suppressing box 0) and 0.2 (box 2)
     np.testing.assert_allclose(s[1], [0.7, 0.6, 0.2, 0.1], rtol=1e-6)
-    np.testing.assert_array_equal(l[1], [0, 1, 1, 0])
+    np.testing.assert_array_equal(lab[1], [0, 1, 1, 0])
     np.testing.assert_allclose(b[1], [[20, 20, 30, 30], [0, 0, 10, 11], [20, 20, 30, 30], [0, 0, 10, 10]])
 
 
 def test_no_nms_path():
     boxes = [[[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]]]
     cls = [[[0.9, 0.2], [0.8, 0.01], [0.3, 0.5]]]
-    b, s, l = run(boxes, cls, nms=False, max_detections=6)
+    b, s, lab = run(boxes, cls, nms=False, max_detections=6)
     np.testing.assert_allclose(s[0], [0.9, 0.8, 0.5, 0.3, 0.2, -1], rtol=1e-6)
-    np.testing.assert_array_equal(l[0], [0, 0, 1, 0, 1, -1])
-    b, s, l = run(boxes, cls, nms=False, class_specific_filter=False, max_detections=4)
+    np.testing.assert_array_equal(lab[0], [0, 0, 1, 0, 1, -1])
+    b, s, lab = run(boxes, cls, nms=False, class_specific_filter=False, max_detections=4)
     np.testing.assert_allclose(s[0], [0.9, 0.8, 0.5, -1], rtol=1e-6)
-    np.testing.assert_array_equal(l[0], [0, 0, 1, -1])
+    np.testing.assert_array_equal(lab[0], [0, 0, 1, -1])
 
 
 def test_no_detections_all_padding():
-    b, s, l = run([[[0, 0, 1, 1]]], [[[0.01, 0.02]]], max_detections=3)
+    b, s, lab = run([[[0, 0, 1, 1]]], [[[0.01, 0.02]]], max_detections=3)
     np.testing.assert_array_equal(b, -1)
     np.testing.assert_array_equal(s, -1)
-    np.testing.assert_array_equal(l, -1)
+    np.testing.assert_array_equal(lab, -1)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -152,12 +152,12 @@ def test_matches_numpy_greedy_nms(seed, class_specific):
     boxes = np.concatenate([xy, xy + rng.uniform(5, 30, size=(2, num_anchors, 2))], axis=-1).astype(np.float32)
     cls = (rng.uniform(size=(2, num_anchors, num_classes)) ** 3).astype(np.float32)
     max_detections = 25
-    b, s, l = run(boxes, cls, class_specific_filter=class_specific, max_detections=max_detections)
+    b, s, lab = run(boxes, cls, class_specific_filter=class_specific, max_detections=max_detections)
     for image in range(2):
         expected = numpy_filter(boxes[image].astype(np.float64), cls[image].astype(np.float64),
                                 class_specific=class_specific, max_detections=max_detections)
         expected_set = {(lab, tuple(np.round(boxes[image, n], 4)), round(sc, 6)) for sc, lab, n in expected}
-        assert as_set(b[image], s[image], l[image]) == expected_set
+        assert as_set(b[image], s[image], lab[image]) == expected_set
         np.testing.assert_allclose(s[image, : len(expected)], [t[0] for t in expected], rtol=1e-6)
         assert np.all(np.diff(s[image, : len(expected)]) <= 0)
         np.testing.assert_array_equal(s[image, len(expected):], -1)
@@ -212,7 +212,7 @@ def test_candidates_per_level_keeps_each_levels_best(class_specific):
     cls = rng.uniform(size=(1, total, num_classes)).astype(np.float32)
     level_anchors = [np.zeros((1, size, 4), np.float32) for size in level_sizes]
     layer = layers.FilterDetections(class_specific_filter=class_specific, max_detections=20, candidates_per_level=limit)
-    b, s, l = (np.asarray(t) for t in layer([boxes, cls], level_anchors=level_anchors))
+    b, s, lab = (np.asarray(t) for t in layer([boxes, cls], level_anchors=level_anchors))
 
     survivors = numpy_per_level_candidates(cls[0], level_sizes, limit, class_specific)
     if not class_specific:  # each anchor's best class survives whole; the others must not win argmax
@@ -220,7 +220,7 @@ def test_candidates_per_level_keeps_each_levels_best(class_specific):
     expected = numpy_filter(boxes[0].astype(np.float64), survivors.astype(np.float64), class_specific=class_specific,
                             max_detections=20)
     expected_set = {(lab, tuple(np.round(boxes[0, n], 4)), round(sc, 6)) for sc, lab, n in expected}
-    assert as_set(b[0], s[0], l[0]) == expected_set
+    assert as_set(b[0], s[0], lab[0]) == expected_set
     # At most ``limit`` candidates per level can have come through.
     assert len(expected) <= limit * len(level_sizes)
 

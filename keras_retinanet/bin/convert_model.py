@@ -12,7 +12,6 @@ error. keras-retinanet's own files have no spec and take the flags as before; a 
 keras-retinanet's COCO model) is such a file with the spec it lacks, and the file written carries that spec.
 """
 
-import argparse
 import sys
 
 from .. import export, hub

@@ -6,7 +6,6 @@ This is the first thing to run when a model's mAP stays at zero.
     retinanet-debug --anchors --annotations --no-gui --output-dir debug/ csv annotations.csv classes.csv
 """
 
-import argparse
 import os
 import sys
 

@@ -140,10 +140,10 @@ class Predictor:
                 "x2": float(b[2]),
                 "y2": float(b[3]),
                 "score": float(s),
-                "label": int(l),
+                "label": int(label),
                 "class_name": str(n),
             }
-            for b, s, l, n in zip(result["boxes"], result["scores"], result["labels"], result["names"])
+            for b, s, label, n in zip(result["boxes"], result["scores"], result["labels"], result["names"])
         ]
         drawn = image.copy()
         draw_detections(

@@ -16,7 +16,7 @@ from ..config.defaults import IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
-from ..data.build import configured_generator, create_generator
+from ..data.build import configured_generator
 from ..data.diagnostics import count_unmatched_annotations
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError

@@ -126,7 +126,7 @@ def check_training_model(model):
     try:
         assert_training_model(model)
     except ModelError as error:
-        raise SystemExit(f"error: {error}")
+        raise SystemExit(f"error: {error}") from None
 
 
 __all__ = [
