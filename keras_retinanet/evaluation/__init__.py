@@ -6,9 +6,11 @@ Modules:
     detections: running an inference model over images and datasets (boxes in image pixels).
     voc: :func:`evaluate`, keras-retinanet's Pascal-VOC evaluation of a model on a dataset.
     coco: COCO metrics with pycocotools, on COCO or any dataset.
-    report: the printed AP table and precision-recall plots.
+    report: the printed AP table, precision-recall plots and the per-class AP chart.
     evaluator: :class:`Evaluator`, :class:`VOCEvaluator`, :class:`COCOEvaluator`.
-    run: :func:`evaluate_model`, the evaluation retinanet-evaluate runs from a configuration.
+    run: :func:`evaluate_model` / :func:`run_evaluation`, the evaluation retinanet-evaluate runs from a
+        configuration.
+    record: :func:`record_evaluation`, that evaluation kept as evaluation.json and per_class_ap.png.
 """
 
 from .average_precision import (
@@ -17,17 +19,20 @@ from .average_precision import (
     evaluate_detections,
     match_detections,
     mean_average_precision,
+    ranking_order,
 )
 from .coco import COCO_STAT_NAMES, coco_ground_truth, coco_ground_truth_dataset, evaluate_coco
 from .detections import detect_image, input_transform_of, keep_confident, predict_image
 from .evaluator import HEADLINE_KEY, COCOEvaluator, Evaluator, VOCEvaluator
-from .report import print_evaluation, save_precision_recall_plots
-from .run import evaluate_model
+from .record import EvaluationRecord, record_evaluation
+from .report import print_evaluation, save_per_class_ap_chart, save_precision_recall_plots
+from .run import evaluate_model, run_evaluation
 from .voc import evaluate
 
 __all__ = [
     "COCOEvaluator",
     "COCO_STAT_NAMES",
+    "EvaluationRecord",
     "Evaluator",
     "HEADLINE_KEY",
     "PrecisionRecall",
@@ -46,5 +51,9 @@ __all__ = [
     "mean_average_precision",
     "predict_image",
     "print_evaluation",
+    "ranking_order",
+    "record_evaluation",
+    "run_evaluation",
+    "save_per_class_ap_chart",
     "save_precision_recall_plots",
 ]

@@ -5,6 +5,9 @@ match with IoU >= ``iou_threshold`` on a not yet detected annotation is a true p
 positive. Detections of all images are then sorted by score into a precision-recall curve whose VOC 2010+ area
 (:func:`_compute_ap`) is the class's AP.
 
+Equal scores rank in the order the detections were collected: image order, then the model's output order
+within an image (:func:`ranking_order`, a stable sort), so that the AP does not depend on the numpy version.
+
 Nothing here runs a model: the detections come from :mod:`keras_retinanet.evaluation.detections` or from
 anywhere else in the same layout.
 """
@@ -57,6 +60,24 @@ def _compute_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[changes + 1] - mrec[changes]) * mpre[changes + 1]))
 
 
+def ranking_order(scores: np.ndarray) -> np.ndarray:
+    """Indices that rank detections by decreasing score, equal scores in the order they are given.
+
+    The tie-break is part of the AP: with tied scores, which of them counts first moves the precision-recall
+    curve. keras-retinanet used ``np.argsort``'s default kind (an unstable introsort, or a SIMD sort where
+    numpy has one), whose order of equal scores changed between numpy versions; a stable sort keeps the order
+    detections were collected in (image order, then the model's output order within an image) on every
+    numpy. Distinct scores rank alike either way.
+
+    Args:
+        scores: (D,) scores.
+
+    Returns:
+        (D,) int64 indices, best first.
+    """
+    return np.argsort(-np.asarray(scores), kind="stable")
+
+
 def match_detections(detections: np.ndarray, annotations: np.ndarray, iou_threshold: float = 0.5) -> np.ndarray:
     """Mark one image's detections of one class as true or false positives.
 
@@ -91,7 +112,8 @@ def evaluate_class(
     """Precision-recall curve and AP of one class over the dataset.
 
     Args:
-        all_detections: all_detections[image][label] (K, 5) [x1, y1, x2, y2, score], best first per image.
+        all_detections: all_detections[image][label] (K, 5) [x1, y1, x2, y2, score], best first per image;
+            equal scores rank in image order, then in this order within an image.
         all_annotations: all_annotations[image][label] (A, 4).
         label: the class.
         iou_threshold: minimum IoU of a true positive.
@@ -113,8 +135,7 @@ def evaluate_class(
     if num_annotations == 0:
         return PrecisionRecall(0.0, 0.0, np.zeros((0,)), np.zeros((0,)), np.zeros((0,)))
 
-    # Over all images, best score first. np.argsort's default kind, as keras-retinanet, so ties order alike.
-    order = np.argsort(-scores)
+    order = ranking_order(scores)
     true_positives = true_positives[order]
     cumulative_tp = np.cumsum(true_positives)
     cumulative_fp = np.cumsum(1.0 - true_positives)

@@ -151,6 +151,19 @@ def _empty_results(coco_true):
     return coco_pred
 
 
+def _run_cocoeval(coco_true: COCO, results: List[dict], image_ids, verbose=1) -> COCOeval:
+    """A summarized COCOeval ('bbox') of results against a ground truth, over the given images."""
+    with _quiet(verbose):
+        # loadRes adds keys to the dicts it is given; hand it copies so the caller's results stay as written.
+        coco_pred = coco_true.loadRes([dict(r) for r in results]) if results else _empty_results(coco_true)
+        coco_eval = COCOeval(coco_true, coco_pred, "bbox")
+        coco_eval.params.imgIds = list(image_ids)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return coco_eval
+
+
 def coco_stats(coco_true: COCO, results: List[dict], image_ids, verbose=1) -> np.ndarray:
     """COCOeval ('bbox') of results against a ground truth, over the given images.
 
@@ -164,18 +177,33 @@ def coco_stats(coco_true: COCO, results: List[dict], image_ids, verbose=1) -> np
         (12,) float64 COCOeval stats, named by :data:`COCO_STAT_NAMES` (-1 where the ground truth has no box
         of that size).
     """
-    with _quiet(verbose):
-        # loadRes adds keys to the dicts it is given; hand it copies so the caller's results stay as written.
-        coco_pred = coco_true.loadRes([dict(r) for r in results]) if results else _empty_results(coco_true)
-        coco_eval = COCOeval(coco_true, coco_pred, "bbox")
-        coco_eval.params.imgIds = list(image_ids)
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-        coco_eval.summarize()
-    return np.asarray(coco_eval.stats, dtype=np.float64)
+    return np.asarray(_run_cocoeval(coco_true, results, image_ids, verbose).stats, dtype=np.float64)
 
 
-def evaluate_coco(generator, model, threshold: float = 0.05, output_dir=".", verbose=1) -> np.ndarray:
+def per_category_ap(coco_eval: COCOeval, coco_true: COCO) -> Dict[int, Tuple[float, float]]:
+    """Each category's AP@[.5:.95] (area all, 100 detections), the per-class part of the first COCO stat.
+
+    Args:
+        coco_eval: an accumulated COCOeval.
+        coco_true: its ground truth.
+
+    Returns:
+        {category id: (AP, number of non-crowd annotations in the evaluated images)}; a category without
+        annotations has AP 0 (COCOeval leaves it undefined and out of the mean), as in the Pascal VOC table.
+    """
+    params = coco_eval.params
+    # precision: (IoU thresholds, recall points, categories, area ranges, max detections); -1 = undefined.
+    precision = coco_eval.eval["precision"][:, :, :, list(params.areaRngLbl).index("all"), -1]
+    result = {}
+    for k, category in enumerate(params.catIds):
+        defined = precision[:, :, k][precision[:, :, k] > -1]
+        annotations = coco_true.loadAnns(coco_true.getAnnIds(imgIds=list(params.imgIds), catIds=[category]))
+        count = sum(1 for annotation in annotations if not annotation.get("iscrowd", 0))
+        result[int(category)] = (float(defined.mean()) if defined.size else 0.0, float(count))
+    return result
+
+
+def evaluate_coco(generator, model, threshold: float = 0.05, output_dir=".", verbose=1, per_class: bool = False):
     """COCO metrics of a model on a dataset, as keras-retinanet's ``evaluate_coco``.
 
     On a COCO dataset the dataset's own ground truth, image ids and category ids are used; on any other
@@ -188,12 +216,14 @@ def evaluate_coco(generator, model, threshold: float = 0.05, output_dir=".", ver
         output_dir: folder for ``{set}_bbox_results.json`` and ``{set}_processed_image_ids.json``
             (keras-retinanet wrote them in the working directory, the default); None writes no file.
         verbose: progress bar and pycocotools' printed summary.
+        per_class: also return each class's AP (:func:`per_category_ap`), keyed by the dataset's labels.
 
     Returns:
         (12,) float64 COCO stats. Where keras-retinanet returned None for a model without any detection, this
-        returns the true stats of no detections (0, or -1 where undefined).
+        returns the true stats of no detections (0, or -1 where undefined). With ``per_class``:
+        (stats, {label: (AP@[.5:.95], num_annotations)}).
     """
-    coco_true, _, _ = _coco_mapping(generator)
+    coco_true, _, category_of = _coco_mapping(generator)
     results, image_ids = coco_detections(generator, model, threshold=threshold, verbose=verbose)
 
     if output_dir is not None:
@@ -204,7 +234,13 @@ def evaluate_coco(generator, model, threshold: float = 0.05, output_dir=".", ver
         with open(os.path.join(output_dir, f"{set_name}_processed_image_ids.json"), "w") as f:
             json.dump(image_ids, f, indent=4)
 
-    return coco_stats(coco_true, results, image_ids, verbose=verbose)
+    coco_eval = _run_cocoeval(coco_true, results, image_ids, verbose=verbose)
+    stats = np.asarray(coco_eval.stats, dtype=np.float64)
+    if not per_class:
+        return stats
+    by_category = per_category_ap(coco_eval, coco_true)
+    labels = [label for label in range(generator.num_classes()) if generator.has_label(label)]
+    return stats, {label: by_category.get(category_of(label), (0.0, 0.0)) for label in labels}
 
 
 def named_coco_stats(stats: np.ndarray) -> Dict[str, float]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.input_transform import InputTransform
 from ..utils.visualization import draw_annotations, draw_detections
+from .average_precision import ranking_order
 
 
 class _StepsTransform(InputTransform):
@@ -165,13 +166,14 @@ def predict_image(generator, model, index: int):
 
 
 def _select_detections(boxes, scores, labels, score_threshold, max_detections):
-    """Scores strictly above the threshold, the best ``max_detections`` of them, best first.
+    """Scores strictly above the threshold, the best ``max_detections`` of them, best first; equal scores keep
+    the model's output order (a stable sort: which of them are kept and matched first does not depend on numpy).
 
     Returns:
         boxes (K, 4), scores (K,), labels (K,).
     """
     indices = np.where(scores > score_threshold)[0]
-    order = np.argsort(-scores[indices])[:max_detections]
+    order = ranking_order(scores[indices])[:max_detections]
     kept = indices[order]
     return boxes[kept], scores[kept], labels[kept]
 
@@ -196,8 +198,8 @@ def _get_detections(
 
     Returns:
         (all_detections, all_inferences): all_detections[image][label] is a (K, 5) float array
-        [x1, y1, x2, y2, score] sorted by decreasing score, None for labels the dataset does not have;
-        all_inferences[image] is the seconds predict took.
+        [x1, y1, x2, y2, score] sorted by decreasing score (equal scores in the model's output order), None
+        for labels the dataset does not have; all_inferences[image] is the seconds predict took.
     """
     num_images, num_classes = generator.size(), generator.num_classes()
     all_detections = [[None] * num_classes for _ in range(num_images)]

@@ -1,13 +1,19 @@
-"""Showing Pascal-VOC results: the per-class AP table in keras-retinanet's wording, and precision-recall plots."""
+"""Showing evaluation results: the per-class AP table in keras-retinanet's wording, precision-recall plots, and
+the per-class AP bar chart."""
 
+import io
 import os
 import re
 import sys
-from typing import Callable, Dict, Optional, TextIO, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
+from ..checkpoint.atomic import write_bytes_atomically
 from .average_precision import PrecisionRecall, mean_average_precision
+
+# Class names longer than this are cut in the bar chart, so that the bars keep most of the width.
+_MAX_NAME_CHARS = 32
 
 
 def print_evaluation(
@@ -52,6 +58,13 @@ def _safe_file_name(text) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "class"
 
 
+def empty_curve_message(curve: PrecisionRecall) -> str:
+    """What a precision-recall plot without a curve says: the class has no annotations, or no detections."""
+    if curve.num_annotations > 0:
+        return "no detections ({:.0f} annotations)".format(curve.num_annotations)
+    return "no annotations of this class"
+
+
 def save_precision_recall_plots(
     curves: Dict[int, PrecisionRecall],
     output_dir: str,
@@ -91,7 +104,7 @@ def save_precision_recall_plots(
             axes.step(recall, envelope, where="pre", color="tab:orange", label="interpolated (area = AP)")
             axes.legend(loc="lower left")
         else:
-            axes.text(0.5, 0.5, "no annotations of this class", ha="center", va="center")
+            axes.text(0.5, 0.5, empty_curve_message(curve), ha="center", va="center")
         axes.set_xlim(0.0, 1.0)
         axes.set_ylim(0.0, 1.05)
         axes.set_xlabel("recall")
@@ -104,3 +117,66 @@ def save_precision_recall_plots(
         figure.savefig(path)
         paths[label] = path
     return paths
+
+
+def _bar_label(row: Dict[str, Any]) -> str:
+    name = str(row["name"])
+    if len(name) > _MAX_NAME_CHARS:
+        name = name[: _MAX_NAME_CHARS - 3] + "..."
+    return "{} ({:.0f})".format(name, row["num_annotations"])
+
+
+def chart_order(classes: Sequence[Dict[str, Any]]) -> list:
+    """The rows top to bottom: best AP first; equal APs by label, so the chart does not change between runs."""
+    return sorted(classes, key=lambda row: (-row["average_precision"], row.get("label", 0)))
+
+
+def save_per_class_ap_chart(
+    classes: Sequence[Dict[str, Any]],
+    mean_ap: float,
+    path: str,
+    title: str = "Per-class average precision",
+    mean_label: str = "mAP",
+    dpi: int = 100,
+) -> str:
+    """Write one PNG with each class's AP as a horizontal bar, best on top, and the mean AP as a line.
+
+    Each bar is labelled "name (annotations)" and carries its AP; classes without annotations are grey.
+    The figure grows with the number of classes so that every name stays readable. Written atomically.
+
+    Args:
+        classes: rows {name, num_annotations, average_precision, label} (as ``run_evaluation`` gives them).
+        mean_ap: the mean drawn as a vertical line.
+        path: the PNG to write.
+        title: the figure title.
+        mean_label: what the line is called in the legend (e.g. "mAP", "COCO AP@[.5:.95]").
+        dpi: resolution.
+
+    Returns:
+        path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = chart_order(classes)
+    figure = Figure(figsize=(8.0, max(2.5, 1.2 + 0.3 * len(rows))), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    positions = np.arange(len(rows))
+    values = [row["average_precision"] for row in rows]
+    colors = ["tab:blue" if row["num_annotations"] > 0 else "tab:gray" for row in rows]
+    axes.barh(positions, values, height=0.7, color=colors)
+    for position, value in zip(positions, values):
+        axes.text(value + 0.01, position, "{:.4f}".format(value), va="center", fontsize=8)
+    axes.set_yticks(positions, labels=[_bar_label(row) for row in rows], fontsize=9)
+    axes.set_ylim(len(rows) - 0.5, -0.5)  # the first row (best AP) on top
+    axes.axvline(mean_ap, color="tab:red", linestyle="--", label="{} {:.4f}".format(mean_label, mean_ap))
+    axes.set_xlim(0.0, 1.12)  # room for the value of a bar at AP 1
+    axes.set_xticks(np.linspace(0.0, 1.0, 6))
+    axes.set_xlabel("average precision")
+    axes.set_title(title)
+    axes.grid(True, axis="x", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=9)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_bytes_atomically(buffer.getvalue(), path)
