@@ -26,6 +26,8 @@ from ..anchors.generation import AnchorParameters
 _ANCHOR_KEYS = ("sizes", "strides", "ratios", "scales")
 _MAX_INT = 2**31 - 1  # sizes, strides and levels become int32 tensors
 _MAX_FLOAT = 1e30  # ratios and scales become float32, and their squares must stay finite
+# Levels models.retinanet.create_pyramid_features builds: P2 (from C2, ResNets only) to P7.
+PYRAMID_LEVEL_RANGE = (2, 7)
 
 
 def read_config_file(config_path):
@@ -77,6 +79,13 @@ def read_config_file(config_path):
         if "levels" not in config["pyramid_levels"]:
             raise DatasetError(config_path, "section [pyramid_levels] lacks 'levels' (e.g. levels = 3 4 5 6 7)")
         levels = _parse_numbers(config_path, "pyramid_levels", "levels", config["pyramid_levels"]["levels"], int)
+        outside = [level for level in levels if not PYRAMID_LEVEL_RANGE[0] <= level <= PYRAMID_LEVEL_RANGE[1]]
+        if outside:
+            raise DatasetError(
+                config_path,
+                f"[pyramid_levels] levels: {outside[0]} is not a level the feature pyramid has "
+                f"({PYRAMID_LEVEL_RANGE[0]}-{PYRAMID_LEVEL_RANGE[1]}; P2 needs a backbone with stride-4 features, the ResNets)",
+            )
         if "anchor_parameters" in config:
             num_sizes = len(config["anchor_parameters"]["sizes"].split())
             if num_sizes != len(levels):
@@ -185,3 +194,46 @@ def read_anchor_config(config_path) -> AnchorConfig:
         DatasetError: the file is missing or malformed (the message names the file, section and value).
     """
     return anchor_config_from_parser(read_config_file(config_path))
+
+
+def _format_numbers(values, kind) -> str:
+    """Space separated values as the reader parses them back: integers, or float32s by their shortest repr."""
+    if kind is int:
+        return " ".join(str(int(value)) for value in values)
+    return " ".join(np.format_float_positional(np.float32(value), trim="-") for value in values)
+
+
+def anchor_config_text(anchor_config: AnchorConfig, comment: Optional[str] = None) -> str:
+    """The .ini text of an :class:`AnchorConfig`, which :func:`read_anchor_config` reads back equal.
+
+    Args:
+        anchor_config: the anchors; a None part (parameters or levels) leaves its section out.
+        comment: lines to put first, as '#' comments (e.g. how the anchors were found).
+    """
+    lines = [f"# {line}" for line in (comment or "").splitlines()]
+    parameters = anchor_config.parameters
+    if parameters is not None:
+        lines += [
+            "[anchor_parameters]",
+            f"sizes   = {_format_numbers(parameters.sizes, int)}",
+            f"strides = {_format_numbers(parameters.strides, int)}",
+            f"ratios  = {_format_numbers(parameters.ratios, float)}",
+            f"scales  = {_format_numbers(parameters.scales, float)}",
+        ]
+    if anchor_config.pyramid_levels is not None:
+        lines += ["", "[pyramid_levels]"] if parameters is not None else ["[pyramid_levels]"]
+        lines.append(f"levels = {_format_numbers(anchor_config.pyramid_levels, int)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_anchor_config(path, anchor_config: AnchorConfig, comment: Optional[str] = None) -> AnchorConfig:
+    """Write an .ini file for ``--config`` atomically (a crash leaves the old file or none), then read it back.
+
+    Returns:
+        the :class:`AnchorConfig` read from the written file (its ``source`` is ``path``).
+    """
+    from ..checkpoint.atomic import write_bytes_atomically  # checkpoint imports config: load it only here
+
+    path = os.fspath(path)
+    write_bytes_atomically(anchor_config_text(anchor_config, comment).encode("utf-8"), path)
+    return read_anchor_config(path)

@@ -1,16 +1,25 @@
 """Checks on a dataset that explain a detector that cannot learn: objects no anchor matches.
 
 :func:`anchor_coverage` gives everything ``retinanet-debug`` draws for one image;
-:func:`count_unmatched_annotations` is the warning ``retinanet-train`` prints.
+:func:`count_unmatched_annotations` counts the annotations no anchor matches;
+:func:`collect_boxes` and :func:`coverage_of` measure coverage by class and object size (the table of
+``retinanet-debug --anchors`` and of ``retinanet-train``'s start, :func:`format_coverage`);
+:func:`fit_dataset_anchors` fits anchors to the boxes (``--optimize-anchors``, ``--auto-anchors``).
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import DatasetError
-from ..anchors import compute_gt_annotations, unmatched_annotations
+from ..anchors import DEFAULT_PYRAMID_LEVELS, anchors_for_shape, compute_gt_annotations, unmatched_annotations
+from ..anchors.coverage import CoverageSummary, box_coverage, box_sizes, concatenate_results, summarise_coverage
+from ..anchors.optimize import AnchorFit, fit_anchors, place_boxes, start_parameters
+from ..config.anchors_ini import AnchorConfig
+from ..config.defaults import POSITIVE_OVERLAP
+
+MAX_CLASS_ROWS = 10  # classes the coverage table lists (the least covered ones)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,3 +110,166 @@ def count_unmatched_annotations(generator, max_images: Optional[int] = None, ski
         unmatched += int(coverage.unmatched.sum())
         total += len(coverage.boxes)
     return unmatched, total
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetBoxes:
+    """A dataset's annotations as the network sees them: resized as for training, without augmentation.
+
+    Attributes:
+        boxes: one (K_i, 4) float64 array per image, in network input pixels.
+        labels: one (K_i,) array per image.
+        shapes: one (height, width) of the network input per image.
+        label_to_name: label -> class name.
+    """
+
+    boxes: Tuple[np.ndarray, ...]
+    labels: Tuple[np.ndarray, ...]
+    shapes: Tuple[Tuple[int, int], ...]
+    label_to_name: Callable[[int], str] = str
+
+    @property
+    def total(self) -> int:
+        return int(sum(len(boxes) for boxes in self.boxes))
+
+
+def collect_boxes(generator, max_images: Optional[int] = None, skip_bad_images: Optional[bool] = None) -> DatasetBoxes:
+    """Every annotation of (the first ``max_images`` images of) a dataset after the training resize.
+
+    Args:
+        generator: a Generator (its reader and ``input_transform``: the same resize as training).
+        max_images: look at the first this many images only (None: all).
+        skip_bad_images: leave out unreadable images, recording them (None: the generator's setting).
+    """
+    if skip_bad_images is None:
+        skip_bad_images = getattr(generator, "skip_bad_images", False)
+    count = generator.size() if max_images is None else min(generator.size(), max_images)
+    boxes: List[np.ndarray] = []
+    labels: List[np.ndarray] = []
+    shapes: List[Tuple[int, int]] = []
+    for index in range(count):
+        try:
+            image = generator.load_image(index)
+            annotations = generator.load_annotations(index)
+        except DatasetError as error:
+            if not skip_bad_images:
+                raise
+            generator.record_bad_image(index, error)
+            continue
+        image, scale = generator.input_transform.resize(image)
+        boxes.append(np.asarray(annotations["bboxes"], dtype=np.float64).reshape((-1, 4)) * scale)
+        labels.append(np.asarray(annotations["labels"]).reshape(-1).astype(np.int64))
+        shapes.append((int(image.shape[0]), int(image.shape[1])))
+
+    def label_to_name(label: int) -> str:
+        return generator.label_to_name(label) if generator.has_label(label) else str(label)
+
+    return DatasetBoxes(tuple(boxes), tuple(labels), tuple(shapes), label_to_name)
+
+
+def coverage_of(data: DatasetBoxes, anchors_of: Callable[[Tuple[int, int]], np.ndarray]) -> CoverageSummary:
+    """Coverage of the boxes by the anchors ``anchors_of((height, width))`` gives each image.
+
+    A box is covered when training assigns it an anchor with IoU >= 0.5 (the same test as the
+    drawings of ``retinanet-debug``); its best IoU is its largest with any anchor.
+    """
+    results = []
+    for boxes, labels, shape in zip(data.boxes, data.labels, data.shapes):
+        best_iou, covered = box_coverage(anchors_of(shape), boxes, positive_overlap=POSITIVE_OVERLAP)
+        results.append((best_iou, covered, labels, box_sizes(boxes)))
+    merged = concatenate_results(results)
+    return summarise_coverage(**merged, label_to_name=data.label_to_name, images=len(data.shapes))
+
+
+def dataset_coverage(generator, max_images: Optional[int] = None, skip_bad_images: Optional[bool] = None) -> CoverageSummary:
+    """:func:`coverage_of` the generator's own anchors on (the first ``max_images``) images of its dataset."""
+    return coverage_of(collect_boxes(generator, max_images, skip_bad_images), generator.generate_anchors)
+
+
+def format_coverage(summary: CoverageSummary, title: str = "Anchor coverage", max_classes: int = MAX_CLASS_ROWS) -> str:
+    """The summary as a short table: all boxes, each class (the least covered ``max_classes``), each non-empty size."""
+    overall = summary.overall
+    classes = summary.by_class
+    if len(classes) > max_classes:
+        classes = sorted(classes, key=lambda group: (group.share, group.mean_best_iou))[:max_classes]
+    lines = [
+        f"{title}: {overall.covered} of {overall.total} annotations ({100 * overall.share:.1f}%) in "
+        f"{summary.images} images have an anchor with IoU >= {POSITIVE_OVERLAP} (sizes after resizing)",
+        f"  {'':24s} {'boxes':>7s} {'covered':>8s} {'mean best IoU':>14s}",
+    ]
+    rows = [("all", overall)]
+    rows += [(f"class {group.name}", group) for group in classes]
+    rows += [(f"size {group.name} px", group) for group in summary.by_size if group.total]
+    for name, group in rows:
+        lines.append(f"  {name[:24]:24s} {group.total:7d} {100 * group.share:7.1f}% {group.mean_best_iou:14.3f}")
+    if len(classes) < len(summary.by_class):
+        lines.append(f"  (the {len(classes)} least covered of {len(summary.by_class)} classes)")
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetAnchorFit:
+    """Anchors fitted to a dataset, with the coverage before and after on every collected box.
+
+    Attributes:
+        anchors: the fitted :class:`AnchorConfig` (levels as the start's).
+        before, after: coverage of the start's anchors and of the fitted ones.
+        fit: the search's own result (its sample, its scores).
+    """
+
+    anchors: AnchorConfig
+    before: CoverageSummary
+    after: CoverageSummary
+    fit: AnchorFit
+
+
+def fit_dataset_anchors(
+    data: DatasetBoxes,
+    start: Optional[AnchorConfig],
+    compute_shapes: Callable,
+    seed: int = 0,
+    **search,
+) -> DatasetAnchorFit:
+    """Fit anchor ratios, scales and sizes to a dataset's boxes (see :mod:`keras_retinanet.anchors.optimize`).
+
+    Args:
+        data: the boxes, from :func:`collect_boxes`.
+        start: the current anchors and levels (None: keras-retinanet's); the levels are kept.
+        compute_shapes: the backbone's ``feature_shapes`` (where the anchors are placed).
+        seed: seed of the search.
+        **search: further :func:`~keras_retinanet.anchors.optimize.fit_anchors` options.
+    """
+    levels = list(start.pyramid_levels) if start is not None and start.pyramid_levels else list(DEFAULT_PYRAMID_LEVELS)
+    parameters = start_parameters(levels, start.parameters if start is not None else None)
+    placed_boxes, feature_shapes = [], []
+    for boxes, shape in zip(data.boxes, data.shapes):
+        level_shapes = np.array([np.asarray(s, dtype=np.int64)[:2] for s in compute_shapes(shape, levels)])
+        placed_boxes.append(boxes)
+        feature_shapes.append(np.broadcast_to(level_shapes, (len(boxes),) + level_shapes.shape))
+    all_boxes = np.concatenate(placed_boxes) if placed_boxes else np.zeros((0, 4))
+    all_shapes = np.concatenate(feature_shapes) if feature_shapes else np.zeros((0, len(levels), 2), np.int64)
+    fit = fit_anchors(place_boxes(all_boxes, all_shapes, parameters.strides), parameters, seed=seed, **search)
+
+    def anchors_with(anchor_parameters):
+        return lambda shape: anchors_for_shape(shape, levels, anchor_parameters, shapes_callback=compute_shapes)
+
+    return DatasetAnchorFit(
+        anchors=AnchorConfig(fit.parameters, tuple(levels)),
+        before=coverage_of(data, anchors_with(parameters)),
+        after=coverage_of(data, anchors_with(fit.parameters)),
+        fit=fit,
+    )
+
+
+def describe_fit(result: DatasetAnchorFit) -> Sequence[str]:
+    """Lines saying what a fit found: the anchors, and coverage and mean best IoU before and after."""
+    parameters = result.anchors.parameters
+    before, after = result.before.overall, result.after.overall
+    return [
+        f"Anchor fit ({result.fit.boxes} boxes searched): coverage {100 * before.share:.1f}% -> "
+        f"{100 * after.share:.1f}%, mean best IoU {before.mean_best_iou:.3f} -> {after.mean_best_iou:.3f} "
+        f"on {after.total} annotations" + ("" if result.fit.improved else " (no better anchors found; kept)"),
+        f"Fitted anchors: levels {list(result.anchors.pyramid_levels)}, sizes {parameters.sizes}, "
+        f"strides {parameters.strides}, ratios {[round(float(r), 3) for r in parameters.ratios]}, "
+        f"scales {[round(float(s), 3) for s in parameters.scales]}",
+    ]

@@ -150,7 +150,10 @@ def create_pyramid_features(backbone_layers, pyramid_levels=None, feature_size=2
     if pyramid_levels is None:
         pyramid_levels = list(DEFAULT_PYRAMID_LEVELS)
     if 2 in pyramid_levels and "C2" not in backbone_layers:
-        raise ValueError("pyramid level 2 needs a 'C2' backbone layer, which this backbone does not give")
+        raise ModelError(
+            "pyramid level P2 is not supported on this backbone: P2 is built from the stride-4 features (C2), "
+            "which only the ResNet backbones give; use levels 3-7, or a resnet backbone for P2"
+        )
     C3, C4, C5 = backbone_layers["C3"], backbone_layers["C4"], backbone_layers["C5"]
     conv = {"strides": 1, "padding": "same"}
     outputs = {}

@@ -1,0 +1,94 @@
+"""retinanet-train's anchor check: the coverage table at start-up, and ``--auto-anchors``.
+
+``--auto-anchors`` measures, before the model is built, how many training annotations the anchors
+cover (IoU >= 0.5 after the training resize). Below ``--auto-anchors-threshold`` it fits new ratios,
+scales and sizes to the boxes (:func:`keras_retinanet.data.diagnostics.fit_dataset_anchors`, seeded
+with the run's seed), writes them as ``anchors.ini`` into the snapshot folder and trains with them:
+the model's DetectorSpec carries them as it carries a ``--config`` file's.
+"""
+
+import logging
+import os
+from typing import Optional, Tuple
+
+from ..config import RetinaNetConfig
+from ..config.anchors_ini import write_anchor_config
+from ..config.defaults import POSITIVE_OVERLAP
+from ..data.diagnostics import collect_boxes, coverage_of, dataset_coverage, describe_fit, fit_dataset_anchors, format_coverage
+
+logger = logging.getLogger(__name__)
+
+ANCHORS_FILE = "anchors.ini"
+CHECK_IMAGES = 500  # training images the check and the fit look at
+
+
+def report_coverage(generator, max_images: int = CHECK_IMAGES, skip_bad_images: Optional[bool] = None) -> None:
+    """Log the coverage table of the training set; warn when annotations have no positive anchor."""
+    summary = dataset_coverage(generator, max_images=max_images, skip_bad_images=skip_bad_images)
+    logger.info(format_coverage(summary, f"Anchor coverage (up to {max_images} training images)"))
+    missed = summary.overall.total - summary.overall.covered
+    if missed:
+        logger.warning(
+            f"{missed} of {summary.overall.total} annotations (checked on up to {max_images} images) have no anchor "
+            f"with IoU >= {POSITIVE_OVERLAP} and cannot be learned; adjust the anchors with --config "
+            "(retinanet-debug --optimize-anchors writes one) or train with --auto-anchors"
+        )
+
+
+def _record_folder(config: RetinaNetConfig) -> Tuple[str, RetinaNetConfig]:
+    """The folder the snapshots will go to, and the configuration that makes the run use it.
+
+    ``--snapshot-path`` when given; else the run folder, chosen now and fixed in ``training.run_dir`` so
+    that the run records (and snapshots) into the same one when it chooses its folder later.
+    """
+    if config.training.snapshot_path:
+        return config.training.snapshot_path, config
+    from .run_record import choose_run_folder  # the run record is set up later in train(); only here earlier
+
+    folder = choose_run_folder(config, None)
+    return folder, config.replace(training={"run_dir": folder})
+
+
+def auto_fit_anchors(config: RetinaNetConfig, generator, chief: bool = True) -> RetinaNetConfig:
+    """``--auto-anchors``: the configuration to train with, its anchors fitted when they cover too little.
+
+    Args:
+        config: the run's configuration (``training.seed`` set).
+        generator: the training generator, built with ``config``'s anchors.
+        chief: write the fitted .ini (the other workers fit the same anchors from the same seed).
+
+    Returns:
+        ``config`` itself when nothing changes (off, resumed, coverage at or above the threshold, no
+        better anchors found); else a new configuration whose generators must be rebuilt.
+    """
+    training = config.training
+    if not training.auto_anchors:
+        return config
+    if training.snapshot:
+        logger.info("--auto-anchors does nothing with --snapshot: a resumed model keeps the anchors it was trained with")
+        return config
+    data = collect_boxes(generator, max_images=CHECK_IMAGES, skip_bad_images=config.data.skip_bad_images)
+    share = coverage_of(data, generator.generate_anchors).share
+    threshold = training.auto_anchors_threshold
+    if share >= threshold:
+        logger.info(f"--auto-anchors: the anchors cover {100 * share:.1f}% of the annotations "
+                    f"(threshold {100 * threshold:g}%); kept")  # fmt: skip
+        return config
+    logger.info(f"--auto-anchors: the anchors cover {100 * share:.1f}% of the annotations "
+                f"(threshold {100 * threshold:g}%); fitting anchors to {data.total} annotations ...")  # fmt: skip
+    result = fit_dataset_anchors(data, config.model.anchors, generator.compute_shapes, seed=training.seed)
+    for line in describe_fit(result):
+        logger.info(line)
+    if not result.fit.improved:
+        return config
+    anchors = result.anchors
+    if chief:
+        folder, config = _record_folder(config)
+        comment = (
+            f"Anchors fitted by retinanet-train --auto-anchors (seed {training.seed}) to {data.total} annotations of "
+            f"{len(data.shapes)} images\n(resized to min side {config.data.image_min_side}, max side "
+            f"{config.data.image_max_side}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
+        )
+        anchors = write_anchor_config(os.path.join(folder, ANCHORS_FILE), anchors, comment)
+        logger.info(f"Training with the fitted anchors, written to {anchors.source} (use it with --config)")
+    return config.replace(model={"anchors": anchors})
