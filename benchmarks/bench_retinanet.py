@@ -8,7 +8,11 @@ between them hold even on a noisy machine:
               alone, and the post-processing (anchors, box decoding, filtering, NMS) alone; median of --runs after
               warm-up. 'saturated' scales the final classification kernel until over 500,000 class-anchor scores
               pass 0.05 (the post-processing worst case). Run in float32 and, with --bfloat16, mixed bfloat16.
-  train       one training step, ResNet50, batch 2 at 512x512 with boxes (Adam, as retinanet-train compiles it)
+  train       one training step, ResNet50, batch 2 at 512x512 with boxes (Adam, as retinanet-train compiles it);
+              with --bfloat16 also under the mixed bfloat16 policy
+  runtimes    each exported runtime end to end through load_detector on the same image and score setting: the Keras
+              inference file, raw-input SavedModel, TFLite (XNNPACK) and ONNX Runtime, and an int8 TFLite; with the
+              share of the Keras model's top-100 detections each finds again (benchmarks/bench_runtimes.py)
   pipeline    input pipeline images per second on one core, 512 px images, 10 boxes, augmentation on
               (benchmarks/bench_input_pipeline.py)
   reference   optional: the same inference and training figures for fizyr's keras-retinanet 1.0.0, run by the
@@ -19,10 +23,12 @@ between them hold even on a noisy machine:
               torchvision's (--torchvision-python, benchmarks/reference_torchvision.py), each run by the Python of
               its own environment; the table says how many times faster or slower ours is end to end
 
-Writes a table to stdout and JSON to benchmarks/results/retinanet.json.
+Writes a table to stdout and JSON to benchmarks/results/retinanet.json; the machine's CPU features (AVX2, AVX-512,
+AVX512_BF16, AMX, VNNI) are recorded with it: 16-bit speed depends on them.
 
 Run: python benchmarks/bench_retinanet.py [--runs 5] [--bfloat16] [--reference-python /path/to/python]
          [--keras-hub-python /path/to/python] [--torchvision-python /path/to/python]
+     python benchmarks/bench_retinanet.py --small --runs 1 --only train runtimes --bfloat16   # smoke test, minutes
 """
 
 import argparse
@@ -39,11 +45,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE_SHAPE = (800, 1067)
 TRAIN_SIDE = 512
+SMALL_TRAIN_SIDE = 128  # --small: a smoke test of the code, not a measurement
 # Other RetinaNets measured from their own environments: results key -> (script in benchmarks/, name in the table).
 OTHER_RETINANETS = {
     "keras_hub": ("reference_keras_hub.py", "keras-hub"),
     "torchvision": ("reference_torchvision.py", "torchvision"),
 }
+
+
+# The CPU features 16-bit and int8 speed depend on, by the /proc/cpuinfo flags that show them.
+CPU_FEATURES = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "AVX512_BF16": ("avx512_bf16",),
+                "AMX": ("amx_bf16", "amx_tile", "amx_int8"), "VNNI": ("avx512_vnni", "avx_vnni")}
 
 
 def _peak_rss_mib():
@@ -164,6 +176,11 @@ def case_train(args):
     from bench_shared import benchmark_image, median_seconds
 
     keras.utils.set_random_seed(0)
+    side = SMALL_TRAIN_SIDE if args.small else TRAIN_SIDE
+    if args.precision == "bfloat16":
+        from keras_retinanet.models.precision import set_precision
+
+        set_precision("mixed_bfloat16")  # as retinanet-train --mixed-precision does on a CPU
     backbone = models.backbone("resnet50")
     model = backbone.retinanet(num_classes=80)
     model.compile(
@@ -174,16 +191,17 @@ def case_train(args):
     images, annotations = [], []
     for seed in range(2):  # the same batch as reference_keras_retinanet.py
         rng = np.random.RandomState(seed + 10)
-        xy = rng.uniform(0, 400, size=(10, 2))
-        boxes = np.concatenate([xy, xy + rng.uniform(30, 110, size=(10, 2))], axis=1)
-        images.append(backbone.preprocess_image(benchmark_image((TRAIN_SIDE, TRAIN_SIDE), seed=seed)))
+        xy = rng.uniform(0, 400, size=(10, 2)) * side / TRAIN_SIDE
+        boxes = np.concatenate([xy, xy + rng.uniform(30, 110, size=(10, 2)) * side / TRAIN_SIDE], axis=1)
+        images.append(backbone.preprocess_image(benchmark_image((side, side), seed=seed)))
         annotations.append({"bboxes": boxes, "labels": np.arange(10) % 80})
     inputs = np.stack(images).astype(np.float32)
     anchors = anchors_for_shape(inputs.shape[1:])
     regression, labels = anchor_targets_bbox(anchors, inputs, annotations, num_classes=80)
     targets = {"regression": regression.astype(np.float32), "classification": labels.astype(np.float32)}
     seconds, runs = median_seconds(lambda: model.train_on_batch(inputs, targets), args.runs)
-    return {"batch": 2, "side": TRAIN_SIDE, "step_s": seconds, "step_runs": runs, "peak_rss_mib": _peak_rss_mib()}
+    return {"batch": 2, "side": side, "precision": args.precision, "step_s": seconds, "step_runs": runs,
+            "peak_rss_mib": _peak_rss_mib()}
 
 
 def case_pipeline(args):
@@ -196,7 +214,14 @@ def case_pipeline(args):
     return {"images_per_s": measured["tf_data_images_per_s"], "stage_ms_per_image": measured.get("stage_ms_per_image")}
 
 
-CASES = {"matmul": case_matmul, "inference": case_inference, "train": case_train, "pipeline": case_pipeline}
+def case_runtimes(args):
+    from bench_runtimes import case_runtimes as run
+
+    return dict(run(args), peak_rss_mib=_peak_rss_mib())
+
+
+CASES = {"matmul": case_matmul, "inference": case_inference, "train": case_train, "pipeline": case_pipeline,
+         "runtimes": case_runtimes}
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -240,7 +265,9 @@ def _machine():
                     flags = set(line.split(":", 1)[1].split())
                     break
     vector = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
-    return {"cpu": model, "cores": os.cpu_count(), "vector": vector, "python": platform.python_version()}
+    features = {name: any(flag in flags for flag in names) for name, names in CPU_FEATURES.items()}
+    return {"cpu": model, "cores": os.cpu_count(), "vector": vector, "features": features,
+            "python": platform.python_version()}
 
 
 def _table(results):
@@ -257,8 +284,16 @@ def _table(results):
             rows.append((key + " network", f"{value['network_s']:.3f} s", "", ratio))
             share = value["postprocess_s"] / value["end_to_end_s"]
             rows.append((key + " post-processing", f"{value['postprocess_s']:.3f} s", "", f"{share:.1%} of end to end"))
-        elif key == "train":
-            rows.append(("train step (batch 2, 512 px)", f"{value['step_s']:.3f} s", memory, ""))
+        elif key.startswith("train"):
+            name = f"train step (batch 2, {value['side']} px, {value.get('precision', 'float32')})"
+            ratio = ""
+            if key != "train" and "step_s" in results["cases"].get("train", {}):
+                ratio = f"{results['cases']['train']['step_s'] / value['step_s']:.2f}x float32's speed"
+            rows.append((name, f"{value['step_s']:.3f} s", memory, ratio))
+        elif key == "runtimes":
+            from bench_runtimes import rows as runtime_rows
+
+            rows += runtime_rows(value)
         elif key == "pipeline":
             rows.append(("input pipeline, one core", f"{value['images_per_s']:.1f} images/s", "", ""))
         elif key == "matmul":
@@ -318,7 +353,8 @@ def _comparisons(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median reported)")
-    parser.add_argument("--bfloat16", action="store_true", help="also run inference in mixed bfloat16")
+    parser.add_argument("--bfloat16", action="store_true", help="also run inference and training in mixed bfloat16")
+    parser.add_argument("--small", action="store_true", help="small sizes (train, runtimes): a quick smoke test")
     parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
     parser.add_argument("--reference-python", help="Python with keras-retinanet 1.0.0 installed, for the comparison")
     parser.add_argument("--keras-hub-python", help="Python with keras-hub installed, for the comparison")
@@ -348,9 +384,14 @@ def main(argv=None):
             for scores in ("plain", "saturated"):
                 plan.append((f"inference {precision} {scores}", "inference",
                              ["--precision", precision, "--scores", scores]))
+    small = ["--small"] if args.small else []
     if "train" in selected:
-        plan.append(("train", "train", []))
-    results = {"machine": _machine(), "runs": args.runs, "cases": {}}
+        plan.append(("train", "train", small))
+        if args.bfloat16:
+            plan.append(("train bfloat16", "train", small + ["--precision", "bfloat16"]))
+    if "runtimes" in selected:
+        plan.append(("runtimes", "runtimes", small))
+    results = {"machine": _machine(), "runs": args.runs, "small": args.small, "cases": {}}
     with tempfile.TemporaryDirectory() as scratch:
         if "pipeline" in selected:
             plan.append(("pipeline", "pipeline", ["--scratch", scratch]))

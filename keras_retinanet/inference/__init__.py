@@ -4,8 +4,12 @@ Modules:
     detector: :class:`Detector` (prepare images, predict, boxes in image pixels) and :func:`load_detector`.
     loading: a model file as an inference model with its spec, reconciled with the user's settings.
     refilter: an inference model's filter and anchors read back, and the filter rebuilt at another threshold.
+    exported, runtimes: exported detectors (SavedModel, TFLite, ONNX) opened with their spec and run by their
+        runtimes.
+    auto_precision: what ``precision='auto'`` chooses, and why.
+    fidelity: whether a faster numeric path keeps the float32 detections (issue 18's bar).
 """
 
-from .detector import Detector, load_detector, open_detector
+from .detector import Detector, ExportedDetector, load_detector, open_detector
 
-__all__ = ["Detector", "load_detector", "open_detector"]
+__all__ = ["Detector", "ExportedDetector", "load_detector", "open_detector"]

@@ -11,6 +11,7 @@ prediction order (preprocess, then resize: ``preprocess_first=True``), the order
 ``retinanet-predict``, ``retinanet-evaluate`` and Python give the same detections.
 """
 
+import logging
 import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -22,8 +23,12 @@ from ..config.spec import DetectorSpec
 from ..data.image_io import read_image_bgr
 from ..data.input_transform import InputTransform
 from ..evaluation.detections import detect_image
+from .exported import is_exported, open_exported_model
 from .loading import open_inference_model
 from .refilter import filter_settings, refiltered
+from .runtimes import RawImageTransform
+
+logger = logging.getLogger(__name__)
 
 Image = Union[str, os.PathLike, np.ndarray]
 
@@ -148,6 +153,41 @@ class Detector:
         return self._detect_one(images, score_threshold)
 
 
+class ExportedDetector(Detector):
+    """A :class:`Detector` of an exported model (SavedModel, TFLite, ONNX), run by its own runtime.
+
+    Args:
+        runner: a runner of :mod:`.runtimes` (``predict_on_batch`` as a Keras inference model).
+        spec: the spec stored in the export.
+
+    Attributes:
+        format: 'savedmodel', 'tflite' or 'onnx'.
+
+    The filter is part of the exported graph: a ``score_threshold`` below the export's own gives only what it
+    keeps (said once in the log).
+    """
+
+    def __init__(self, runner, spec: DetectorSpec, notes: Sequence[str] = (), score_threshold: Optional[float] = None):
+        super().__init__(runner, spec, notes, score_threshold=score_threshold, from_file=True)
+        self.format = runner.format
+        if runner.raw_input:
+            self.input_transform = RawImageTransform()  # the graph preprocesses and resizes by itself
+        self._warned_threshold = False
+
+    @property
+    def filter_threshold(self) -> float:
+        return float((self.spec.filter or {}).get("score_threshold", 0.0))
+
+    def model_for(self, score_threshold: Optional[float] = None):
+        if score_threshold is not None and score_threshold < self.filter_threshold and not self._warned_threshold:
+            self._warned_threshold = True
+            logger.warning(
+                "the %s export keeps scores above %g only (its filter is in the graph); asked for %g",
+                self.format, self.filter_threshold, score_threshold,
+            )  # fmt: skip
+        return self.model
+
+
 def open_detector(
     path: Union[str, os.PathLike],
     config: RetinaNetConfig,
@@ -166,6 +206,11 @@ def open_detector(
         (detector, the configuration reconciled with the file's spec); ``detector.notes`` says what the
         configuration overrode.
     """
+    if is_exported(path):
+        runner, spec, config, notes = open_exported_model(
+            path, config, class_names=class_names, class_source=class_source, convert=convert, precision=precision
+        )
+        return ExportedDetector(runner, spec, notes), config
     model, spec, config, notes, from_file = open_inference_model(
         path, config, class_names=class_names, class_source=class_source, convert=convert,
         safe_mode=safe_mode, precision=precision, spec=spec,
@@ -182,6 +227,7 @@ def load_detector(
     score_threshold: Optional[float] = None,
     precision: str = "float32",
     safe_mode: bool = True,
+    threads: Optional[int] = None,
 ) -> Detector:
     """Load a model file, or a preset by name, as a :class:`Detector`.
 
@@ -192,14 +238,18 @@ def load_detector(
 
     Args:
         path: ``.keras`` or ``.h5`` file (a training snapshot is converted to an inference model), a preset
-            name or a URL.
+            name or a URL; or an export of ``retinanet-convert-model`` (a SavedModel folder, ``.tflite`` or
+            ``.onnx`` file, raw-input or not), run by its own runtime and described by the spec stored in it.
         backbone: the backbone; must match the file's spec if it has one.
         class_names: label names in label order; their number must match the model's.
         image_min_side, image_max_side: resize images to these sides instead of those the model was trained at.
         score_threshold: the threshold :meth:`Detector.predict` applies by default (None: the model's own
             filter threshold, 0.05 for a converted training snapshot); below the model's own the filter is rebuilt.
-        precision: 'float32', 'mixed', 'mixed_float16' or 'mixed_bfloat16'.
+        precision: 'float32', 'mixed', 'mixed_float16', 'mixed_bfloat16' or 'auto' (16-bit only where the
+            hardware runs it natively and the model's detections are kept; one log line says what and why).
+            Exports run as they were exported ('float32' or 'auto').
         safe_mode: refuse files holding Lambda layers (code stored in the file).
+        threads: an export's runtime threads (TFLite, ONNX Runtime); default: the cores this process may use.
 
     Returns:
         the :class:`Detector`.
@@ -215,6 +265,11 @@ def load_detector(
         "data.image_max_side": image_max_side,
     }
     config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
+    if is_exported(path):
+        runner, spec, _, notes = open_exported_model(
+            path, config, class_names=class_names, precision=precision, threads=threads
+        )
+        return ExportedDetector(runner, spec, notes, score_threshold=score_threshold)
     model, spec, _, notes, from_file = open_inference_model(
         path, config, class_names=class_names, safe_mode=safe_mode, precision=precision
     )

@@ -6,6 +6,7 @@ what it does not say and may override what legitimately varies (image sides), bu
 settings (backbone, image sides, anchors, class names) describe them, as they always had to.
 """
 
+import logging
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,7 +20,10 @@ from ..errors import ModelError
 from ..models.precision import with_precision
 from ..models.retinanet import output_names
 from ..models.retinanet_model import RetinaNetModel, spec_of
+from .auto_precision import float32_parts_for, resolve_precision
 from .refilter import anchor_layout, filter_layer, filter_settings, is_training_model
+
+logger = logging.getLogger(__name__)
 
 
 def _checked_kind(model: keras.Model, path: str, convert: Optional[bool]) -> bool:
@@ -160,7 +164,7 @@ def open_inference_model(
         class_source: how to call ``class_names`` in messages (e.g. '--classes classes.csv').
         convert: None converts a training model by itself; False refuses one; True requires one.
         safe_mode: refuse files holding Lambda layers.
-        precision: 'float32', 'mixed', 'mixed_float16' or 'mixed_bfloat16'.
+        precision: 'float32', 'mixed', 'mixed_float16', 'mixed_bfloat16' or 'auto' (see :mod:`.auto_precision`).
         spec: the spec of a file that holds none (what :func:`keras_retinanet.hub.resolve_model` gave with the
             path); a file's own spec wins.
 
@@ -189,8 +193,16 @@ def open_inference_model(
     backbone_name = None if own_spec is not None else config.model.backbone
     model = models.load_model(path, backbone_name=backbone_name, compile=False, safe_mode=safe_mode)
     training = _checked_kind(model, path, convert)
+    if precision == "auto":
+        # After reconcile: the backbone is the file's (or its preset's) where it says, else the settings'.
+        precision = resolve_precision("auto", config.model.backbone).precision
     if precision != "float32":
-        model = with_precision(model, precision)
+        # What the detections need in float32 (measured per backbone family, see auto_precision).
+        parts = float32_parts_for(config.model.backbone)
+        if parts:
+            logger.info("precision %s: %s kept in float32 (%s models lose detections otherwise)",
+                        precision, " and ".join(parts), config.model.backbone)
+        model = with_precision(model, precision, parts)
     if training:
         # With a spec the anchors come from it (reconcile put them into the configuration).
         model = models.convert_model(model, **config.model.filter_options())

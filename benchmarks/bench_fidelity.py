@@ -1,0 +1,153 @@
+"""Does a 16-bit path keep the detections? Issue 18's bar, measured per precision and per float32 part.
+
+For each variant (float32 reference; mixed bfloat16 with nothing, or one part, kept in float32; see
+``keras_retinanet.models.precision.FLOAT32_PARTS``) it reports how many of the float32 top-100 detections per
+image are found again (same label, IoU >= 0.9) and, on a dataset, the mAP. bfloat16 runs on any CPU (TensorFlow
+emulates it without AVX512_BF16/AMX: slow, but the same numbers).
+
+  demo     a trained demo model (retinanet-train demo) on the demo's validation images (--demo-model, --demo-csv)
+  resnet50 a ResNet50 RetinaNet at --side px (80 classes, 256-wide heads) with random weights made realistic: each
+           BatchNorm's statistics calibrated on photo-like images in order, so every layer sees unit-scale
+           activations, and the heads scaled so the logits spread ~1.5 around -6 (a few hundred class scores pass
+           0.05, as for a trained model on a busy image)
+
+Run: python benchmarks/bench_fidelity.py --demo-model snapshots/mobilenet128_0.5_demo_best.h5 \\
+         --demo-csv ~/.cache/keras_retinanet/demo/val.csv [--images 4] [--side 800] [--only demo resnet50]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+
+VARIANTS = [("float32", None), ("mixed_bfloat16", ()), ("mixed_bfloat16", ("batchnorm",)),
+            ("mixed_bfloat16", ("backbone", "batchnorm")), ("mixed_bfloat16", ("pyramid",)),
+            ("mixed_bfloat16", ("heads",)), ("mixed_bfloat16", ("pyramid", "heads"))]
+QUICK_VARIANTS = VARIANTS[:4] + VARIANTS[-1:]
+
+
+def variant_name(precision, parts):
+    return precision if not parts else f"{precision}, float32 {'+'.join(parts)}"
+
+
+def variants_of(detector, variants=VARIANTS):
+    """(name, Detector) of every variant of a float32 Detector, sharing its spec."""
+    from keras_retinanet.inference import Detector
+    from keras_retinanet.models.precision import with_precision
+
+    for precision, parts in variants:
+        model = detector.model if parts is None else with_precision(detector.model, precision, parts)
+        yield variant_name(precision, parts), Detector(model, detector.spec)
+
+
+def calibrated_resnet50(side, num_classes=80, seed=0):
+    """A ResNet50 RetinaNet whose BatchNorm statistics and head scales make its activations realistic."""
+    import keras
+    import numpy as np
+
+    from bench_shared import benchmark_image
+    from keras_retinanet import models
+    from keras_retinanet.layers import BatchNormalization
+
+    keras.utils.set_random_seed(seed)
+    backbone = models.backbone("resnet50")
+    model = backbone.retinanet(num_classes=num_classes)
+    images = np.stack([backbone.preprocess_image(benchmark_image((side // 2, side // 2), seed=s)) for s in (7, 8)])
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:  # topological order: each layer is calibrated on the calibrated layers before it
+        if isinstance(layer, BatchNormalization):
+            inputs = keras.Model(model.input, layer.input).predict_on_batch(images)
+            mean, variance = inputs.mean(axis=(0, 1, 2)), inputs.var(axis=(0, 1, 2)) + 1e-3
+            gamma = rng.uniform(0.5, 1.5, mean.shape)  # as trained BatchNorms have: scales and shifts vary by channel
+            beta = rng.normal(0.0, 0.3, mean.shape)
+            layer.set_weights([w.astype(np.float32) for w in (gamma, beta, mean, variance)])
+    for name in ("classification_submodel", "regression_submodel"):
+        for layer in model.get_layer(name).layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                kernel, bias = layer.get_weights()
+                kernel = rng.normal(0.0, np.sqrt(2.0 / np.prod(kernel.shape[:3])), kernel.shape)
+                if layer.name == "pyramid_classification":
+                    bias = np.full_like(bias, -6.0)
+                layer.set_weights([kernel.astype(np.float32), bias])
+    for _ in range(3):  # saturated sigmoids understate the spread: scale again until it holds
+        regression, classification = model.predict_on_batch(images)
+        classification = np.clip(classification, 1e-6, 1 - 1e-6)
+        logits = np.log(classification / (1.0 - classification)) + 6.0
+        for name, output, spread in (("classification_submodel", logits, 1.5), ("regression_submodel", regression, 0.5)):
+            factor = (spread / output.std()) ** (1.0 / 5.0)  # ReLU commutes with positive scales: 5 convs, 1 factor
+            for layer in model.get_layer(name).layers:
+                if isinstance(layer, keras.layers.Conv2D):
+                    kernel, bias = layer.get_weights()
+                    layer.set_weights([kernel * factor, bias])
+    return model
+
+
+def measure(detectors, images, generator=None):
+    """Rows (variant, found, total, fraction, mAP or None, seconds per image) of every variant against the first."""
+    from keras_retinanet.evaluation.average_precision import mean_average_precision
+    from keras_retinanet.evaluation.voc import evaluate
+    from keras_retinanet.inference.fidelity import COMPARISON_SCORE_THRESHOLD, found_again
+
+    rows, expected = [], None
+    for name, detector in detectors:
+        start = time.perf_counter()
+        results = [detector.predict(image, score_threshold=COMPARISON_SCORE_THRESHOLD) for image in images]
+        seconds = (time.perf_counter() - start) / max(len(images), 1)
+        expected = results if expected is None else expected
+        pairs = [found_again(reference, actual) for reference, actual in zip(expected, results)]
+        found, total = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+        mean_ap = None
+        if generator is not None:
+            average_precisions, _ = evaluate(generator, detector, verbose=0)
+            mean_ap = mean_average_precision(average_precisions)[1]
+        rows.append((name, found, total, found / max(total, 1), mean_ap, seconds))
+        print(f"  {name:<48} {found:>5}/{total:<5} {found / max(total, 1):7.1%}  "
+              f"mAP {'-' if mean_ap is None else f'{mean_ap:.4f}'}  ({seconds:.1f} s/image)", flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo-model", help="a trained demo model file")
+    parser.add_argument("--demo-csv", help="the demo's val.csv (classes.csv next to it)")
+    parser.add_argument("--images", type=int, default=4, help="images compared per model")
+    parser.add_argument("--side", type=int, default=800, help="the ResNet50 model's image_min_side")
+    parser.add_argument("--quick", action="store_true", help="ResNet50: float32, bfloat16, and 3 of its variants")
+    parser.add_argument("--only", nargs="*", choices=["demo", "resnet50"], default=["demo", "resnet50"])
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    from bench_shared import benchmark_image
+    from keras_retinanet import load_detector
+    from keras_retinanet.config.spec import DetectorSpec
+    from keras_retinanet.inference import Detector
+    from keras_retinanet.models import convert_model
+
+    if "demo" in args.only and args.demo_model:
+        from keras_retinanet.preprocessing.csv_generator import CSVGenerator
+
+        detector = load_detector(args.demo_model, backbone="mobilenet128_0.5", image_min_side=160, image_max_side=160)
+        classes = os.path.join(os.path.dirname(args.demo_csv), "classes.csv")
+        generator = CSVGenerator(args.demo_csv, classes, image_min_side=160, image_max_side=160, shuffle_groups=False)
+        images = [generator.load_image(i) for i in range(args.images)]
+        print(f"demo: {args.demo_model}, {args.images} images for the top-100, {generator.size()} for the mAP")
+        measure(list(variants_of(detector)), images, generator)
+    if "resnet50" in args.only:
+        side = args.side
+        model = calibrated_resnet50(side)
+        spec = DetectorSpec(backbone="resnet50", preprocessing="caffe", class_names=tuple(str(i) for i in range(80)),
+                            image_min_side=side, image_max_side=int(side * 1333 / 800))
+        detector = Detector(convert_model(model), spec)
+        images = [benchmark_image((side, side * 4 // 3), seed=s).astype(np.uint8) for s in range(args.images)]
+        count = np.mean([len(detector.predict(image, score_threshold=0.05)["scores"]) for image in images[:1]])
+        print(f"resnet50 at {side} px: {args.images} images, {count:.0f} detections above 0.05 on the first")
+        measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""load_detector, retinanet-evaluate and retinanet-predict on exports: SavedModel folders, .tflite and .onnx files.
+
+A tiny RetinaNet (test_export's, logits spread so ~100 detections pass 0.05) is exported by
+retinanet-convert-model; each export, opened by load_detector and run by its own runtime, must give the
+detections of the Keras model file's Detector on an image of an odd size. Tolerances (as test_export_raw's,
+which compares the same graphs run outside the package): boxes within 0.5 px, scores within 1e-3. The raw-input
+graph resizes with the same sampling as OpenCV and the runtimes only reorder float32 sums (~1e-5 relative), so
+the bound leaves room for a score near a tie to swap places, never for a missing or moved detection.
+"""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_export import match_detections
+from test_export_raw import CLASS_NAMES, odd_image, spec_model
+
+from keras_retinanet import load_detector
+from keras_retinanet.bin import convert_model as convert_command
+from keras_retinanet.bin import evaluate as evaluate_command
+from keras_retinanet.bin import predict as predict_command
+from keras_retinanet.errors import ModelError
+from keras_retinanet.inference import ExportedDetector
+
+EXPORTS = {  # name -> (file name, convert-model options)
+    "savedmodel raw": ("raw_detector", ["--raw-input"]),
+    "tflite raw": ("raw.tflite", ["--raw-input"]),
+    "onnx raw": ("raw.onnx", ["--raw-input"]),
+    "tflite preprocessed": ("preprocessed.tflite", []),
+}
+
+
+def batched(result):
+    """A Detector result as match_detections reads it: a batch axis of 1."""
+    return {key: result[key][np.newaxis] for key in ("boxes", "scores", "labels")}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("exported_detector")
+    model_path = folder / "training.keras"
+    spec_model().save(model_path)
+    paths = {}
+    for name, (file_name, options) in EXPORTS.items():
+        paths[name] = str(folder / file_name)
+        convert_command.main([str(model_path), paths[name], *options])
+    image = odd_image(seed=3)
+    keras_detector = load_detector(str(model_path))
+    expected = keras_detector.predict(image, score_threshold=0.05)
+    assert 30 <= len(expected["scores"]) < 300, "a real, uncapped set of detections"
+    return {"folder": folder, "model": str(model_path), "paths": paths, "image": image, "expected": expected,
+            "keras": keras_detector}
+
+
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_load_detector_runs_each_export_like_the_keras_model(setup, name):
+    detector = load_detector(setup["paths"][name], threads=1)
+    assert isinstance(detector, ExportedDetector) and detector.format == name.split()[0]
+    assert detector.spec.class_names == CLASS_NAMES
+    result = detector.predict(setup["image"], score_threshold=0.05)
+    box_difference, score_difference = match_detections(batched(setup["expected"]), batched(result), 0.5, 1e-3)
+    print(f"{name}: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
+    assert list(result["names"][:3]) == [CLASS_NAMES[label] for label in result["labels"][:3]]
+    # A list of images gives a list of results; a path is read as an image file.
+    path = str(setup["folder"] / "odd.png")
+    cv2.imwrite(path, setup["image"])
+    from_file, from_array = detector.predict([path, setup["image"]], score_threshold=0.05)
+    np.testing.assert_array_equal(from_file["labels"], from_array["labels"])
+
+
+def _dataset(setup):
+    """A CSV dataset of two images whose ground truth is the Keras detector's confident detections."""
+    folder = setup["folder"]
+    rows = []
+    for index, seed in enumerate((3, 4)):
+        image = odd_image(seed=seed)
+        path = folder / f"val_{index}.png"
+        cv2.imwrite(str(path), image)
+        result = setup["keras"].predict(image, score_threshold=0.3)
+        for box, name in zip(result["boxes"][:6], result["names"][:6]):
+            x1, y1, x2, y2 = np.round(box).astype(int)
+            if x2 > x1 and y2 > y1:
+                rows.append(f"{path},{x1},{y1},{x2},{y2},{name}")
+    annotations, classes = folder / "val.csv", folder / "classes.csv"
+    annotations.write_text("\n".join(rows) + "\n")
+    classes.write_text("".join(f"{name},{label}\n" for label, name in enumerate(CLASS_NAMES)))
+    return str(annotations), str(classes)
+
+
+def test_evaluate_gives_the_keras_models_map_for_exports(setup):
+    annotations, classes = _dataset(setup)
+    keras_map = float(evaluate_command.main(["--convert-model", "csv", annotations, classes, setup["model"]]))
+    assert keras_map > 0.5  # the ground truth is the model's own detections
+    for name in ("tflite raw", "savedmodel raw"):
+        exported_map = float(evaluate_command.main(["csv", annotations, classes, setup["paths"][name]]))
+        assert abs(exported_map - keras_map) <= 1e-3, name
+
+
+def test_predict_command_runs_an_onnx_export(setup, tmp_path):
+    image_path = tmp_path / "photo.png"
+    cv2.imwrite(str(image_path), setup["image"])
+    predict_command.main([setup["paths"]["onnx raw"], str(image_path), "--output-dir", str(tmp_path / "out"),
+                          "--score-threshold", "0.3", "--no-draw"])
+    records = json.loads((tmp_path / "out" / "detections.json").read_text())
+    expected = setup["keras"].predict(setup["image"], score_threshold=0.3)
+    assert len(records) == len(expected["scores"]) > 0
+    assert [r["class_name"] for r in records] == list(expected["names"])
+    np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in records], expected["boxes"], atol=0.5)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--precision", "mixed"], "applies to Keras models"),
+        (["--image-min-side", "64"], "cannot be overridden"),
+        (["--backbone", "resnet50"], "contradicts"),
+    ],
+)
+def test_what_an_export_cannot_do_is_a_one_line_error(setup, options, message, capsys, tmp_path):
+    image_path = tmp_path / "photo.png"
+    cv2.imwrite(str(image_path), setup["image"])
+    with pytest.raises(SystemExit) as exit_info:
+        predict_command.main([setup["paths"]["tflite raw"], str(image_path), "--no-draw",
+                              "--output-dir", str(tmp_path / "out"), *options])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and message in error
+
+
+def test_load_detector_refuses_a_16_bit_precision_for_an_export(setup):
+    with pytest.raises(ModelError, match="runs as it was exported"):
+        load_detector(setup["paths"]["onnx raw"], precision="mixed_bfloat16")
