@@ -6,12 +6,17 @@ that finds no place, or a model weight that finds no value, is an error. The Ker
 names of ``keras.applications`` trunks (VGG, MobileNet, DenseNet's 'conv1/conv',
 EfficientNet) are mapped to Keras 3's by the backbone's ``stored_layer_name``.
 
+Where the file's model pads otherwise than Keras 3's builder (TensorFlow 2.3's MobileNet: a
+((0, 1), (0, 1)) ``conv1_pad`` before a 'valid' conv1, where Keras 3 has a 'same' conv1, which pads
+(1, 1) on odd sides), the model is rebuilt with the file's ZeroPadding2D layers and conv paddings
+(:func:`stored_padding_changes`), so that it gives the file's outputs at every input size.
+
 The backbone and the conversion to an inference model are passed in rather than imported,
 so that model-file I/O sits below :mod:`keras_retinanet.models` (which loads files through it).
 """
 
 import warnings
-from typing import Callable, Optional, Protocol, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Protocol, Tuple
 
 import keras
 import numpy as np
@@ -137,6 +142,94 @@ def assign_legacy_weights(model, info, backbone=None):
         raise ModelFileError(path, f"the file does not fit a {info.describe()}; " + "; ".join(parts))
 
 
+class PaddingChanges(NamedTuple):
+    """How a model built here must change to pad as a file's model did (names are the model's).
+
+    Attributes:
+        layer_padding: layer -> its new 'padding' ('same'/'valid' of a conv or pooling layer,
+            ((top, bottom), (left, right)) of a ZeroPadding2D).
+        pad_before: layer -> (name, ((top, bottom), (left, right))) of a ZeroPadding2D to put before it.
+    """
+
+    layer_padding: Dict[str, object]
+    pad_before: Dict[str, Tuple[str, tuple]]
+
+    def __bool__(self):
+        return bool(self.layer_padding or self.pad_before)
+
+
+def _input_layer(layer):
+    """The layer whose output a single-use layer takes (None for several inputs or none)."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    tensors = nodes[0].input_tensors if len(nodes) == 1 else []
+    return tensors[0]._keras_history.operation if len(tensors) == 1 else None
+
+
+def stored_padding_changes(model, info, backbone=None) -> PaddingChanges:
+    """Where ``model`` pads otherwise than the model of the file ``info`` describes.
+
+    A stored ZeroPadding2D is matched by the layer it feeds (Keras 2 auto-named some, e.g.
+    DenseNet's 'zero_padding2d_1'): if that layer's input here is a ZeroPadding2D, its padding is
+    compared, else the stored one is to be put before it. Convolution and pooling layers are
+    matched by name and their 'same'/'valid' compared.
+
+    A stored ZeroPadding2D whose configuration names no layer it feeds (a 'model_config' without
+    'inbound_nodes') cannot be placed and is left out.
+
+    Raises:
+        ModelFileError: a stored ZeroPadding2D feeds several layers, or one the model lacks.
+    """
+    names = model_layer_names_of_stored(model, info.paddings, backbone)
+    model_names = {layer.name for layer in model.layers}
+    changes = PaddingChanges({}, {})
+    for stored, padding in info.paddings.items():
+        if stored not in info.padding_consumers:
+            # A conv or pooling layer; one the model lacks is reported when the weights are assigned.
+            if names[stored] in model_names and model.get_layer(names[stored]).padding != padding:
+                changes.layer_padding[names[stored]] = padding
+            continue
+        if not info.padding_consumers[stored]:
+            continue
+        consumers = list(model_layer_names_of_stored(model, info.padding_consumers[stored], backbone).values())
+        if len(consumers) != 1 or consumers[0] not in model_names:
+            raise ModelFileError(
+                info.path, f"ZeroPadding2D '{stored}' feeds {info.padding_consumers[stored]}; "
+                f"a {info.backbone_name} RetinaNet has no single layer of that name to pad for",
+            )
+        previous = _input_layer(model.get_layer(consumers[0]))
+        if isinstance(previous, keras.layers.ZeroPadding2D):
+            if tuple(tuple(side) for side in previous.padding) != padding:
+                changes.layer_padding[previous.name] = padding
+        else:
+            changes.pad_before[consumers[0]] = (stored, padding)
+    return changes
+
+
+def apply_padding_changes(model, changes: PaddingChanges):
+    """``model`` rebuilt from its layers' configurations with ``changes`` (no weights set).
+
+    Every layer is a new one: layers shared with ``model`` would have two call sites, and
+    :func:`models.convert_model` reads the outputs of the training model's layers.
+    """
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in changes.layer_padding:
+            config["padding"] = changes.layer_padding[layer.name]
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        if layer.name in changes.pad_before:
+            name, padding = changes.pad_before[layer.name]
+            args = (keras.layers.ZeroPadding2D(padding, name=name)(args[0]), *args[1:])
+        return layer(*args, **kwargs)
+
+    rebuilt = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    if hasattr(model, "spec"):
+        rebuilt.spec = model.spec
+    return rebuilt
+
+
 def build_legacy_model(
     info: LegacyModelInfo, backbone: BackboneBuilder, convert_model: Optional[ConvertModel]
 ) -> Tuple[keras.Model, keras.Model]:
@@ -157,6 +250,9 @@ def build_legacy_model(
             raise ModelFileError(info.path, f"'padding_conv1' found in a {info.backbone_name} model; only ResNets have it")
         options["legacy_padding"] = True
     training_model = backbone.retinanet(**options)
+    changes = stored_padding_changes(training_model, info, backbone)
+    if changes:
+        training_model = apply_padding_changes(training_model, changes)
     if not info.is_inference:
         return training_model, training_model
     if convert_model is None:
@@ -204,12 +300,12 @@ def load_legacy_model(
             f"the file holds a RetinaNet on {info.backbone_name}, not on {backbone_name}; "
             f"load it with backbone_name='{info.backbone_name}' (--backbone {info.backbone_name})",
         )
-    if info.mobilenet_conv1_pad:
-        # The pad layer has no weights, so the file loads; Keras 3's 'same' conv1 pads
-        # (0, 1) as well on even sizes but (1, 1) on odd ones.
+    if info.mobilenet_conv1_pad and not info.padding_consumers.get("conv1_pad"):
+        # Without the layer's configuration and inputs its padding is unknown (Keras 2.1 padded (1, 1),
+        # later ones (0, 1)); the pad has no weights, so the file loads with Keras 3's 'same' conv1.
         warnings.warn(
-            f"{path}: MobileNet with Keras 2.2's 'conv1_pad' + 'valid' conv1; rebuilt with a 'same' conv1, "
-            "which gives the same outputs only for even input heights and widths",
+            f"{path}: MobileNet with a 'conv1_pad' layer but no 'model_config' to read its padding and inputs from; "
+            "rebuilt with a 'same' conv1, which gives the same outputs only for even input heights and widths",
             stacklevel=2,
         )
     training_model, model = build_legacy_model(info, backbone, convert_model)

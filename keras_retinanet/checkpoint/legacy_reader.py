@@ -13,6 +13,9 @@ Everything the file was built with is read from the file itself:
 * the pyramid levels from the ``P*`` layers present;
 * the backbone from its layer names (``res4f`` -> resnet50, ``res4b22`` -> resnet101, ...);
 * keras-resnet 0.1.0's conv1 (``padding_conv1`` ZeroPadding(3), then a 'valid' conv);
+* the padding of every ZeroPadding2D, convolution and pooling layer, and the layer each
+  ZeroPadding2D feeds (TensorFlow 2.3's MobileNet pads conv1 with a ((0, 1), (0, 1))
+  ``conv1_pad`` before a 'valid' conv, where Keras 3's conv1 is 'same');
 * for inference models, the NMS options of ``filtered_detections``, the anchor
   parameters of ``anchors_0..N`` and the box coding of ``boxes``;
 * for training snapshots, the Adam learning rate and clipnorm of the training config.
@@ -36,6 +39,10 @@ from .storage import decode_text, decode_texts, open_hdf5, weights_group
 SUBMODEL_NAMES = ("regression_submodel", "classification_submodel")
 # Class names of keras-retinanet's own layers, as they appear in a Keras 2 config.
 RETINANET_CLASS_NAMES = ("UpsampleLike", "PriorProbability", "RegressBoxes", "ClipBoxes", "FilterDetections", "Anchors")
+# Layer classes whose 'padding' setting decides their output size.
+PADDED_CLASS_NAMES = (
+    "ZeroPadding2D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
+)
 
 
 class LegacyModelInfo:
@@ -48,8 +55,11 @@ class LegacyModelInfo:
         weights: dict layer name -> list of (stored weight name, array).
         backbone_name: the backbone found ('resnet50', 'vgg16', 'mobilenet_0.5', ...), or None.
         legacy_padding: conv1 is keras-resnet 0.1.0's ZeroPadding(3) + 'valid' conv.
-        mobilenet_conv1_pad: a MobileNet from keras_applications <= 1.0.8 (Keras 2.2/2.3),
+        mobilenet_conv1_pad: a MobileNet of Keras 2.2-2.4 (keras_applications, TensorFlow 2.3),
             whose conv1 is a (0, 1) ZeroPadding 'conv1_pad' + 'valid' conv, not 'same'.
+        paddings: dict layer name -> padding of the ZeroPadding2D, convolution and pooling layers
+            of 'model_config' (((top, bottom), (left, right)) ints, or 'same' / 'valid').
+        padding_consumers: dict ZeroPadding2D name -> names of the layers it feeds.
         num_classes, num_anchors: from the head kernels.
         pyramid_levels: e.g. [3, 4, 5, 6, 7].
         pyramid_feature_size, classification_feature_size, regression_feature_size: widths.
@@ -69,6 +79,8 @@ class LegacyModelInfo:
         self.backbone_name = None
         self.legacy_padding = False
         self.mobilenet_conv1_pad = False
+        self.paddings = {}
+        self.padding_consumers = {}
         self.num_classes = None
         self.num_anchors = None
         self.pyramid_levels = []
@@ -189,6 +201,44 @@ def _read_layer_configs(path, handle):
         return {layer["config"]["name"]: layer for layer in layers}
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(path, f"'model_config' of the file is not a Keras model configuration ({error})") from None
+
+
+def _zero_padding(value):
+    """A Keras ZeroPadding2D 'padding' setting (int, (rows, cols) or pairs) as ((top, bottom), (left, right))."""
+    if isinstance(value, int):
+        return ((value, value), (value, value))
+    rows, cols = value
+    rows = (rows, rows) if isinstance(rows, int) else tuple(rows)
+    cols = (cols, cols) if isinstance(cols, int) else tuple(cols)
+    return (tuple(int(v) for v in rows), tuple(int(v) for v in cols))
+
+
+def inbound_layer_names(layer_config):
+    """Names of the layers a Keras 2 layer configuration takes its inputs from (every call of it)."""
+    names = []
+    for node in layer_config.get("inbound_nodes", []):
+        for entry in node if isinstance(node, list) else []:
+            if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0] not in names:
+                names.append(entry[0])
+    return names
+
+
+def _read_paddings(info):
+    """The padding of each padded layer of 'model_config', and the layers each ZeroPadding2D feeds."""
+    consumers = {}
+    for name, layer in info.layer_configs.items():
+        for inbound in inbound_layer_names(layer):
+            consumers.setdefault(inbound, []).append(name)
+        class_name = layer.get("class_name")
+        if class_name not in PADDED_CLASS_NAMES or "padding" not in layer.get("config", {}):
+            continue
+        padding = layer["config"]["padding"]
+        try:
+            info.paddings[name] = _zero_padding(padding) if class_name == "ZeroPadding2D" else str(padding).lower()
+        except (TypeError, ValueError):
+            raise ModelFileError(info.path, f"layer '{name}' has a padding Keras does not write: {padding!r}") from None
+        if class_name == "ZeroPadding2D":
+            info.padding_consumers[name] = consumers.setdefault(name, [])
 
 
 def _read_training_config(handle):
@@ -389,6 +439,7 @@ def read_legacy_file(path):
         )
     info.legacy_padding = "padding_conv1" in info.layer_names
     info.mobilenet_conv1_pad = info.backbone_name.startswith("mobilenet") and "conv1_pad" in info.layer_names
+    _read_paddings(info)
     info.is_inference = "filtered_detections" in info.layer_names or "filtered_detections" in info.layer_configs
     if info.is_inference:
         if "filtered_detections" not in info.layer_configs:

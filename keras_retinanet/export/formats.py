@@ -10,7 +10,7 @@ from typing import Optional
 
 from ..errors import RetinaNetError
 
-FORMATS = ("keras", "h5", "savedmodel", "tflite", "onnx")
+FORMATS = ("keras", "h5", "h5-keras2", "savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
 # The formats whose graph can take raw images (the Keras files keep the Keras model itself).
 RAW_INPUT_FORMATS = ("savedmodel", "tflite", "onnx")
@@ -55,7 +55,9 @@ def resolve_format(path: str, export_format: Optional[str] = None) -> str:
         raise ExportError(f"unknown format '{export_format}'; expected one of {', '.join(FORMATS)}")
     extension = os.path.splitext(os.path.normpath(path))[1].lower()
     implied = _FORMAT_OF_EXTENSION.get(extension)
-    if extension and implied is not None and implied != export_format:
+    if export_format == "h5-keras2" and extension != ".h5":
+        raise ExportError(f"--format h5-keras2 writes a Keras 2 .h5 file; '{path}' does not end in .h5")
+    if extension and implied is not None and implied != export_format and export_format != "h5-keras2":
         raise ExportError(f"--format {export_format} does not fit the output name '{path}' (a {implied} extension)")
     if export_format == "keras" and extension != ".keras":
         raise ExportError(f"--format keras writes a .keras file; '{path}' does not end in .keras")

@@ -100,6 +100,11 @@ def export_model(
     check_export_options(export_format, quantize, representative_images is not None, raw_input=raw_input)
     if export_format in ("keras", "h5"):
         return save_model_atomically(model, path)
+    if export_format == "h5-keras2":
+        # A Keras 2 file for tf.keras 2.x and keras-retinanet 1.0.0 (see keras2_h5); imported only when asked for.
+        from .keras2_h5 import save_keras2_h5
+
+        return save_keras2_h5(model, path)
     if spec is None:
         # Imported here: models loads Keras and TensorFlow, which this package's import avoids.
         from ..models.retinanet_model import spec_of

@@ -130,6 +130,19 @@ class ApplicationBackbone(Backbone):
             pyramid_levels = list(DEFAULT_PYRAMID_LEVELS)
         return strided_feature_shapes(image_shape, pyramid_levels, self.halving_rounding)
 
+    def follow_model_padding(self, model) -> bool:
+        """Count feature-map sizes as ``model`` computes them; returns whether the rounding changed.
+
+        A Keras 2.2-era file (keras-retinanet 1.0.0's MobileNets) pads conv1 with a ((0, 1), (0, 1))
+        'conv1_pad' before a 'valid' conv1, which halves odd sides rounding down where this package's 'same'
+        conv1 rounds them up; the legacy loader rebuilds that padding, and the anchor targets of a resumed
+        run must count the anchors such a model outputs.
+        """
+        if self.halving_rounding[0] == "floor" or "conv1_pad" not in {layer.name for layer in model.layers}:
+            return False
+        self.halving_rounding = ("floor",) + tuple(self.halving_rounding[1:])
+        return True
+
     def backbone_layer_names(self, model):
         """Names of the layers of a RetinaNet ``model`` that belong to the trunk.
 

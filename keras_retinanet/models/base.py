@@ -78,6 +78,13 @@ class Backbone:
         """
         return guess_shapes(image_shape, pyramid_levels or list(DEFAULT_PYRAMID_LEVELS))
 
+    def follow_model_padding(self, model) -> bool:
+        """Count feature-map sizes as a loaded ``model`` pads its strided layers; True if that changed them.
+
+        keras-resnet's files pad as this package does; ApplicationBackbone handles Keras 2.2-era MobileNets.
+        """
+        return False
+
     def preprocess_image(self, inputs):
         """Preprocess an image (or batch) the way this backbone was trained."""
         return preprocess_image(inputs, mode=self.preprocessing_mode)
