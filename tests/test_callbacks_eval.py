@@ -119,6 +119,11 @@ def test_coco_eval_callback_logs_map_as_ap_50_95_for_best_snapshot_and_early_sto
     assert 0.0 < ap_50_95 < 1.0
     assert ap_50_95 != logs["AP @[ IoU=0.50      | area=   all | maxDets=100 ]"]
     assert logs["mAP"] == ap_50_95 == callback.stats[0]
+    # the run record's AP/<class> columns: both classes have annotations, so COCO's headline is their mean
+    per_class = callback.class_average_precisions
+    assert sorted(per_class) == ["circle", "square"]
+    assert (per_class["circle"] + per_class["square"]) / 2 == pytest.approx(ap_50_95)
+    assert per_class["circle"] != per_class["square"]
 
     # In fit, the 'mAP' the snapshot and EarlyStopping monitor reaches them as for Evaluate.
     trained = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

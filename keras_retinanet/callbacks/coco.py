@@ -24,6 +24,12 @@ class CocoEval(keras.callbacks.Callback):
         threshold: minimum score of a detection.
         output_dir: folder for the results JSON files (the working directory, as keras-retinanet), or None.
         verbose: progress bar and pycocotools' summary.
+
+    Attributes (after each epoch):
+        stats: the 12 COCO stats, (12,) float64.
+        class_average_precisions: {class name: AP} when the evaluator reports per-class APs (results key
+            ``average_precisions``, {label: (AP, annotations)} as :class:`VOCEvaluator`'s), else None. The run
+            record writes them as ``AP/<name>`` columns.
     """
 
     def __init__(self, generator, tensorboard=None, threshold=0.05, output_dir=".", verbose=1):
@@ -34,6 +40,7 @@ class CocoEval(keras.callbacks.Callback):
         self.output_dir = output_dir
         self.verbose = verbose
         self.stats = None
+        self.class_average_precisions = None
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -41,6 +48,15 @@ class CocoEval(keras.callbacks.Callback):
         evaluator = COCOEvaluator(threshold=self.threshold, output_dir=self.output_dir, verbose=self.verbose)
         results = evaluator.evaluate(self.generator, self.model)
         self.stats = np.asarray([results[name] for name in COCO_STAT_NAMES], dtype=np.float64)
+        per_class = results.get("average_precisions")
+        self.class_average_precisions = (
+            {
+                str(self.generator.label_to_name(label)): float(np.asarray(value).ravel()[0])
+                for label, value in sorted(per_class.items())
+            }
+            if per_class
+            else None
+        )
         if self.tensorboard is not None:
             if self._writer is None:
                 self._writer = summary_writer(self.tensorboard)

@@ -63,6 +63,11 @@ class Evaluate(keras.callbacks.Callback):
             ``keras.callbacks.TensorBoard``, a log folder, a ``tf.summary`` writer, or None.
         weighted_average: weight each class's AP by its number of annotations instead of a plain mean.
         verbose: 1 prints each class's AP and the mAP and shows a progress bar; 0 is silent.
+
+    Attributes (after each epoch):
+        mean_ap: the mAP logged.
+        average_precisions: {label: (AP, number of annotations)}.
+        class_average_precisions: {class name: AP}, in label order (the run record's ``AP/<name>`` columns).
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Evaluate(keras.callbacks.Callback):
         self.verbose = verbose
         self.mean_ap = None
         self.average_precisions = None
+        self.class_average_precisions = None
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -103,6 +109,10 @@ class Evaluate(keras.callbacks.Callback):
         results = evaluator.evaluate(self.generator, self.model)
         average_precisions = results["average_precisions"]
         self.average_precisions = average_precisions
+        self.class_average_precisions = {
+            str(self.generator.label_to_name(label)): float(average_precision)
+            for label, (average_precision, _) in sorted(average_precisions.items())
+        }
 
         if self.verbose == 1:
             for label, (average_precision, num_annotations) in average_precisions.items():

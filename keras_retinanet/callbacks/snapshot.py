@@ -62,7 +62,8 @@ class Snapshot(keras.callbacks.Callback):
         model: save this model instead of the one being trained.
         stateful_callbacks: dict name -> callback whose state (:func:`callback_state`)
             goes into every snapshot.
-        extra_state: dict of JSON values stored as they are (e.g. the seed).
+        extra_state: dict of JSON values stored as they are (e.g. the seed, the stream position and
+            ``run_dir``, the run folder a resumed run continues the record of).
         resume_state: a training state read from the snapshot being resumed
             (:func:`keras_retinanet.checkpoint.training_state.read_training_state`); restored
             into ``stateful_callbacks`` when training begins.

@@ -153,3 +153,20 @@ def replace_folder(temporary: str, path: str) -> None:
     os.replace(temporary, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def claim_new_folder(root: str, name: str) -> str:
+    """Create and return the first of ``root/name``, ``root/name_2``, ``root/name_3``, ... that does not exist.
+
+    ``os.mkdir`` fails on an existing folder, so creating it is what claims the name: two runs started at the
+    same moment never share one.
+    """
+    os.makedirs(root, exist_ok=True)
+    number = 1
+    while True:
+        path = os.path.join(root, name if number == 1 else f"{name}_{number}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            number += 1

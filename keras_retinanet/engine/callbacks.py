@@ -1,8 +1,9 @@
-"""The callbacks of a training run: NaN guard, evaluation, TensorBoard, schedule, early stopping, snapshots."""
+"""The callbacks of a training run: NaN guard, evaluation, TensorBoard, schedule, early stopping, snapshots, record."""
 
 import importlib.util
+import logging
 import os
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import keras
 
@@ -13,15 +14,25 @@ from ..callbacks.guard import NonFiniteGuard
 from ..callbacks.snapshot import Snapshot
 from ..config import RetinaNetConfig
 from ..errors import RetinaNetError
+from .run_record import STATE_KEY, RunRecord
+
+logger = logging.getLogger(__name__)
 
 # The metric the best-model snapshot and early stopping follow: every evaluation callback logs it.
 MONITORED_METRIC = "mAP"
+# Where snapshots go when neither --snapshot-path nor a run folder says (keras-retinanet's default).
+FALLBACK_SNAPSHOT_PATH = "./snapshots"
 
 
-def snapshot_template(config: RetinaNetConfig) -> str:
-    """keras-retinanet's snapshot names: ``{snapshot_path}/{backbone}_{dataset}_{epoch:02d}``."""
+def snapshot_folder(config: RetinaNetConfig, run_folder: Optional[str] = None) -> str:
+    """``--snapshot-path`` when given, else the run folder (else ``./snapshots``, for callers keeping no record)."""
+    return config.training.snapshot_path or run_folder or FALLBACK_SNAPSHOT_PATH
+
+
+def snapshot_template(config: RetinaNetConfig, run_folder: Optional[str] = None) -> str:
+    """keras-retinanet's snapshot names: ``{snapshot folder}/{backbone}_{dataset}_{epoch:02d}``."""
     return os.path.join(
-        config.training.snapshot_path, f"{config.model.backbone}_{config.data.dataset_type}_{{epoch:02d}}"
+        snapshot_folder(config, run_folder), f"{config.model.backbone}_{config.data.dataset_type}_{{epoch:02d}}"
     )
 
 
@@ -33,8 +44,11 @@ def create_callbacks(
     stream: Optional[dict] = None,
     chief: bool = True,
     workers: int = 1,
+    run_folder: Optional[str] = None,
+    class_names: Sequence[str] = (),
+    command: Optional[Sequence[str]] = None,
 ) -> List[keras.callbacks.Callback]:
-    """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping and snapshots.
+    """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping, snapshots and the run record.
 
     Under multi-worker training only the chief evaluates and writes TensorBoard logs and
     snapshots; every worker keeps the guard and the learning-rate schedule, which follow
@@ -43,8 +57,9 @@ def create_callbacks(
     alone would leave the others waiting).
 
     The order matters: the guard raises before anything sees a broken epoch; the
-    snapshot comes last, so it records the schedule's state after the epoch and restores
-    it, on a resumed run, after the other callbacks reset themselves.
+    snapshot comes after them, so it records the schedule's state after the epoch and restores
+    it, on a resumed run, after the other callbacks reset themselves; the run record comes last,
+    so it sees the epoch's mAP and snapshots and its closing lines end the output.
 
     Args:
         config: the run's configuration.
@@ -55,6 +70,10 @@ def create_callbacks(
             in the snapshots so a resumed run continues at the same batch.
         chief: whether this process is the chief (see ``keras_retinanet.distribute.is_chief``).
         workers: number of training processes.
+        run_folder: the run folder (:func:`keras_retinanet.engine.run_record.choose_run_folder`) on the
+            chief, or None for no record; snapshots go there unless ``training.snapshot_path`` is set.
+        class_names: the dataset's class names in label order (for the record).
+        command: the command line, for the record.
     """
     training = config.training
     callbacks = [NonFiniteGuard()]
@@ -66,6 +85,7 @@ def create_callbacks(
         tensorboard = keras.callbacks.TensorBoard(log_dir=training.tensorboard_dir, histogram_freq=0)
 
     evaluating = training.evaluation and validation_generator is not None and chief
+    evaluation = None
     if evaluating:
         if config.data.dataset_type == "coco":
             evaluation = CocoEval(validation_generator, tensorboard=tensorboard)
@@ -90,23 +110,39 @@ def create_callbacks(
         )
     }
     if evaluating and workers > 1:
-        print("Early stopping is off: with several workers only the chief knows the mAP.")
+        logger.info("Early stopping is off: with several workers only the chief knows the mAP.")
     elif evaluating:
         stateful["early_stopping"] = keras.callbacks.EarlyStopping(
             monitor=MONITORED_METRIC, patience=5, mode="max", min_delta=0.01
         )
     callbacks.extend(stateful.values())
 
+    snapshot = None
     if training.snapshots and chief:
-        os.makedirs(training.snapshot_path, exist_ok=True)
+        os.makedirs(snapshot_folder(config, run_folder), exist_ok=True)
+        extra_state = {"seed": training.seed, "stream": stream}
+        if run_folder is not None:
+            # absolute, so that a run resumed from another working directory still finds its record
+            extra_state[STATE_KEY] = os.path.abspath(run_folder)
+        snapshot = Snapshot(
+            snapshot_template(config, run_folder),
+            save_keras=training.save_keras,
+            best_monitor=MONITORED_METRIC if evaluating else None,
+            stateful_callbacks=stateful,
+            extra_state=extra_state,
+            resume_state=resume_state,
+        )
+        callbacks.append(snapshot)
+    if run_folder is not None and chief:
         callbacks.append(
-            Snapshot(
-                snapshot_template(config),
-                save_keras=training.save_keras,
-                best_monitor=MONITORED_METRIC if evaluating else None,
-                stateful_callbacks=stateful,
-                extra_state={"seed": training.seed, "stream": stream},
-                resume_state=resume_state,
+            RunRecord(
+                run_folder,
+                config,
+                class_names,
+                snapshot_folder=snapshot_folder(config, run_folder) if snapshot is not None else None,
+                snapshot=snapshot,
+                evaluation=evaluation,
+                command=command,
             )
         )
     return callbacks

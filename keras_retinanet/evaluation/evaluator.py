@@ -88,7 +88,8 @@ class COCOEvaluator(Evaluator):
         verbose: progress bar and pycocotools' printed summary.
 
     Results:
-        ``mAP`` = AP@[.5:.95] (the first COCO stat), then the 12 stats under :data:`COCO_STAT_NAMES`, all floats.
+        ``mAP`` = AP@[.5:.95] (the first COCO stat), then the 12 stats under :data:`COCO_STAT_NAMES`, all floats,
+        and ``average_precisions``: {label: (AP@[.5:.95], number of annotations)}.
     """
 
     def __init__(self, threshold: float = 0.05, output_dir: Optional[str] = ".", verbose=0):
@@ -96,9 +97,10 @@ class COCOEvaluator(Evaluator):
         self.output_dir = output_dir
         self.verbose = verbose
 
-    def evaluate(self, generator, model) -> Dict[str, float]:
-        stats = evaluate_coco(
-            generator, model, threshold=self.threshold, output_dir=self.output_dir, verbose=self.verbose
+    def evaluate(self, generator, model) -> Dict[str, Any]:
+        stats, per_class = evaluate_coco(
+            generator, model, threshold=self.threshold, output_dir=self.output_dir, verbose=self.verbose,
+            per_class=True,
         )
         named = named_coco_stats(stats)
-        return {HEADLINE_KEY: named[COCO_STAT_NAMES[0]], **named}
+        return {HEADLINE_KEY: named[COCO_STAT_NAMES[0]], **named, "average_precisions": per_class}

@@ -29,7 +29,7 @@ import time
 from typing import Any, Dict, NamedTuple, Optional
 
 from .. import __version__
-from ..checkpoint.atomic import write_bytes_atomically
+from ..checkpoint.atomic import claim_new_folder, write_bytes_atomically
 from ..config import RetinaNetConfig
 from .report import _safe_file_name, save_per_class_ap_chart
 from .run import run_evaluation
@@ -54,20 +54,9 @@ def model_stem(source: str) -> str:
 
 
 def new_run_folder(model_source: str, dataset_type: str, root: str = RUNS_FOLDER) -> str:
-    """Create and return the first of ``{root}/{stem}_{dataset}``, ``..._2``, ... that does not exist.
-
-    Creating it is what claims the name: two evaluations started at once get two folders.
-    """
-    base = os.path.join(root, f"{model_stem(model_source)}_{_safe_file_name(dataset_type)}")
-    os.makedirs(root, exist_ok=True)
-    candidate, number = base, 1
-    while True:
-        try:
-            os.mkdir(candidate)
-            return candidate
-        except FileExistsError:
-            number += 1
-            candidate = f"{base}_{number}"
+    """Create and return the first free one of ``{root}/{stem}_{dataset}``, ``..._2``, ... (two evaluations
+    started at once get two folders)."""
+    return claim_new_folder(root, f"{model_stem(model_source)}_{_safe_file_name(dataset_type)}")
 
 
 def describe_model(source: str, model_file: Optional[str], detector, config: RetinaNetConfig) -> Dict[str, Any]:
