@@ -8,15 +8,19 @@ arguments stay in ``bin/``; everything below receives the :class:`RetinaNetConfi
 """
 
 import argparse
+import difflib
 import functools
 import os
+import re
 import sys
 
+from .. import __version__
 from ..config import DATASET_TYPES, DatasetConfig, RetinaNetConfig, read_anchor_config
 from ..config.defaults import DATASET_SETS, DEFAULTS, PRECISIONS
 from ..errors import RetinaNetError
+from .console import import_tensorflow, quiet_tensorflow, setup_logging
 
-__all__ = ["DATASET_TYPES"]
+__all__ = ["DATASET_TYPES", "import_tensorflow", "quiet_tensorflow", "setup_logging"]
 
 
 def default_of(key):
@@ -25,14 +29,34 @@ def default_of(key):
     return DEFAULTS[section][name]
 
 
-def quiet_tensorflow():
-    """Silence TensorFlow's start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def version_line(prog):
+    """What ``--version`` prints, e.g. 'retinanet-train 1.1.0 (keras3-retinanet; Keras-3 RetinaNet)'."""
+    return f"{prog} {__version__} (keras3-retinanet; Keras-3 RetinaNet)"
 
 
 def command_parser(prog, description):
-    """An ArgumentParser whose options are absent from the result unless given (see the module docstring)."""
-    return argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    """A :class:`CommandParser` whose options are absent from the result unless given (see the module
+    docstring), with ``--version`` and ``--verbose``."""
+    parser = CommandParser(prog=prog, description=description, argument_default=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version=version_line(prog), help="Print the version and exit.")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=False,
+        help="Show everything TensorFlow prints when it starts, and the package's debug messages.",
+    )
+    return parser
+
+
+def start(args):
+    """What every command does once its arguments are parsed, before TensorFlow loads: the package's messages
+    go to the terminal (DEBUG too with --verbose), and TensorFlow is told to keep quiet (unless --verbose).
+
+    Then each command checks its files (:func:`check_dataset`, ...) and calls :func:`import_tensorflow`.
+    """
+    verbose = getattr(args, "verbose", False)
+    setup_logging(verbose)
+    quiet_tensorflow(verbose)
 
 
 def add_dataset_subparsers(parser, training=False):
@@ -51,7 +75,9 @@ def add_dataset_subparsers(parser, training=False):
     subparsers.required = True
 
     def subcommand(name, help_text):
-        return subparsers.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS)
+        sub = subparsers.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS)
+        sub.parent = parser  # a CommandParser (the parser's class): its errors can name the command's options
+        return sub
 
     def add_sets(sub, kind):
         sets = DATASET_SETS[kind]
@@ -145,7 +171,8 @@ def add_precision_argument(parser):
         "--precision",
         dest="evaluation.precision",
         choices=PRECISIONS,
-        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; default: float32).",
+        help="Compute in this precision ('mixed': bfloat16 on CPU, float16 on GPU; 'auto': 16-bit only where the "
+        "hardware has it and the model's detections are kept, else float32; default: float32).",
     )
 
 
@@ -180,14 +207,139 @@ def create_generator(args, subset, **kwargs):
     return create(args.config.data.dataset, subset, **kwargs)
 
 
-def check_file(path, what):
-    """Exit with a one-line error when a file the user named does not exist."""
-    if path and not os.path.isfile(path):
+def check_file(path, what, folder=False):
+    """A one-line error when a file (with ``folder``: a folder) the user named does not exist or is the other kind.
+
+    The commands check every file and folder they were given this way before TensorFlow loads, so that
+    a typo costs a second, not TensorFlow's start-up.
+    """
+    if not path:
+        return
+    if not os.path.exists(path):
         raise CommandLineError(f"{what} '{path}' does not exist")
+    if folder and not os.path.isdir(path):
+        raise CommandLineError(f"{what} '{path}' is a file, not a folder")
+    if not folder and os.path.isdir(path):
+        raise CommandLineError(f"{what} '{path}' is a folder, not a file")
+
+
+DATASET_FOLDER_NAMES = {"coco": "COCO", "pascal": "Pascal VOC", "oid": "Open Images", "kitti": "KITTI"}
+
+
+def check_dataset(dataset):
+    """One-line errors for the files and folders of a :class:`DatasetConfig` (or None) that are not there.
+
+    The demo's folder need not exist: it is generated.
+    """
+    if dataset is None:
+        return
+    if dataset.type == "csv":
+        check_file(dataset.annotations, "annotations file")
+        check_file(dataset.classes, "classes file")
+        check_file(dataset.val_annotations, "validation annotations file")
+    elif dataset.type == "demo":
+        if dataset.path and os.path.isfile(dataset.path):
+            raise CommandLineError(f"demo data folder '{dataset.path}' is a file, not a folder")
+    else:
+        check_file(dataset.path, f"{DATASET_FOLDER_NAMES[dataset.type]} dataset folder", folder=True)
 
 
 class CommandLineError(RetinaNetError):
     """A wrong argument: reported as one line, without a traceback."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors say what to do (exit status 2 and the usage line, as argparse's).
+
+    - An option of the command after the dataset subcommand: put it before.
+    - A misspelt option: the close ones. (argparse takes a misspelt option's value for the subcommand
+      and reports "invalid choice: 'resnet50'".) A misspelt subcommand: the close one.
+
+    Options cannot be abbreviated (``allow_abbrev=False``): '--backbon' gets "did you mean --backbone?"
+    rather than silently meaning it, and an option added later cannot change what an abbreviation meant.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.given = []
+        self.parent = None  # the command's parser, for a dataset subcommand's parser
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras, getattr(namespace, "dataset_type", None)))
+        return namespace
+
+    def error(self, message):
+        super().error(self._explain(message))
+
+    def _subcommands(self):
+        return next((action for action in self._actions if isinstance(action, argparse._SubParsersAction)), None)
+
+    def _options(self, dataset_type=None):
+        """Option strings of the command and of one of its dataset subcommands (or of all)."""
+        options = set(self._option_string_actions)
+        subcommands = self._subcommands()
+        if subcommands is not None:
+            for name, sub in subcommands.choices.items():
+                if dataset_type in (None, name):
+                    options.update(sub._option_string_actions)
+        return options
+
+    def _unknown_option(self, name, dataset_type=None):
+        # Compared without the dashes, which every option shares and would make anything look close.
+        options = {option.lstrip("-"): option for option in self._options(dataset_type) if option.startswith("--")}
+        close = difflib.get_close_matches(name.lstrip("-"), list(options), n=1, cutoff=0.6)
+        hint = f"; did you mean {options[close[0]]}?" if close else ""
+        return f"unrecognized option {name}{hint}"
+
+    def _misplaced(self, name, dataset_type):
+        command = self.parent.prog if self.parent is not None else self.prog
+        return f"{name} is an option of {command}, not of '{dataset_type}': put it before the dataset subcommand"
+
+    def _unrecognized(self, extras, dataset_type):
+        """The message for arguments nothing took: the first option among them explained."""
+        for token in extras:
+            if not _is_option(token):
+                continue
+            name = token.split("=", 1)[0]
+            if dataset_type is not None and name in self._option_string_actions:
+                return self._misplaced(name, dataset_type)
+            return self._unknown_option(name, dataset_type)
+        return "unrecognized arguments: " + " ".join(extras)
+
+    def _explain(self, message):
+        if self.parent is not None:
+            # A dataset subcommand's error (a missing positional, say) caused by one of the command's options
+            # given after it, where it took the place of the subcommand's own arguments.
+            dataset_type = self.prog.rsplit(" ", 1)[-1]
+            for token in self.given:
+                name = token.split("=", 1)[0]
+                if _is_option(token) and name in self.parent._option_string_actions and name not in self._option_string_actions:
+                    return self._misplaced(name, dataset_type)
+            return message
+        subcommands = self._subcommands()
+        choice = re.search(r"invalid choice: '([^']*)'", message)
+        if subcommands is None or choice is None or not message.startswith(f"argument {subcommands.metavar or subcommands.dest}:"):
+            return message
+        value = choice.group(1)
+        for token in self.given[: self.given.index(value)] if value in self.given else self.given:
+            if _is_option(token) and token.split("=", 1)[0] not in self._option_string_actions:
+                return self._unknown_option(token.split("=", 1)[0])  # its value was taken for the subcommand
+        names = list(subcommands.choices)
+        close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"unknown dataset type '{value}'{hint} (choose from {', '.join(names)})"
+
+
+def _is_option(token):
+    """Whether a command-line token is an option rather than a value (negative numbers are values)."""
+    return token.startswith("-") and len(token) > 1 and not re.match(r"^-\.?\d", token)
 
 
 def reports_errors(main):

@@ -12,10 +12,13 @@ error. keras-retinanet's own files have no spec and take the flags as before; a 
 keras-retinanet's COCO model) is such a file with the spec it lacks, and the file written carries that spec.
 """
 
+import logging
 import sys
 
 from .. import export, hub
 from . import common
+
+logger = logging.getLogger("keras_retinanet.bin.convert_model")  # not __name__, which is '__main__' under python -m
 
 
 def parse_args(args):
@@ -39,8 +42,9 @@ def parse_args(args):
         "--format",
         default=None,
         choices=export.FORMATS,
-        help="Output format (default: from the extension of model_out). All but keras/h5 carry only the "
-        "detector: images in, boxes, scores and labels out.",
+        help="Output format (default: from the extension of model_out). All but keras/h5/h5-keras2 carry only the "
+        "detector: images in, boxes, scores and labels out. h5-keras2 writes a Keras 2 .h5 file that tf.keras 2.x "
+        "and keras-retinanet 1.0.0 load (ResNet, MobileNet, VGG and DenseNet backbones).",
     )
     parser.add_argument(
         "--quantize",
@@ -109,6 +113,7 @@ def convert(args):
     A preset is fetched first (before TensorFlow loads), and its spec describes its keras-retinanet file.
     """
     path, preset = hub.resolve_model(args.model_in, hint="or pass the local path of the model file instead")
+    common.import_tensorflow(getattr(args, "verbose", False))
     from .. import models
     from ..checkpoint.files import read_spec
     from ..config.spec import reconcile
@@ -121,7 +126,7 @@ def convert(args):
     if spec is not None:
         args.config, notes = reconcile(args.config, spec, args.model_in)
         for note in notes:
-            print(note)
+            logger.info(note)
     config = args.config
     # Calibration reads the dataset at the reconciled image sides: those the model was trained at.
     representative = _representative_images(args) if args.quantize == "int8" else None
@@ -134,7 +139,7 @@ def convert(args):
     if already_inference or _is_keras_retinanet_inference_model(path, model):
         # Converted models keep the NMS and anchor settings stored in them.
         _refuse_filter_flags(args, spec)
-        print(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
+        logger.info(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
         _export(model, args, export_format=args.export_format, representative=representative)
         return model
     inference = models.convert_model(model, **config.model.filter_options())
@@ -165,7 +170,7 @@ def _export(model, args, export_format, representative):
         representative_images=representative,
         opset=args.opset,
         raw_input=args.raw_input,
-        spec=_export_spec(model, args.config) if export_format not in ("keras", "h5") else None,
+        spec=_export_spec(model, args.config) if export_format not in ("keras", "h5", "h5-keras2") else None,
     )
 
 
@@ -219,10 +224,11 @@ def _is_keras_retinanet_inference_model(path, model):
 
 @common.reports_errors
 def main(args=None):
-    common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
+    common.start(args)
+    common.check_dataset(args.config.data.dataset)  # read only by --quantize int8, but named: it must be there
     convert(args)
-    print(f"Wrote inference model {args.model_out} ({args.export_format})")
+    logger.info(f"Wrote inference model {args.model_out} ({args.export_format})")
 
 
 if __name__ == "__main__":

@@ -4,16 +4,25 @@ Annotations drawn red have no anchor with IoU >= 0.5: the network can never lear
 This is the first thing to run when a model's mAP stays at zero.
 
     retinanet-debug --anchors --annotations --no-gui --output-dir debug/ csv annotations.csv classes.csv
+
+``--anchors`` also prints the coverage by class and object size; ``--optimize-anchors`` fits anchors
+to the dataset instead of drawing and writes them as a ``--config`` .ini:
+
+    retinanet-debug --optimize-anchors --config-out anchors.ini csv annotations.csv classes.csv
 """
 
+import logging
 import os
 import sys
 
 from . import common
 
+logger = logging.getLogger("keras_retinanet.bin.debug")  # not __name__, which is '__main__' under python -m
+
 POSITIVE_ANCHOR_COLOR = (255, 255, 0)  # BGR cyan
 UNMATCHED_COLOR = (0, 0, 255)  # BGR red
 MATCHED_COLOR = (0, 255, 0)  # BGR green
+OPTIMIZE_IMAGES = 2000  # images --optimize-anchors looks at unless --max-images says otherwise
 
 
 def parse_args(args):
@@ -39,8 +48,20 @@ def parse_args(args):
     parser.add_argument("--display-name", action="store_true", default=False,
                         help="Write class names next to annotations.")
     parser.add_argument("--max-images", type=common.positive_int, default=None, help="Stop after this many images.")
+    parser.add_argument(
+        "--optimize-anchors",
+        action="store_true",
+        default=False,
+        help="Fit anchor ratios, scales and sizes to the dataset's boxes (after the training resize) instead of "
+        f"drawing: prints the coverage before and after and the .ini for --config (looks at --max-images images, "
+        f"default {OPTIMIZE_IMAGES}).",
+    )
+    parser.add_argument("--config-out", metavar="INI", default=None, help="With --optimize-anchors: write the fitted .ini here.")
+    parser.add_argument("--seed", type=int, default=0, help="With --optimize-anchors: seed of the search (default: 0).")
     args = parser.parse_args(args)
-    if args.no_gui and not args.output_dir:
+    if args.config_out and not args.optimize_anchors:
+        raise common.CommandLineError("--config-out needs --optimize-anchors (it writes the fitted anchors)")
+    if args.no_gui and not args.output_dir and not args.optimize_anchors:
         raise common.CommandLineError("--no-gui needs --output-dir to write the images to")
     common.build_config(args)
     return args
@@ -100,9 +121,47 @@ def run(generator, args, augmentation=None):
     return total, unmatched
 
 
+def report_coverage(generator, max_images=None):
+    """Log the coverage table of the dataset's anchors (the images drawn, without augmentation)."""
+    from ..data.diagnostics import dataset_coverage, format_coverage
+
+    logger.info(format_coverage(dataset_coverage(generator, max_images=max_images)))
+
+
+def optimize_anchors(generator, args):
+    """--optimize-anchors: fit anchors to the dataset, log before/after, write or print the .ini.
+
+    Returns:
+        the :class:`~keras_retinanet.data.diagnostics.DatasetAnchorFit`.
+    """
+    from ..config.anchors_ini import anchor_config_text, write_anchor_config
+    from ..data.diagnostics import collect_boxes, describe_fit, fit_dataset_anchors, format_coverage
+
+    data = collect_boxes(generator, max_images=args.max_images or OPTIMIZE_IMAGES)
+    result = fit_dataset_anchors(data, args.config.model.anchors, generator.compute_shapes, seed=args.seed)
+    logger.info(format_coverage(result.before, "Anchor coverage before"))
+    logger.info(format_coverage(result.after, "Anchor coverage after"))
+    for line in describe_fit(result):
+        logger.info(line)
+    comment = (
+        f"Anchors fitted by retinanet-debug --optimize-anchors --seed {args.seed} to {data.total} annotations "
+        f"of {len(data.shapes)} images\n(resized to min side {args.config.data.image_min_side}, max side "
+        f"{args.config.data.image_max_side}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
+    )
+    if args.config_out:
+        write_anchor_config(args.config_out, result.anchors, comment)
+        logger.info(f"Anchors written to {args.config_out} (use them with --config {args.config_out})")
+    else:
+        logger.info(anchor_config_text(result.anchors, comment).rstrip())
+    return result
+
+
 @common.reports_errors
 def main(args=None):
     args = parse_args(sys.argv[1:] if args is None else args)
+    common.start(args)
+    common.check_dataset(args.config.data.dataset)
+    common.import_tensorflow(args.verbose)
     from .. import models
     from ..data.augmentation import random_transform_augmentation
     from ..data.build import configured_generator
@@ -111,10 +170,15 @@ def main(args=None):
     # The backbone's feature sizes place the anchors; its preprocessing is not needed to draw.
     generator = configured_generator(config, models.backbone(config.model.backbone))
     augmentation = random_transform_augmentation() if config.data.random_transform else None
+    if args.optimize_anchors:
+        return optimize_anchors(generator, args)
     total, unmatched = run(generator, args, augmentation)
-    print(f"{unmatched} of {total} annotations have no anchor with IoU >= 0.5" + (" (drawn red)" if args.annotations else ""))
+    if args.anchors:
+        report_coverage(generator, args.max_images)
+    drawn = " (drawn red)" if args.annotations else ""
+    logger.info(f"{unmatched} of {total} annotations have no anchor with IoU >= 0.5{drawn}")
     if args.output_dir:
-        print(f"Images written to {args.output_dir}")
+        logger.info(f"Images written to {args.output_dir}")
     return total, unmatched
 
 

@@ -3,10 +3,14 @@
     retinanet-evaluate csv val.csv classes.csv inference.keras
     retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv_10.h5
     retinanet-evaluate coco /data/coco resnet50_coco      # a preset: keras-retinanet's COCO model, by name
+
+Besides printing them, it keeps the results (evaluation.json, per_class_ap.png) in --save-path, or else in a new
+runs/evaluate/{model}_{dataset} folder; the last line printed names the JSON file.
 """
 
 import os
 import sys
+import time
 
 from .. import hub
 from . import common
@@ -39,7 +43,8 @@ def parse_args(args):
     parser.add_argument(
         "--save-path",
         dest="evaluation.save_path",
-        help="Write each image with annotations and detections, and a precision-recall plot per class.",
+        help="Write each image with annotations and detections, and a precision-recall plot per class, beside "
+        "evaluation.json and per_class_ap.png (default: those two in a new runs/evaluate/{model}_{dataset} folder).",
     )
     common.add_image_side_arguments(parser)
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")
@@ -119,17 +124,21 @@ def evaluate_generator(generator, model, args):
 
 @common.reports_errors
 def main(args=None):
-    common.quiet_tensorflow()
+    started = time.time()
     args = parse_args(sys.argv[1:] if args is None else args)
+    common.start(args)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+    hub.check_model_source(args.model)  # a missing model file: one line, before TensorFlow loads
     model_path, preset = args.model, None
     if not os.path.exists(args.model) and not hub.is_path_like(args.model):
         model_path, preset = fetch_model(args.model)  # a preset, before TensorFlow loads: offline fails within seconds
+    common.check_dataset(args.config.data.dataset)
+    common.import_tensorflow(args.verbose)
 
     from .. import models
     from ..data.build import configured_generator
-    from ..evaluation import evaluate_model
+    from ..evaluation import record_evaluation
 
     models.backbone(args.config.model.backbone)  # an unknown --backbone is reported before any file is read
     # The model first: its spec settles the backbone, image sides and anchors the dataset is read with.
@@ -139,7 +148,9 @@ def main(args=None):
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)
     # The detector prepares the images (its InputTransform) and runs its model: the path retinanet-predict takes.
-    return evaluate_model(generator, detector, config)
+    record = record_evaluation(generator, detector, config, args.model, model_file=model_path, started=started)
+    print(f"Evaluation saved to {record.path}")
+    return record.mAP
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ is reported in one line and skipped; the files are written for the others, and t
 
 import csv
 import json
+import logging
 import os
 import sys
 
@@ -26,6 +27,8 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 # Prediction keeps only confident detections, unlike evaluation (0.05), which needs the whole ranking.
 DRAW_SCORE_THRESHOLD = 0.5
 CSV_FIELDS = ["source", "frame", "x1", "y1", "x2", "y2", "score", "label", "class_name"]
+
+logger = logging.getLogger("keras_retinanet.bin.predict")  # not __name__, which is '__main__' under python -m
 
 
 class InputsFailed(RetinaNetError):
@@ -208,7 +211,8 @@ def predict_video(predictor, source, output_dir, draw, max_frames=None):
     except KeyboardInterrupt:
         if not camera:
             raise
-        print(f"\nstopped camera {source} after {index} frames", file=sys.stderr)
+        sys.stdout.write("\n")  # below the progress bar
+        logger.info(f"stopped camera {source} after {index} frames")
     finally:
         capture.release()
         if writer is not None:
@@ -256,8 +260,8 @@ def write_results(results, output_dir):
 
 @common.reports_errors
 def main(args=None):
-    common.quiet_tensorflow()
     args = parse_args(sys.argv[1:] if args is None else args)
+    common.start(args)
     inputs = collect_inputs(args.inputs)
     from .evaluate import fetch_model, open_model_detector
 
@@ -267,6 +271,7 @@ def main(args=None):
         common.check_file(args.classes, "classes file")
         class_names = read_class_names(args.classes)
 
+    common.import_tensorflow(args.verbose)
     detector, _ = open_model_detector(
         # A training snapshot converts by itself (None); --convert-model insists on one.
         model_path, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
@@ -276,7 +281,7 @@ def main(args=None):
     os.makedirs(args.output_dir, exist_ok=True)
     results, failed = run_inputs(predictor, inputs, args.output_dir, args.draw, max_frames=args.max_frames)
     write_results(results, args.output_dir)
-    print(f"{len(results)} detections in {len(inputs) - len(failed)} inputs; results in {args.output_dir}")
+    logger.info(f"{len(results)} detections in {len(inputs) - len(failed)} inputs; results in {args.output_dir}")
     if failed:
         raise InputsFailed(
             f"{len(failed)} of {len(inputs)} inputs could not be read (skipped above); "

@@ -96,7 +96,15 @@ def parse_args(args):
     parser.add_argument("--optimizer-clipnorm", dest="training.optimizer_clipnorm", type=float,
                         help=f"Clip gradients to this norm (default: {default('training.optimizer_clipnorm')}).")
     parser.add_argument("--snapshot-path", dest="training.snapshot_path",
-                        help=f"Folder for snapshots (default: {default('training.snapshot_path')}).")
+                        help="Folder for snapshots (default: the run folder).")
+    parser.add_argument(
+        "--run-dir",
+        dest="training.run_dir",
+        metavar="DIR",
+        help="Folder of this run's record: config.json, metrics.csv (a row per epoch), curves.png and, without "
+        "--snapshot-path, the snapshots (default: the first free one of runs/{backbone}_{dataset}, "
+        "runs/{backbone}_{dataset}_2, ...; a --snapshot resume continues its run's folder).",
+    )
     parser.add_argument("--tensorboard-dir", dest="training.tensorboard_dir", help="TensorBoard log folder (default: none).")
     parser.add_argument("--no-snapshots", dest="training.snapshots", action="store_false", help="Do not save snapshots.")
     parser.add_argument("--save-keras", dest="training.save_keras", action="store_true",
@@ -111,6 +119,22 @@ def parse_args(args):
                         help="Augment with random affine transforms and colour changes.")
     common.add_image_side_arguments(parser)
     common.add_anchor_config_argument(parser)
+    parser.add_argument(
+        "--auto-anchors",
+        dest="training.auto_anchors",
+        action="store_true",
+        help="Before training, fit anchor ratios, scales and sizes to the training set when the anchors give fewer "
+        "than --auto-anchors-threshold of its annotations an IoU >= 0.5; the fitted .ini is written to the snapshot "
+        "folder (anchors.ini) and the model carries them. Not with --snapshot (a resumed model keeps its anchors).",
+    )
+    parser.add_argument(
+        "--auto-anchors-threshold",
+        dest="training.auto_anchors_threshold",
+        metavar="SHARE",
+        type=common.probability,
+        help="Share of the annotations (0-1) with an anchor of IoU >= 0.5 below which --auto-anchors fits "
+        f"(default: {default('training.auto_anchors_threshold')}).",
+    )
     parser.add_argument("--weighted-average", dest="training.weighted_average", action="store_true",
                         help="Weight each class's AP by its instances.")
     parser.add_argument("--compute-val-loss", dest="training.compute_val_loss", action="store_true",
@@ -185,14 +209,17 @@ def check_weights_source(source, flag):
 
 @common.reports_errors
 def main(args=None):
-    common.quiet_tensorflow()
-    args = parse_args(sys.argv[1:] if args is None else args)
+    argv = sys.argv[1:] if args is None else list(args)
+    args = parse_args(argv)
+    common.start(args)
+    common.check_dataset(args.config.data.dataset)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu
+    common.import_tensorflow(args.verbose)  # its start-up notices filtered out (unless --verbose)
     # Imported here: TensorFlow loads with it, and argument errors above should not wait for that.
     from ..engine.trainer import train
 
-    return train(args.config)
+    return train(args.config, command=["retinanet-train", *argv])
 
 
 if __name__ == "__main__":

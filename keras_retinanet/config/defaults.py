@@ -17,8 +17,9 @@ BOX_CODING_STD = (0.2, 0.2, 0.2, 0.2)
 POSITIVE_OVERLAP = 0.5
 NEGATIVE_OVERLAP = 0.4
 
-# Numeric precisions a model can run in ('mixed': bfloat16 on CPU/TPU, float16 on GPU).
-PRECISIONS = ("float32", "mixed", "mixed_bfloat16", "mixed_float16")
+# Numeric precisions a model can run in ('mixed': bfloat16 on CPU/TPU, float16 on GPU; 'auto': a 16-bit path only
+# where the hardware runs it fast and the detections are kept, see inference/auto_precision.py).
+PRECISIONS = ("float32", "mixed", "mixed_bfloat16", "mixed_float16", "auto")
 
 # training.imagenet_weights: None is the backbone's own ImageNet weights (keras-retinanet's default, fetched by
 # name through keras_retinanet.hub); NO_WEIGHTS is random initial weights (--no-weights).
@@ -70,13 +71,18 @@ DEFAULTS = {
         "imagenet_weights": None,  # the backbone's ImageNet weights; NO_WEIGHTS: random
         "weights": None,
         "unsafe_load": False,
-        "snapshot_path": "./snapshots",
+        "snapshot_path": None,  # None: the run folder (keras-retinanet's was './snapshots')
+        "run_dir": None,  # None: the first free one of runs/{backbone}_{dataset}, runs/{backbone}_{dataset}_2, ...
         "snapshots": True,
         "save_keras": False,
         "tensorboard_dir": "",
         "evaluation": True,
         "compute_val_loss": False,
         "weighted_average": False,
+        # Fit the anchors to the training set before training when they cover fewer of its annotations than
+        # auto_anchors_threshold (IoU >= 0.5); off: keras-retinanet's behaviour (a warning only).
+        "auto_anchors": False,
+        "auto_anchors_threshold": 0.95,
     },
     "evaluation": {
         "score_threshold": 0.05,

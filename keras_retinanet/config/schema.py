@@ -166,13 +166,16 @@ class TrainingConfig:
     imagenet_weights: Optional[str] = _default("training", "imagenet_weights")
     weights: Optional[str] = _default("training", "weights")
     unsafe_load: bool = _default("training", "unsafe_load")
-    snapshot_path: str = _default("training", "snapshot_path")
+    snapshot_path: Optional[str] = _default("training", "snapshot_path")
+    run_dir: Optional[str] = _default("training", "run_dir")
     snapshots: bool = _default("training", "snapshots")
     save_keras: bool = _default("training", "save_keras")
     tensorboard_dir: str = _default("training", "tensorboard_dir")
     evaluation: bool = _default("training", "evaluation")
     compute_val_loss: bool = _default("training", "compute_val_loss")
     weighted_average: bool = _default("training", "weighted_average")
+    auto_anchors: bool = _default("training", "auto_anchors")
+    auto_anchors_threshold: float = _default("training", "auto_anchors_threshold")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Datasets from the configuration: the reader of a :class:`DatasetConfig` for a subset, and the demo data."""
 
 import json
+import logging
 import os
 from typing import Optional
 
@@ -14,6 +15,8 @@ from ..preprocessing.open_images import OpenImagesGenerator
 from ..preprocessing.pascal_voc import PascalVocGenerator
 
 SUBSETS = ("train", "val", "eval")
+
+logger = logging.getLogger(__name__)
 
 
 def set_name(dataset: DatasetConfig, subset: str) -> str:
@@ -43,7 +46,7 @@ def ensure_demo_dataset(dataset: DatasetConfig) -> dict:
         with open(marker, encoding="utf8") as handle:
             if handle.read() == settings:
                 return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
-    print(f"Generating the demo dataset in {folder} ...")
+    logger.info(f"Generating the demo dataset in {folder} ...")
     written = make_demo_dataset(folder, **DEMO_DATASET)
     with open(marker, "w", encoding="utf8") as handle:
         handle.write(settings)

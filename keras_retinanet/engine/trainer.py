@@ -1,5 +1,6 @@
 """A training run from its configuration: models, data, callbacks, resume, and ``model.fit``."""
 
+import logging
 import os
 import re
 import sys
@@ -17,13 +18,16 @@ from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
 from ..data.build import configured_generator
-from ..data.diagnostics import count_unmatched_annotations
+from .auto_anchors import auto_fit_anchors, report_coverage
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
 from ..models.precision import set_precision
 from ..checkpoint.weights import assign_layer_weights, read_layer_weights, set_layer_weights
 from ..utils.model import freeze
 from .callbacks import create_callbacks
+from .run_record import choose_run_folder
+
+logger = logging.getLogger(__name__)
 
 MODEL_FILE_EXTENSIONS = (".h5", ".hdf5", ".keras")
 COVERAGE_CHECK_IMAGES = 500
@@ -52,7 +56,7 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
     training, model_config = config.training, config.model
     spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode)
     if training.snapshot:
-        print(f"Loading model {training.snapshot}, this may take a second...")
+        logger.info("Loading model %s, this may take a second...", training.snapshot)
         model = models.load_model(
             training.snapshot,
             backbone_name=model_config.backbone if config.given("model.backbone") else None,
@@ -63,7 +67,7 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
             model = attach_spec(model, spec)
         if config.given("training.lr") and getattr(model, "optimizer", None) is not None:
             model.optimizer.learning_rate = training.lr
-            print(f"Learning rate set to {training.lr} (the snapshot's was replaced by --lr)")
+            logger.info("Learning rate set to %s (the snapshot's was replaced by --lr)", training.lr)
     else:
         kwargs = {}
         if model_config.num_anchors is not None:
@@ -279,16 +283,8 @@ def describe(config: RetinaNetConfig, train_generator, validation_generator, tra
         f"ratios {[round(float(r), 3) for r in parameters.ratios]}, "
         f"scales {[round(float(s), 3) for s in parameters.scales]}"
     )
-    unmatched, total = count_unmatched_annotations(
-        train_generator, max_images=COVERAGE_CHECK_IMAGES, skip_bad_images=data.skip_bad_images
-    )
-    if unmatched:
-        print(
-            f"WARNING: {unmatched} of {total} annotations (checked on up to {COVERAGE_CHECK_IMAGES} images) have no "
-            "anchor with IoU >= 0.5 and cannot be learned; adjust the anchors with --config "
-            "(see retinanet-debug --anchors).",
-            file=sys.stderr,
-        )
+    # the coverage table (by class and object size) and a warning for annotations no anchor can learn
+    report_coverage(train_generator, max_images=COVERAGE_CHECK_IMAGES, skip_bad_images=data.skip_bad_images)
 
 
 def training_dataset(generator, config: RetinaNetConfig, start: int = 0) -> tf.data.Dataset:
@@ -348,8 +344,8 @@ def report_bad_images(generator):
         print(f"  {path}: {reason}", file=sys.stderr)
 
 
-def train(config: RetinaNetConfig):
-    """Train as the configuration says; returns the Keras ``History``."""
+def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
+    """Train as the configuration says and record the run (``command``: its command line); returns the History."""
     training = config.training
     strategy = distribute.make_strategy(training.strategy)  # before TensorFlow runs anything else
     print(distribute.describe_strategy(strategy))
@@ -371,7 +367,7 @@ def train(config: RetinaNetConfig):
         # every worker must compute the same batches: all take the seed the chief draws
         config = config.replace(training={"seed": distribute.shared_seed(strategy)})
     training = config.training
-    print(f"Seed: {training.seed}")
+    logger.info("Seed: %s", training.seed)
     keras.utils.set_random_seed(training.seed)
     if training.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -387,17 +383,24 @@ def train(config: RetinaNetConfig):
         print(f"Batch: {config.data.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas "
               f"= {global_batch}")
     train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
+    fitted = auto_fit_anchors(config, train_generator, chief=chief)  # --auto-anchors
+    if fitted is not config:  # anchors fitted to the training set: the generators must assign those
+        config = fitted
+        train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
 
     class_names = class_names_of(train_generator)
     if spec is not None:
         check_class_count(spec, class_names, f"the {config.data.dataset_type} training set", training.snapshot)
     training_model, prediction_model = create_models(config, backbone, class_names, strategy)
+    if training.snapshot and backbone.follow_model_padding(training_model):  # a keras-retinanet MobileNet file
+        train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
     if chief:
         describe(config, train_generator, validation_generator, training_model)
 
     steps = training.steps if training.steps is not None else len(train_generator)
     start = stream_start(config, resume_state, steps) if training.snapshot else 0
     stream = {"start_epoch": training.initial_epoch, "start_position": start, "steps": steps}
+    run_folder = choose_run_folder(config, resume_state) if chief else None  # once, after the model loaded
     callbacks = create_callbacks(
         config,
         prediction_model,
@@ -406,6 +409,9 @@ def train(config: RetinaNetConfig):
         stream=stream,
         chief=chief,
         workers=workers,
+        run_folder=run_folder,
+        class_names=class_names,
+        command=command,
     )
     try:
         return training_model.fit(

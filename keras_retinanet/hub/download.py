@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import http.client
+import logging
 import os
 import sys
 import urllib.error
@@ -38,6 +39,8 @@ try:  # POSIX: processes sharing a cache (workers of one machine) download one a
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no fcntl; downloads then race, each atomic
     fcntl = None
+
+logger = logging.getLogger(__name__)
 
 ENV_HOME = "KERAS_RETINANET_HOME"
 ENV_MIRROR = "KERAS_RETINANET_MIRROR"
@@ -278,7 +281,7 @@ def resolve(
         hint: what else the user can do when the download fails (e.g. '--no-weights'), added to the message.
         progress: draw a progress bar while downloading.
         timeout: seconds a connection or a read may stall before the download fails.
-        stream: where notes and the progress bar go (default ``sys.stderr``).
+        stream: where the progress bar goes (default ``sys.stderr``), and notes (default: the package's logger).
 
     Returns:
         a :class:`Fetched` (the path and whether it was a local file, cached or downloaded).
@@ -296,15 +299,20 @@ def resolve(
     folder = cache_dir(cache_subdir)
     path = os.path.join(folder, file_name)
     url = mirror_url(file_name) or origin_url
-    stream = stream if stream is not None else sys.stderr
+    note_stream, stream = stream, (stream if stream is not None else sys.stderr)
     os.makedirs(folder, exist_ok=True)
     with _cache_lock(folder):
         expected, pinned = _expected_hash(path, file_hash)
         if os.path.isfile(path):
             if _mismatch(path, expected) is None:
                 _pin(path, file_hash)
+                logger.debug(f"{source}: the cached {path}, checksum verified")
                 return Fetched(path=path, origin="cache", url=url, name=name)
-            stream.write(f"The cached {path} fails its checksum; downloading it again\n")
+            note = f"The cached {path} fails its checksum; downloading it again"
+            if note_stream is None:
+                logger.warning(note)
+            else:
+                note_stream.write(note + "\n")
             os.remove(path)
         part = path + PART_SUFFIX
         try:
