@@ -1,6 +1,6 @@
 """RetinaNet for Keras 3: focal-loss one-stage object detection, compatible with keras-retinanet."""
 
-__version__ = "1.1.0"
+__version__ = "1.2.0.dev0"
 
 # Loaded on first use (PEP 562), so that importing the package (and every command's --help) stays free of TensorFlow.
 _LAZY = ("load_detector", "Detector")

@@ -1,3 +1,4 @@
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,3 +19,11 @@ def _fresh_keras_state():
     keras.utils.clear_session(free_memory=False)
     keras.utils.set_random_seed(1234)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _package_logger_propagates():
+    """The commands stop the package's messages at their console handler (``propagate = False``); a test that
+    runs a command's main() must not hide later tests' messages from pytest's caplog, which listens at the root."""
+    yield
+    logging.getLogger("keras_retinanet").propagate = True

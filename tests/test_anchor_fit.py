@@ -145,6 +145,7 @@ def test_config_out_needs_optimize_anchors(small_objects, capsys):
     assert "--config-out needs --optimize-anchors" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_auto_anchors_trains_with_the_fitted_anchors_and_records_them(small_objects, tmp_path, capsys):
     from keras_retinanet.checkpoint import read_spec
 

@@ -241,6 +241,7 @@ def with_slow_marks(names):
     return [pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name for name in sorted(names)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", with_slow_marks(REPRESENTATIVES))
 def test_train_convert_and_round_trip(name, tmp_path):
     backbone = models.backbone(name)

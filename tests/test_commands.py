@@ -71,6 +71,7 @@ def trained(tmp_path_factory, dataset):
     return snapshots
 
 
+@pytest.mark.slow
 def test_train_writes_a_snapshot_per_epoch_and_resumes(trained):
     names = sorted(os.listdir(trained))
     for epoch in (1, 2, 3):
@@ -79,6 +80,7 @@ def test_train_writes_a_snapshot_per_epoch_and_resumes(trained):
     assert not [n for n in names if ".tmp" in n]  # atomic saves leave no temporary files
 
 
+@pytest.mark.slow
 def test_snapshots_carry_the_spec_of_the_run(trained, tmp_path):
     from keras_retinanet.checkpoint import read_spec
 
@@ -97,6 +99,7 @@ def test_snapshots_carry_the_spec_of_the_run(trained, tmp_path):
     assert "contradicts" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_snapshot_epoch(trained):
     from keras_retinanet import models
 
@@ -107,6 +110,7 @@ def test_resume_continues_from_the_snapshot_epoch(trained):
     assert any(changed)
 
 
+@pytest.mark.slow
 def test_convert_then_load_gives_the_same_detections(trained, tmp_path):
     import keras
 
@@ -189,6 +193,7 @@ def test_evaluate_save_path_writes_images_and_precision_recall_plots(dataset, tm
     assert cv2.imread(str(tmp_path / drawn[0])) is not None
 
 
+@pytest.mark.slow
 def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_path):
     annotations, classes = dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
@@ -201,6 +206,7 @@ def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_
     assert (tmp_path / "dataset_bbox_results.json").exists()  # the COCO results go with the other outputs
 
 
+@pytest.mark.slow
 def test_train_mixed_precision_writes_a_bfloat16_snapshot(dataset, tmp_path):
     annotations, classes = dataset
     try:
@@ -217,6 +223,7 @@ def test_train_mixed_precision_writes_a_bfloat16_snapshot(dataset, tmp_path):
     assert all(weight.dtype == "float32" for weight in model.weights)
 
 
+@pytest.mark.slow
 def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys):
     annotations, classes = dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
@@ -230,6 +237,7 @@ def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys
     assert abs(maps["float32"] - maps["mixed_bfloat16"]) <= 0.05
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, capsys):
     annotations, classes = dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
@@ -267,6 +275,7 @@ def _confident_inference_model(snapshot, path):
     return path
 
 
+@pytest.mark.slow
 def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset, tmp_path):
     annotations, classes = dataset
     model = _confident_inference_model(str(trained / f"{BACKBONE}_csv_03.h5"), str(tmp_path / "inference.h5"))

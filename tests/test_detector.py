@@ -98,6 +98,7 @@ def test_spec_round_trips_through_load_detector(files, kind, extension):
     assert detector.notes == []
 
 
+@pytest.mark.slow
 def test_predict_equals_the_hand_assembled_pipeline_on_three_sizes(files):
     images = sample_images()
     detector = load_detector(files["paths"]["inference", "keras"])
@@ -131,6 +132,7 @@ def test_predict_reads_image_files(files, tmp_path):
     np.testing.assert_array_equal(from_file["boxes"], from_array["boxes"])
 
 
+@pytest.mark.slow
 def test_threshold_below_the_models_own_rebuilds_the_filter(files):
     images = sample_images()
     detector = load_detector(files["paths"]["inference", "keras"])
@@ -164,6 +166,7 @@ def test_training_snapshot_converts_itself(files):
     np.testing.assert_allclose(result["scores"], scores, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_overridden_image_sides_are_used_and_noted(files):
     detector = load_detector(files["paths"]["inference", "keras"], image_min_side=112, image_max_side=160)
     assert (detector.spec.image_min_side, detector.spec.image_max_side) == (112, 160)
@@ -184,6 +187,7 @@ def test_contradicting_arguments_are_one_line_model_errors(files):
     assert "3 classes" in str(caught.value) and "2" in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_file_without_spec_is_described_by_the_arguments(files, tmp_path):
     model = models.convert_model(training_model(None), score_threshold=OWN_THRESHOLD)
     model.set_weights(files["inference"].get_weights())

@@ -183,6 +183,7 @@ def _printed_numbers(out):
     return classes, totals
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_printed_numbers_as_json_and_a_chart(setup, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default folder is relative to the working directory
     argv = ["--score-threshold", "0.05", "csv", setup["annotations"], setup["classes"], setup["model"]]

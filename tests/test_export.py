@@ -223,6 +223,7 @@ def assert_valid_detections(outputs, detections=300):
         ("onnx", "detector.onnx"),
     ],
 )
+@pytest.mark.slow
 def test_export_reproduces_the_keras_detections(setup, runtime, name):
     if runtime == "onnx":
         pytest.importorskip("tf2onnx")
@@ -236,6 +237,7 @@ def test_export_reproduces_the_keras_detections(setup, runtime, name):
     assert not [n for n in os.listdir(setup["folder"]) if ".tmp" in n or ".old" in n]
 
 
+@pytest.mark.slow
 def test_tflite_float16_keeps_the_detections(setup):
     output = setup["folder"] / "detector_fp16.tflite"
     convert(setup, output, "--format", "tflite", "--quantize", "float16")
@@ -247,6 +249,7 @@ def test_tflite_float16_keeps_the_detections(setup):
     print(f"tflite float16: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
 
 
+@pytest.mark.slow
 def test_tflite_int8_calibrates_on_the_dataset(setup):
     output = setup["folder"] / "detector_int8.tflite"
     convert(

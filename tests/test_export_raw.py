@@ -141,6 +141,7 @@ def setup(tmp_path_factory):
     return {"folder": folder, "model": str(model_path), "image": str(image_path), "expected": expected}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime, name", [("savedmodel", "raw_detector"), ("tflite", "raw.tflite"), ("onnx", "raw.onnx")])
 def test_raw_input_export_gives_the_keras_pipeline_detections(setup, runtime, name):
     if runtime == "onnx":
@@ -206,6 +207,7 @@ def test_convert_reads_the_spec_and_keeps_it(setup, capsys):
     assert spec.image_max_side == MAX_SIDE  # the Keras model keeps the sides it was trained at
 
 
+@pytest.mark.slow
 def test_convert_an_inference_model_again(setup, capsys):
     inference = setup["folder"] / "inference_again.keras"
     convert_command.main([setup["model"], str(inference)])
@@ -243,6 +245,7 @@ def test_contradicting_flags_are_one_line_errors(setup, options, message, capsys
     assert not os.path.exists(setup["folder"] / output)
 
 
+@pytest.mark.slow
 def test_raw_input_of_a_model_without_spec_takes_the_flags(setup, tmp_path):
     """A model without a spec (as keras-retinanet's files) gets one from --backbone and the image sides."""
     pytest.importorskip("tf2onnx")

@@ -55,6 +55,7 @@ def setup(tmp_path_factory):
             "keras": keras_detector}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXPORTS))
 def test_load_detector_runs_each_export_like_the_keras_model(setup, name):
     detector = load_detector(setup["paths"][name], threads=1)
@@ -90,6 +91,7 @@ def _dataset(setup):
     return str(annotations), str(classes)
 
 
+@pytest.mark.slow
 def test_evaluate_gives_the_keras_models_map_for_exports(setup):
     annotations, classes = _dataset(setup)
     keras_map = float(evaluate_command.main(["--convert-model", "csv", annotations, classes, setup["model"]]))
@@ -99,6 +101,7 @@ def test_evaluate_gives_the_keras_models_map_for_exports(setup):
         assert abs(exported_map - keras_map) <= 1e-3, name
 
 
+@pytest.mark.slow
 def test_predict_command_runs_an_onnx_export(setup, tmp_path):
     image_path = tmp_path / "photo.png"
     cv2.imwrite(str(image_path), setup["image"])
@@ -119,6 +122,7 @@ def test_predict_command_runs_an_onnx_export(setup, tmp_path):
         (["--backbone", "resnet50"], "contradicts"),
     ],
 )
+@pytest.mark.slow
 def test_what_an_export_cannot_do_is_a_one_line_error(setup, options, message, capsys, tmp_path):
     image_path = tmp_path / "photo.png"
     cv2.imwrite(str(image_path), setup["image"])
@@ -130,6 +134,7 @@ def test_what_an_export_cannot_do_is_a_one_line_error(setup, options, message, c
     assert error.startswith("error: ") and message in error
 
 
+@pytest.mark.slow
 def test_load_detector_refuses_a_16_bit_precision_for_an_export(setup):
     with pytest.raises(ModelError, match="runs as it was exported"):
         load_detector(setup["paths"]["onnx raw"], precision="mixed_bfloat16")

@@ -122,6 +122,7 @@ def test_trains_mobilenet_where_keras_retinanet_fails():
     assert all(np.isfinite(value) for value in result.values()) and result["loss"] > 0, result
 
 
+@pytest.mark.slow
 def test_resuming_a_keras_retinanet_mobilenet_file_trains_at_odd_sizes(tmp_path):
     # 127x161: both sides 3 more than a multiple of 4, where a conv1 that rounds up gives 3852 anchors and the
     # file's 'conv1_pad' + 'valid' conv1 3537 (the reference outputs above): the targets must count the latter.

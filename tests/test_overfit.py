@@ -1,5 +1,6 @@
 """A tiny RetinaNet learns a two-image batch: targets, heads and losses work together."""
 
+import pytest
 import keras
 import numpy as np
 import tensorflow as tf
@@ -37,6 +38,7 @@ def small_backbone(inputs):
     return {name: outputs[name] for name in ("C3", "C4", "C5")}
 
 
+@pytest.mark.slow
 def test_tiny_retinanet_overfits_two_images():
     keras.utils.set_random_seed(0)
     images = np.stack([render(b) for b in BOXES])

@@ -58,6 +58,7 @@ def test_mixed_inference_model_outputs_float32_detections():
     assert boxes.dtype == scores.dtype == np.float32 and labels.dtype == np.int32
 
 
+@pytest.mark.slow
 def test_training_under_mixed_policy_keeps_float32_variables_and_finite_loss(restore_policy):
     assert set_precision("mixed_bfloat16") == "mixed_bfloat16"
     keras.utils.set_random_seed(2)

@@ -50,6 +50,7 @@ def _error_lines(err):
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_predict_without_flags_equals_the_hand_assembled_pipeline(setup, tmp_path, capsys):
     output = tmp_path / "out"
     paths = [os.path.join(setup["images"], f"img{i}.png") for i in range(3)]
@@ -70,6 +71,7 @@ def test_predict_without_flags_equals_the_hand_assembled_pipeline(setup, tmp_pat
     assert "error" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_predict_converts_a_training_snapshot_by_itself(setup, tmp_path):
     snapshot = training_model(make_spec())
     path = str(tmp_path / "snapshot.h5")
@@ -182,6 +184,7 @@ class HandDataset:
         return cv2.resize(image, None, fx=scale, fy=scale), scale
 
 
+@pytest.mark.slow
 def test_evaluate_without_flags_equals_the_hand_assembled_evaluation(setup, capsys):
     mean_ap = evaluate_command.main(["--score-threshold", "0.05", "csv", setup["annotations"], setup["classes"],
                                      setup["model"]])  # fmt: skip

@@ -148,6 +148,7 @@ def test_evaluate_takes_the_dataset_then_the_preset():
     assert args.model == "resnet50_coco" and args.config.data.dataset.path == "/data/coco"
 
 
+@pytest.mark.slow
 def test_load_detector_by_preset_name_equals_the_described_local_file(tiny_preset, local_file, images, tmp_path):
     detector = load_detector("tiny_coco")
     assert tiny_preset.requests == {f"/{FILE_NAME}": 1}
@@ -173,6 +174,7 @@ def test_load_detector_by_preset_name_equals_the_described_local_file(tiny_prese
     assert sorted(os.listdir(cache)) == [FILE_NAME]  # a published hash: nothing pinned, no .part
 
 
+@pytest.mark.slow
 def test_predict_evaluate_and_convert_commands_take_a_preset(tiny_preset, images, tmp_path, capsys):
     out = tmp_path / "out"
     predict_command.main(["tiny_coco", *images, "--output-dir", str(out), "--score-threshold", "0.1", "--no-draw"])

@@ -94,6 +94,7 @@ def straight(tmp_path_factory, dataset):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_epochs_plus_resume_equals_three_straight(straight, dataset, tmp_path):
     """Resuming from the epoch-2 snapshot ends with the weights, Adam state and schedule of the straight run.
 
@@ -137,6 +138,7 @@ def test_two_epochs_plus_resume_equals_three_straight(straight, dataset, tmp_pat
     assert want_state["callbacks"]["reduce_lr"]["best"] is not None
 
 
+@pytest.mark.slow
 def test_h5_snapshot_restores_adam_moments(straight):
     """Loading a .h5 training snapshot gives back the optimizer state it stored, not a fresh one."""
     path = snapshot_name(straight, 2)
@@ -153,6 +155,7 @@ def test_h5_snapshot_restores_adam_moments(straight):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkill_mid_save_leaves_last_snapshot_and_resume_finishes(dataset, tmp_path):
     folder = str(tmp_path / "snapshots")
     os.makedirs(folder)
@@ -232,6 +235,7 @@ def test_atomic_save_killed_at_any_instant_leaves_a_complete_file(tmp_path, exte
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_snapshot(straight, dataset, tmp_path):
     folder = str(tmp_path / "snapshots")
     os.makedirs(folder)
@@ -291,6 +295,7 @@ def test_corrupt_image_files_raise_dataset_error_naming_the_file(tmp_path):
         assert caught.value.path == str(path) and str(path) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_skip_bad_images_trains_and_reports_them(tmp_path):
     folder = str(tmp_path)
     annotations, classes = write_dataset(folder, count=6)
@@ -340,6 +345,7 @@ def test_skip_bad_images_fills_the_batch_with_the_next_readable_image(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_truncated_and_foreign_model_files_raise_model_file_error(straight, tmp_path):
     source = snapshot_name(straight, 1)
     data = open(source, "rb").read()

@@ -88,6 +88,7 @@ def runs(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 def test_a_run_leaves_config_metrics_curves_and_snapshots(runs):
     folder = runs["cwd"] / "runs" / NAME
     names = set(runs["first_files"])
@@ -123,6 +124,7 @@ def test_a_run_leaves_config_metrics_curves_and_snapshots(runs):
     assert image.std() > 10  # drawn on, not a blank canvas
 
 
+@pytest.mark.slow
 def test_closing_lines_name_the_run_folder_and_the_best_model(runs):
     rows = _rows_of(runs["first_files"]["metrics.csv"])
     best = max(rows, key=lambda row: (float(row["mAP"]), -int(row["epoch"])))  # the first best epoch
@@ -140,6 +142,7 @@ def test_closing_lines_name_the_run_folder_and_the_best_model(runs):
     assert os.path.exists(last)
 
 
+@pytest.mark.slow
 def test_a_second_run_gets_its_own_folder_and_leaves_the_first_alone(runs):
     assert runs["first_files_after_second"] == runs["first_files"]
     second = runs["cwd"] / "runs" / f"{NAME}_2"
@@ -151,6 +154,7 @@ def test_a_second_run_gets_its_own_folder_and_leaves_the_first_alone(runs):
     assert [row["epoch"] for row in rows] == ["1"] and "mAP" not in rows[0]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_the_record_of_the_run_it_resumes(runs):
     folder = runs["cwd"] / "runs" / NAME
     assert sorted(os.listdir(runs["cwd"] / "runs")) == [NAME, f"{NAME}_2"]  # no third folder

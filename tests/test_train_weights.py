@@ -81,6 +81,7 @@ def config_of(argv):
     return train_command.parse_args(argv).config
 
 
+@pytest.mark.slow
 def test_retinanet_train_downloads_imagenet_weights_by_url_and_loads_them(dataset, notop_weights, cache, tmp_path,
                                                                             capsys):
     data, layers = notop_weights
