@@ -52,6 +52,25 @@ def sample_images(seed=1):
     return images
 
 
+def write_sample_dataset(folder):
+    """:func:`sample_images` as PNGs in ``folder`` with a CSV dataset of them (two boxes an image, both classes).
+
+    Returns:
+        (annotations CSV path, classes CSV path), both in ``folder``.
+    """
+    rows = []
+    for index, image in enumerate(sample_images()):
+        name = f"img{index}.png"
+        cv2.imwrite(str(folder / name), image)
+        height, width = image.shape[:2]
+        rows.append(f"{name},5,5,{width // 2},{height // 2},{CLASS_NAMES[index % 2]}\n")
+        rows.append(f"{name},{width // 3},{height // 3},{width - 4},{height - 4},{CLASS_NAMES[(index + 1) % 2]}\n")
+    annotations, classes = folder / "annotations.csv", folder / "classes.csv"
+    annotations.write_text("".join(rows))
+    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(CLASS_NAMES)))
+    return str(annotations), str(classes)
+
+
 def hand_detections(inference_model, image, min_side=MIN_SIDE, max_side=MAX_SIDE, threshold=None):
     """keras-retinanet's prediction by hand: caffe means, resize the float image, predict, divide by the scale.
 

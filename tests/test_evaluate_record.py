@@ -1,7 +1,6 @@
 """retinanet-evaluate keeps what it prints (evaluation.json, per_class_ap.png), the precision-recall plot's label
 for a class without detections, and AP's order of tied scores (issues 17 and 19)."""
 
-import csv
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from keras_retinanet.evaluation.record import new_run_folder, record_evaluation
 from keras_retinanet.evaluation.report import chart_order, empty_curve_message
 
 from test_coco_eval import DETECTIONS, cocoeval_directly, expected_results, toy_dataset, write_ground_truth_json
-from test_detector import CLASS_NAMES, OWN_THRESHOLD, make_spec, sample_images, training_model
+from test_detector import CLASS_NAMES, OWN_THRESHOLD, make_spec, training_model, write_sample_dataset
 from test_eval import InjectedModel, hand_dataset, hand_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -149,19 +148,8 @@ def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluate_record")
     model_path = str(folder / "tiny.keras")
     models.convert_model(training_model(make_spec()), score_threshold=OWN_THRESHOLD).save(model_path)
-    rows = []
-    for index, image in enumerate(sample_images()):
-        name = f"img{index}.png"
-        cv2.imwrite(str(folder / name), image)
-        height, width = image.shape[:2]
-        rows.append([name, 5, 5, width // 2, height // 2, CLASS_NAMES[index % 2]])
-        rows.append([name, width // 3, height // 3, width - 4, height - 4, CLASS_NAMES[(index + 1) % 2]])
-    annotations = folder / "annotations.csv"
-    with open(annotations, "w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    classes = folder / "classes.csv"
-    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(CLASS_NAMES)))
-    return dict(model=model_path, annotations=str(annotations), classes=str(classes), folder=folder)
+    annotations, classes = write_sample_dataset(folder)
+    return dict(model=model_path, annotations=annotations, classes=classes, folder=folder)
 
 
 PRINTED_CLASS = re.compile(r"^(\d+) instances of class (.+) with average precision: (\d\.\d{4})$")

@@ -15,8 +15,8 @@ from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import predict as predict_command
 from keras_retinanet.evaluation import evaluate
 
-from test_detector import CLASS_NAMES, MAX_SIDE, MIN_SIDE, OWN_THRESHOLD, hand_detections, make_spec, sample_images
-from test_detector import training_model
+from test_detector import CLASS_NAMES, MAX_SIDE, MIN_SIDE, OWN_THRESHOLD, hand_detections, make_spec
+from test_detector import training_model, write_sample_dataset
 
 PREDICT_THRESHOLD = 0.6  # above the model's own 0.5: the command only filters
 
@@ -30,20 +30,8 @@ def setup(tmp_path_factory):
     inference.save(model_path)
     images_dir = folder / "images"
     images_dir.mkdir()
-    rows = []
-    for index, image in enumerate(sample_images()):
-        name = f"img{index}.png"
-        cv2.imwrite(str(images_dir / name), image)
-        height, width = image.shape[:2]
-        rows.append([name, 5, 5, width // 2, height // 2, CLASS_NAMES[index % 2]])
-        rows.append([name, width // 3, height // 3, width - 4, height - 4, CLASS_NAMES[(index + 1) % 2]])
-    annotations = images_dir / "annotations.csv"
-    with open(annotations, "w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    classes = images_dir / "classes.csv"
-    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(CLASS_NAMES)))
-    return dict(model=model_path, images=str(images_dir), annotations=str(annotations), classes=str(classes),
-                folder=folder)  # fmt: skip
+    annotations, classes = write_sample_dataset(images_dir)
+    return dict(model=model_path, images=str(images_dir), annotations=annotations, classes=classes, folder=folder)
 
 
 def _error_lines(err):
