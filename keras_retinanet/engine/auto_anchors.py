@@ -15,6 +15,7 @@ from ..config import RetinaNetConfig
 from ..config.anchors_ini import write_anchor_config
 from ..config.defaults import POSITIVE_OVERLAP
 from ..data.diagnostics import collect_boxes, coverage_of, dataset_coverage, describe_fit, fit_dataset_anchors, format_coverage
+from .run_record import choose_run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ def _record_folder(config: RetinaNetConfig) -> Tuple[str, RetinaNetConfig]:
     """
     if config.training.snapshot_path:
         return config.training.snapshot_path, config
-    from .run_record import choose_run_folder  # the run record is set up later in train(); only here earlier
-
     folder = choose_run_folder(config, None)
     return folder, config.replace(training={"run_dir": folder})
 
