@@ -2,7 +2,8 @@
 
 The same ResNet50 RetinaNet (80 classes, the plain score setting of bench_shared: ~2,000 class scores above 0.05)
 is written as a Keras inference file and exported with ``--raw-input`` to a SavedModel, a TFLite and an ONNX file,
-and as an int8 TFLite (preprocessed input: int8 does not take raw input yet) calibrated on a few benchmark images.
+as an int8 TFLite (preprocessed input: TFLite's int8 does not take raw input yet) and as an int8 ONNX (ONNX
+Runtime's static quantization, raw input), both calibrated on the benchmark image.
 Each is opened with ``load_detector`` (TFLite with XNNPACK, TFLite and ONNX Runtime with one thread per core) and
 timed on the same uint8 image, ``predict(image, score_threshold=0.05)``: reading nothing, preparing the image,
 the network, decoding, NMS. Each row also says how many of the Keras model's top-100 detections it finds again
@@ -21,6 +22,7 @@ EXPORTS = [  # (row, file name, convert options)
     ("tflite raw", "raw.tflite", {"raw_input": True}),
     ("onnx raw", "raw.onnx", {"raw_input": True}),
     ("tflite int8", "int8.tflite", {"quantize": "int8"}),
+    ("onnx int8 raw", "raw_int8.onnx", {"raw_input": True, "quantize": "int8"}),
 ]
 
 
@@ -79,7 +81,8 @@ def case_runtimes(args):
             paths[row] = os.path.join(scratch, name)
             calibration = None
             if options.get("quantize") == "int8":
-                calibration = lambda: (network_input for _ in range(4))  # noqa: E731
+                calibration_input = image if options.get("raw_input") else network_input
+                calibration = lambda x=calibration_input: (x for _ in range(4))  # noqa: E731
             try:
                 export.export_model(inference_model, paths[row], representative_images=calibration, **options)
             except Exception as error:  # a missing package (tf2onnx) leaves its row out, said why

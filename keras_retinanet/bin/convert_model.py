@@ -4,6 +4,7 @@
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.onnx
     retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
     retinanet-convert-model snapshots/resnet50_csv_10.keras detector.onnx --raw-input
+    retinanet-convert-model snapshots/resnet50_csv_10.keras detector_int8.onnx --raw-input --quantize int8 csv train.csv classes.csv
     retinanet-convert-model resnet50_coco coco.keras          # a preset: the written file carries its spec
 
 A model file of this package says its backbone, anchors and image sides (its spec): --backbone, --config
@@ -50,8 +51,9 @@ def parse_args(args):
         "--quantize",
         default=None,
         choices=export.QUANTIZATIONS,
-        help="tflite only: store float16 weights, or quantize to int8 calibrated on a dataset given after "
-        "the options (as for retinanet-train, e.g. 'csv train.csv classes.csv').",
+        help="tflite: store float16 weights, or quantize to int8; onnx: int8 (ONNX Runtime's static "
+        "quantization, raw input too). int8 is calibrated on a dataset given after the options (as for "
+        "retinanet-train, e.g. 'csv train.csv classes.csv'); anchors, decoding and NMS stay float32.",
     )
     parser.add_argument(
         "--representative-samples",
@@ -228,7 +230,8 @@ def main(args=None):
     common.start(args)
     common.check_dataset(args.config.data.dataset)  # read only by --quantize int8, but named: it must be there
     convert(args)
-    logger.info(f"Wrote inference model {args.model_out} ({args.export_format})")
+    kind = ", ".join(filter(None, [args.export_format, args.quantize, "raw input" if args.raw_input else None]))
+    logger.info(f"Wrote inference model {args.model_out} ({kind})")
 
 
 if __name__ == "__main__":

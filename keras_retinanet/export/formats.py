@@ -12,6 +12,8 @@ from ..errors import RetinaNetError
 
 FORMATS = ("keras", "h5", "h5-keras2", "savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
+# The quantizations each format can be written with.
+FORMAT_QUANTIZATIONS = {"tflite": ("float16", "int8"), "onnx": ("int8",)}
 # The formats whose graph can take raw images (the Keras files keep the Keras model itself).
 RAW_INPUT_FORMATS = ("savedmodel", "tflite", "onnx")
 INPUT_NAME = "images"
@@ -21,7 +23,10 @@ DEFAULT_ONNX_OPSET = 17
 
 _FORMAT_OF_EXTENSION = {".keras": "keras", ".h5": "h5", ".tflite": "tflite", ".onnx": "onnx", "": "savedmodel"}
 # The packages each format needs beyond TensorFlow, as (module, pip name).
-_EXPORT_PACKAGES = {"onnx": [("tf2onnx", "tf2onnx"), ("onnx", "onnx")]}
+_EXPORT_PACKAGES = {
+    "onnx": [("tf2onnx", "tf2onnx"), ("onnx", "onnx")],
+    "onnx-int8": [("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")],  # its quantizer
+}
 
 
 class ExportError(RetinaNetError, ValueError):
@@ -70,13 +75,15 @@ def check_export_options(
     """Refuse option combinations that cannot work, before any slow step.
 
     Raises:
-        ExportError: quantization outside TFLite, int8 without data, data without int8, raw input
-            for a Keras file, a missing package.
+        ExportError: a quantization the format cannot be written with, int8 without data, data without
+            int8, raw input for a Keras file or an int8 TFLite file, a missing package.
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"unknown quantization '{quantize}'; expected one of {', '.join(QUANTIZATIONS)}")
-    if quantize is not None and export_format != "tflite":
-        raise ExportError(f"--quantize applies to the tflite format only, not {export_format}")
+    if quantize is not None and quantize not in FORMAT_QUANTIZATIONS.get(export_format, ()):
+        formats = " and ".join(name for name, kinds in FORMAT_QUANTIZATIONS.items() if quantize in kinds)
+        noun = "formats" if " and " in formats else "format"
+        raise ExportError(f"--quantize {quantize} applies to the {formats} {noun} only, not {export_format}")
     if quantize == "int8" and not has_representative_data:
         raise ExportError(
             "--quantize int8 needs a representative dataset to calibrate on: add one after the options, "
@@ -89,11 +96,14 @@ def check_export_options(
             f"--raw-input applies to the {', '.join(RAW_INPUT_FORMATS)} formats, not {export_format} "
             "(a Keras file keeps the Keras model; load it with load_detector to use raw images)"
         )
-    if raw_input and quantize == "int8":
-        # Calibration also quantizes tensors of the in-graph resize (sizes, positions) and the detections
-        # then differ from the float model's; int8 keeps the float input until that is solved.
-        raise ExportError("--raw-input cannot be combined with --quantize int8 yet; leave out --raw-input for int8")
-    require_packages(export_format)
+    if raw_input and quantize == "int8" and export_format == "tflite":
+        # TFLite's calibration also quantizes tensors of the in-graph resize (sizes, positions) and the detections
+        # then differ from the float model's; ONNX Runtime's quantizes only the op types it is given (onnx_int8).
+        raise ExportError(
+            "--raw-input cannot be combined with --quantize int8 for tflite yet; leave out --raw-input, "
+            "or export to .onnx, whose int8 graph takes raw images"
+        )
+    require_packages("onnx-int8" if export_format == "onnx" and quantize == "int8" else export_format)
 
 
 def require_packages(export_format: str) -> None:
@@ -101,6 +111,6 @@ def require_packages(export_format: str) -> None:
     missing = [pip for module, pip in _EXPORT_PACKAGES.get(export_format, []) if importlib.util.find_spec(module) is None]
     if missing:
         raise ExportError(
-            f"{export_format} export needs {' and '.join(missing)}: pip install 'keras-retinanet[export]' "
+            f"{export_format} export needs {' and '.join(missing)}: pip install 'keras3-retinanet[export]' "
             f"(or pip install {' '.join(missing)})"
         )

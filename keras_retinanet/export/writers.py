@@ -11,9 +11,10 @@ from typing import Callable, Iterable, Optional
 from ..checkpoint.atomic import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
 from ..config.spec import DetectorSpec
 from . import metadata
+from .float_parts import float_op_names
 from .formats import DEFAULT_ONNX_OPSET, INPUT_NAME, OUTPUT_NAMES, RAW_INPUT_NAME, ExportError, check_export_options
 from .formats import require_packages, resolve_format
-from .raw_input import RAW_INPUT_SCOPE, raw_serving_function
+from .raw_input import raw_serving_function
 
 
 def serving_function(model):
@@ -81,7 +82,7 @@ def export_model(
         model: the inference model.
         path: output file, or folder for a SavedModel.
         export_format: one of :data:`FORMATS`, or None.
-        quantize: TFLite only: None (float32), 'float16' or 'int8'.
+        quantize: None (float32); TFLite: 'float16' or 'int8'; ONNX: 'int8'.
         representative_images: for int8, a callable returning an iterable of network inputs: (1, H, W, 3)
             float32 preprocessed images, or with ``raw_input`` (H, W, 3) uint8 images (see
             :func:`representative_images`).
@@ -120,7 +121,9 @@ def export_model(
         return save_tflite(
             model, path, quantize=quantize, representative_images=representative_images, detect=detect, spec_text=text
         )
-    return save_onnx(model, path, opset=opset, detect=detect, spec_text=text)
+    return save_onnx(
+        model, path, opset=opset, detect=detect, spec_text=text, quantize=quantize, representative_images=representative_images
+    )
 
 
 def save_savedmodel(model, path, detect=None, spec_text: Optional[str] = None):
@@ -166,7 +169,7 @@ def save_tflite(model, path, quantize=None, representative_images=None, detect=N
             and activations, calibrated on ``representative_images`` (a callable giving an iterable of
             the graph's inputs). Inputs and outputs keep their types, and the heads' last convolutions,
             anchors, box decoding, scores, NMS and the raw input's resizing stay float32
-            (``FLOAT32_LAYER_NAMES``, :data:`RAW_INPUT_SCOPE`).
+            (:mod:`.float_parts`).
         detect: the serving function (default :func:`serving_function`).
         spec_text: the spec JSON, stored as the metadata entry ``keras_retinanet_spec``, or None.
     """
@@ -213,33 +216,12 @@ def _convert_int8_keeping_float_layers(converter):
 
 
 def float_node_names(flatbuffer):
-    """Names of the ops of a TFLite model that belong to layers :func:`models.retinanet.keeps_float32` names.
-
-    TFLite names an op by the TensorFlow name scopes of its output, e.g.
-    ``retinanet-bbox_1/clipped_boxes_1/Minimum`` (layer ``clipped_boxes``) or, for fused ops, several such
-    names joined by ``;``. A scope is a layer name, possibly followed by one Keras call suffix
-    (``pyramid_classification_4`` is the head's last conv, ``pyramid_classification_0_1`` its first hidden one,
-    ``anchors_3_1`` the anchors of level 3). The raw input's preprocessing and resizing (scope
-    ``raw_input``) stay float too: quantizing them would round the pixels the backbone sees.
+    """Names of the ops of a TFLite model that stay float32 (:func:`.float_parts.float_op_names`).
 
     Returns:
         sorted list of op names, each fused name also split into its parts.
     """
-    import re
-
-    # Imported here: models loads Keras and TensorFlow, which this package's import avoids.
-    from ..models.retinanet import keeps_float32
-
-    def in_float_layer(scope):
-        bare = re.sub(r"_\d+$", "", scope)
-        return keeps_float32(scope) or keeps_float32(bare) or bare == RAW_INPUT_SCOPE
-
-    names = set()
-    for name in _op_output_names(flatbuffer):
-        parts = name.split(";")
-        if any(in_float_layer(scope) for part in parts for scope in part.split("/")):
-            names.update([name, *parts])
-    return sorted(names)
+    return float_op_names(_op_output_names(flatbuffer))
 
 
 def _op_output_names(flatbuffer):
@@ -253,19 +235,28 @@ def _op_output_names(flatbuffer):
                 yield subgraph.tensors[operator.outputs[0]].name.decode()
 
 
-def save_onnx(model, path, opset=None, detect=None, spec_text: Optional[str] = None):
+def save_onnx(
+    model, path, opset=None, detect=None, spec_text: Optional[str] = None, quantize=None, representative_images=None
+):
     """Write an ONNX model (through tf2onnx) with dynamic input sizes; returns ``path``.
 
     Args:
         detect: the serving function (default :func:`serving_function`).
         spec_text: the spec JSON, stored as the ``metadata_props`` key ``keras_retinanet_spec``, or None.
+        quantize: None keeps float32; 'int8' quantizes with ONNX Runtime's static quantization, calibrated on
+            ``representative_images`` (a callable giving an iterable of the graph's inputs), the post-processing
+            kept float32 (see :mod:`.onnx_int8`).
     """
-    require_packages("onnx")
+    require_packages("onnx-int8" if quantize == "int8" else "onnx")
     import tf2onnx
 
     opset = DEFAULT_ONNX_OPSET if opset is None else int(opset)
     detect = serving_function(model) if detect is None else detect
     model_proto, _ = tf2onnx.convert.from_function(detect, input_signature=detect.input_signature, opset=opset)
+    if quantize == "int8":
+        from .onnx_int8 import quantize_onnx_int8
+
+        model_proto = quantize_onnx_int8(model_proto, representative_images, os.path.dirname(os.path.abspath(path)))
     _name_dynamic_dimensions(model_proto)
     if spec_text is not None:
         metadata.add_onnx_metadata(model_proto, spec_text)
