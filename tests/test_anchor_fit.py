@@ -146,9 +146,20 @@ def test_config_out_needs_optimize_anchors(small_objects, capsys):
 
 
 @pytest.mark.slow
-def test_auto_anchors_trains_with_the_fitted_anchors_and_records_them(small_objects, tmp_path, capsys):
+def test_auto_anchors_trains_with_the_fitted_anchors_and_records_them(small_objects, tmp_path, capsys, monkeypatch):
     from keras_retinanet.checkpoint import read_spec
+    from keras_retinanet.data import diagnostics
+    from keras_retinanet.engine import auto_anchors
 
+    reads = []
+    real_collect_boxes = diagnostics.collect_boxes
+
+    def counted_collect_boxes(*args, **kwargs):
+        reads.append(args)
+        return real_collect_boxes(*args, **kwargs)
+
+    for module in (diagnostics, auto_anchors):  # wherever the training images are read and resized for their boxes
+        monkeypatch.setattr(module, "collect_boxes", counted_collect_boxes)
     annotations, classes = small_objects
     train_command.main(
         [*SMALL, "--no-weights", "--trainable-bn", "--batch-size", "2", "--steps", "1", "--epochs", "1",
@@ -165,6 +176,7 @@ def test_auto_anchors_trains_with_the_fitted_anchors_and_records_them(small_obje
     assert tuple(spec.pyramid_levels) == fitted.pyramid_levels
     # the start-up table describes the fitted anchors: every annotation covered
     assert "Anchor coverage (up to 500 training images)" in out
+    assert len(reads) == 1, "the fit and the start-up table share one reading of the training boxes"
 
 
 def test_pyramid_levels_outside_the_pyramid_are_an_error_in_the_file(tmp_path):

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 from ..config import RetinaNetConfig
 from ..config.anchors_ini import write_anchor_config
 from ..config.defaults import POSITIVE_OVERLAP
-from ..data.diagnostics import collect_boxes, coverage_of, dataset_coverage, describe_fit, fit_dataset_anchors, format_coverage
+from ..data.diagnostics import DatasetBoxes, collect_boxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
 from .run_record import choose_run_folder
 
 logger = logging.getLogger(__name__)
@@ -23,9 +23,28 @@ ANCHORS_FILE = "anchors.ini"
 CHECK_IMAGES = 500  # training images the check and the fit look at
 
 
-def report_coverage(generator, max_images: int = CHECK_IMAGES, skip_bad_images: Optional[bool] = None) -> None:
-    """Log the coverage table of the training set; warn when annotations have no positive anchor."""
-    summary = dataset_coverage(generator, max_images=max_images, skip_bad_images=skip_bad_images)
+def training_boxes(config: RetinaNetConfig, generator) -> DatasetBoxes:
+    """The boxes of (up to :data:`CHECK_IMAGES`) training images after the training resize, for the check and the fit.
+
+    They do not depend on the anchors, so one collection serves ``--auto-anchors`` and the coverage table after it.
+    """
+    return collect_boxes(generator, max_images=CHECK_IMAGES, skip_bad_images=config.data.skip_bad_images)
+
+
+def report_coverage(
+    generator,
+    max_images: int = CHECK_IMAGES,
+    skip_bad_images: Optional[bool] = None,
+    boxes: Optional[DatasetBoxes] = None,
+) -> None:
+    """Log the coverage table of the training set; warn when annotations have no positive anchor.
+
+    ``boxes`` (from :func:`training_boxes`) saves reading the images again; ``max_images`` and ``skip_bad_images``
+    apply when they are read here.
+    """
+    if boxes is None:
+        boxes = collect_boxes(generator, max_images=max_images, skip_bad_images=skip_bad_images)
+    summary = coverage_of(boxes, generator.generate_anchors)
     logger.info(format_coverage(summary, f"Anchor coverage (up to {max_images} training images)"))
     missed = summary.overall.total - summary.overall.covered
     if missed:
@@ -48,13 +67,16 @@ def _record_folder(config: RetinaNetConfig) -> Tuple[str, RetinaNetConfig]:
     return folder, config.replace(training={"run_dir": folder})
 
 
-def auto_fit_anchors(config: RetinaNetConfig, generator, chief: bool = True) -> RetinaNetConfig:
+def auto_fit_anchors(
+    config: RetinaNetConfig, generator, chief: bool = True, boxes: Optional[DatasetBoxes] = None
+) -> RetinaNetConfig:
     """``--auto-anchors``: the configuration to train with, its anchors fitted when they cover too little.
 
     Args:
         config: the run's configuration (``training.seed`` set).
         generator: the training generator, built with ``config``'s anchors.
         chief: write the fitted .ini (the other workers fit the same anchors from the same seed).
+        boxes: the training boxes (:func:`training_boxes`), read here when None.
 
     Returns:
         ``config`` itself when nothing changes (off, resumed, coverage at or above the threshold, no
@@ -66,7 +88,7 @@ def auto_fit_anchors(config: RetinaNetConfig, generator, chief: bool = True) -> 
     if training.snapshot:
         logger.info("--auto-anchors does nothing with --snapshot: a resumed model keeps the anchors it was trained with")
         return config
-    data = collect_boxes(generator, max_images=CHECK_IMAGES, skip_bad_images=config.data.skip_bad_images)
+    data = training_boxes(config, generator) if boxes is None else boxes
     share = coverage_of(data, generator.generate_anchors).share
     threshold = training.auto_anchors_threshold
     if share >= threshold:

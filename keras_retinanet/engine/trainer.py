@@ -18,7 +18,7 @@ from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
 from ..data.build import configured_generator
-from .auto_anchors import auto_fit_anchors, report_coverage
+from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, report_coverage, training_boxes
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
 from ..models.precision import set_precision
@@ -30,7 +30,7 @@ from .run_record import choose_run_folder
 logger = logging.getLogger(__name__)
 
 MODEL_FILE_EXTENSIONS = (".h5", ".hdf5", ".keras")
-COVERAGE_CHECK_IMAGES = 500
+COVERAGE_CHECK_IMAGES = CHECK_IMAGES  # the table and --auto-anchors read the same images
 
 
 def snapshot_epoch(path: str) -> int:
@@ -264,8 +264,11 @@ def create_generators(config: RetinaNetConfig, backbone, batch_size: Optional[in
     return train_generator, validation_generator
 
 
-def describe(config: RetinaNetConfig, train_generator, validation_generator, training_model):
-    """Print what is about to be trained, and warn about objects no anchor can learn."""
+def describe(config: RetinaNetConfig, train_generator, validation_generator, training_model, boxes=None):
+    """Print what is about to be trained, and warn about objects no anchor can learn.
+
+    ``boxes``: the training boxes (``auto_anchors.training_boxes``) when already read, else they are read here.
+    """
     parameters = config.model.anchor_parameters or AnchorParameters.default
     levels = config.model.pyramid_levels or list(DEFAULT_PYRAMID_LEVELS)
     data = config.data
@@ -284,7 +287,7 @@ def describe(config: RetinaNetConfig, train_generator, validation_generator, tra
         f"scales {[round(float(s), 3) for s in parameters.scales]}"
     )
     # the coverage table (by class and object size) and a warning for annotations no anchor can learn
-    report_coverage(train_generator, max_images=COVERAGE_CHECK_IMAGES, skip_bad_images=data.skip_bad_images)
+    report_coverage(train_generator, max_images=COVERAGE_CHECK_IMAGES, skip_bad_images=data.skip_bad_images, boxes=boxes)
 
 
 def training_dataset(generator, config: RetinaNetConfig, start: int = 0) -> tf.data.Dataset:
@@ -383,7 +386,9 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
         print(f"Batch: {config.data.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas "
               f"= {global_batch}")
     train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
-    fitted = auto_fit_anchors(config, train_generator, chief=chief)  # --auto-anchors
+    # Read once for --auto-anchors and the coverage table: the boxes after the resize do not depend on the anchors.
+    boxes = training_boxes(config, train_generator) if training.auto_anchors and not training.snapshot else None
+    fitted = auto_fit_anchors(config, train_generator, chief=chief, boxes=boxes)  # --auto-anchors
     if fitted is not config:  # anchors fitted to the training set: the generators must assign those
         config = fitted
         train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
@@ -395,7 +400,7 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
     if training.snapshot and backbone.follow_model_padding(training_model):  # a keras-retinanet MobileNet file
         train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
     if chief:
-        describe(config, train_generator, validation_generator, training_model)
+        describe(config, train_generator, validation_generator, training_model, boxes=boxes)
 
     steps = training.steps if training.steps is not None else len(train_generator)
     start = stream_start(config, resume_state, steps) if training.snapshot else 0
