@@ -293,7 +293,7 @@ def _table(results):
         elif key == "runtimes":
             from bench_runtimes import rows as runtime_rows
 
-            rows += runtime_rows(value)
+            rows += runtime_rows(value, results.get("reference", {}).get("plain_end_to_end_s"))
         elif key == "pipeline":
             rows.append(("input pipeline, one core", f"{value['images_per_s']:.1f} images/s", "", ""))
         elif key == "matmul":
@@ -425,6 +425,12 @@ def main(argv=None):
         if theirs in reference and ours in results["cases"].get(case, {})
     }
     results["comparisons"] = _comparisons(results)
+    runtimes = results["cases"].get("runtimes", {}).get("rows", {})
+    if "plain_end_to_end_s" in reference:
+        results["runtimes_over_keras_retinanet"] = {
+            row: measured["end_to_end_s"] / reference["plain_end_to_end_s"]
+            for row, measured in runtimes.items() if "end_to_end_s" in measured
+        }  # fmt: skip
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as handle:
         json.dump(results, handle, indent=2)

@@ -110,8 +110,12 @@ def _size_mib(path):
     return os.path.getsize(path) / 2**20
 
 
-def rows(value):
-    """Table rows (measure, value, peak MiB, note) of the runtimes case."""
+def rows(value, reference_s=None):
+    """Table rows (measure, value, peak MiB, note) of the runtimes case.
+
+    ``reference_s``: keras-retinanet 1.0.0's end-to-end time on the same image in the same run, if measured; each
+    row then gives its time as a fraction of it.
+    """
     shape = "x".join(str(side) for side in value["image"])
     table = []
     for row, measured in value["rows"].items():
@@ -120,5 +124,8 @@ def rows(value):
             table.append((name, "error: " + measured["error"], "", ""))
             continue
         found = f"top-100 found again {measured['top100_found']}/{measured['top100_total']}"
-        table.append((name, f"{measured['end_to_end_s']:.3f} s", "", f"{measured['file_mib']:.0f} MiB file, {found}"))
+        note = f"{measured['file_mib']:.0f} MiB file, {found}"
+        if reference_s:
+            note += f", {measured['end_to_end_s'] / reference_s:.2f}x keras-retinanet's time"
+        table.append((name, f"{measured['end_to_end_s']:.3f} s", "", note))
     return table
