@@ -96,6 +96,9 @@ def model_flops(model, input_shape):
 
 
 def case_inference(args):
+    from keras_retinanet.bin.console import assume_frozen_weights
+
+    assume_frozen_weights()  # as retinanet-predict and retinanet-evaluate run (before TensorFlow loads)
     import keras
     import numpy as np
     import tensorflow as tf
@@ -114,11 +117,14 @@ def case_inference(args):
 
     def predict_scores(kernel, bias):
         layer.set_weights([kernel, bias])
+        # A new predict function: with frozen weights assumed, the old one would keep the weights it first saw.
+        training_model.make_predict_function(force=True)
         return np.asarray(training_model.predict_on_batch(network_input)[1])
 
     setting = saturated_setting if args.scores == "saturated" else plain_setting
     kernel, bias, result["scores_above_0.05"] = setting(*layer.get_weights(), predict_scores)
     layer.set_weights([kernel, bias])
+    training_model.make_predict_function(force=True)
     if args.precision == "bfloat16":
         from keras_retinanet.models.precision import with_precision
 

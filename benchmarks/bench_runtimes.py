@@ -28,6 +28,9 @@ EXPORTS = [  # (row, file name, convert options)
 
 def _model(size):
     """The ResNet50 inference model with the plain score setting and a spec, and the benchmark image (uint8)."""
+    from keras_retinanet.bin.console import assume_frozen_weights
+
+    assume_frozen_weights()  # as retinanet-predict and retinanet-evaluate run (before TensorFlow loads)
     import keras
     import numpy as np
 
@@ -56,6 +59,8 @@ def _model(size):
 
     def predict_scores(kernel, bias):
         layer.set_weights([kernel, bias])
+        # A new predict function: with frozen weights assumed, the old one would keep the weights it first saw.
+        training_model.make_predict_function(force=True)
         return np.asarray(training_model.predict_on_batch(network_input)[1])
 
     kernel, bias, count = plain_setting(*layer.get_weights(), predict_scores)

@@ -220,3 +220,43 @@ def test_no_duplicate_lines_over_two_main_calls(dataset, tmp_path, capsys, packa
         assert lines.count(f"Images written to {tmp_path / 'drawn'}") == 1, lines
     handlers = [h for h in package_logger.handlers if type(h).__name__ == "ConsoleHandler"]
     assert len(handlers) == 1
+
+
+FROZEN_WEIGHTS_SCRIPT = """
+import json, os, sys
+
+from keras_retinanet.bin import evaluate, predict, train
+
+seen = {}
+for name, module in (("train", train), ("predict", predict), ("evaluate", evaluate)):
+    if sys.argv[1] == "unset":
+        os.environ.pop("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", None)
+    entry = getattr(module, "console_main", module.main)
+    try:
+        entry(["--version"])
+    except SystemExit:
+        pass
+    seen[name] = os.environ.get("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS")
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize("user_value, expected", [("unset", "1"), ("0", "0")])
+def test_only_the_inference_commands_let_onednn_assume_frozen_weights(user_value, expected):
+    """TensorFlow reads the variable once a process and then keeps the weights each compiled function first saw:
+    the inference commands set it in their own process (a user's value wins), training never does."""
+    import tomllib
+
+    environment = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"}
+    if user_value != "unset":
+        environment["TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"] = user_value
+    result = subprocess.run([sys.executable, "-c", FROZEN_WEIGHTS_SCRIPT, user_value], capture_output=True,
+                            text=True, env=environment, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"train": None if user_value == "unset" else user_value, "predict": expected, "evaluate": expected}
+    with open(os.path.join(os.path.dirname(__file__), os.pardir, "pyproject.toml"), "rb") as file:
+        scripts = tomllib.load(file)["project"]["scripts"]
+    assert scripts["retinanet-predict"] == "keras_retinanet.bin.predict:console_main"
+    assert scripts["retinanet-evaluate"] == "keras_retinanet.bin.evaluate:console_main"
+    assert scripts["retinanet-train"] == "keras_retinanet.bin.train:main"

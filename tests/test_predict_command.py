@@ -4,6 +4,8 @@ one-line errors, unreadable inputs are skipped (issue 15)."""
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import keras
@@ -57,6 +59,26 @@ def test_predict_without_flags_equals_the_hand_assembled_pipeline(setup, tmp_pat
         assert [r["class_name"] for r in mine] == [CLASS_NAMES[label] for label in labels]  # names from the spec
         assert (output / os.path.basename(path)).exists()
     assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_command_in_its_own_process_keeps_the_detections(setup, tmp_path):
+    """As a command of its own, retinanet-predict lets oneDNN keep its reordered weights
+    (TF_ONEDNN_ASSUME_FROZEN_WEIGHTS, test_cli): the detections are still the hand-assembled pipeline's."""
+    output = tmp_path / "out"
+    path = os.path.join(setup["images"], "img1.png")
+    environment = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"}
+    command = [sys.executable, "-m", "keras_retinanet.bin.predict", setup["model"], path,
+               "--score-threshold", str(PREDICT_THRESHOLD), "--output-dir", str(output), "--no-draw"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = json.loads((output / "detections.json").read_text())
+    reference = keras.models.load_model(setup["model"])
+    boxes, scores, labels = hand_detections(reference, cv2.imread(path), threshold=PREDICT_THRESHOLD)
+    assert len(records) == len(scores) > 0
+    np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in records], boxes, atol=1e-3)
+    np.testing.assert_allclose([r["score"] for r in records], scores, atol=1e-5)
+    assert [r["class_name"] for r in records] == [CLASS_NAMES[label] for label in labels]
 
 
 @pytest.mark.slow

@@ -63,6 +63,24 @@ class ConsoleHandler(logging.Handler):
             self.handleError(record)
 
 
+# TensorFlow's oneDNN switch for weights that never change once a model has run (see assume_frozen_weights).
+FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
+
+
+def assume_frozen_weights() -> None:
+    """Let oneDNN keep each convolution's weights in its own blocked layout, in a process that only runs models.
+
+    TensorFlow's convolutions read weights from variables, so oneDNN reorders them at every call; with this
+    variable set it reorders them once and reuses them, as it does for constants (and as ONNX Runtime does):
+    float32 ResNet50 RetinaNet inference at 800x1067 ran about 1.3x faster on a 2-core AVX-512 CPU. TensorFlow
+    reads the variable once, at its first oneDNN kernel, for the whole process, and a compiled function then
+    keeps the weights it first saw: so only the inference commands set it, in their own process, before TensorFlow
+    loads (``retinanet-predict``, ``retinanet-evaluate``), never a process that trains or changes weights. A value
+    the user set is kept.
+    """
+    os.environ.setdefault(FROZEN_WEIGHTS_VARIABLE, "1")
+
+
 def setup_logging(verbose: bool = False) -> logging.Handler:
     """Attach the one :class:`ConsoleHandler` of the "keras_retinanet" logger (again: reuse it) and set its level.
 

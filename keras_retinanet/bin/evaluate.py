@@ -13,7 +13,7 @@ import sys
 import time
 
 from .. import hub
-from . import common
+from . import common, console
 
 MODEL_HELP = (
     "The model: a model file (an inference model, or a training model with --convert-model), or a preset "
@@ -153,5 +153,16 @@ def main(args=None):
     return record.mAP
 
 
+
+def console_main(args=None):
+    """``retinanet-evaluate`` as a command of its own: :func:`main` in a process that only runs models.
+
+    Such a process lets oneDNN keep the convolution weights it has reordered (:func:`console.assume_frozen_weights`);
+    :func:`main` called from a program that also trains leaves TensorFlow as it is.
+    """
+    console.assume_frozen_weights()
+    return main(args)
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -20,7 +20,7 @@ import sys
 
 from .. import hub
 from ..errors import DatasetError, RetinaNetError
-from . import common
+from . import common, console
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -290,5 +290,16 @@ def main(args=None):
     return results
 
 
+
+def console_main(args=None):
+    """``retinanet-predict`` as a command of its own: :func:`main` in a process that only runs models.
+
+    Such a process lets oneDNN keep the convolution weights it has reordered (:func:`console.assume_frozen_weights`);
+    :func:`main` called from a program that also trains leaves TensorFlow as it is.
+    """
+    console.assume_frozen_weights()
+    return main(args)
+
+
 if __name__ == "__main__":
-    main()
+    console_main()
