@@ -6,6 +6,9 @@ image are found again (same label, IoU >= 0.9) and, on a dataset, the mAP. bfloa
 emulates it without AVX512_BF16/AMX: slow, but the same numbers).
 
   demo     a trained demo model (retinanet-train demo) on the demo's validation images (--demo-model, --demo-csv)
+  model    any trained model file (--model) on a CSV dataset (--csv, classes.csv next to it) at the image sides
+           --min-side/--max-side (default 800/1333): e.g. a ResNet50 trained on small synthetic images, measured on
+           800x1067 images whose objects have the sizes it was trained on
   resnet50 a ResNet50 RetinaNet at --side px (80 classes, 256-wide heads) with random weights made realistic: each
            BatchNorm's statistics calibrated on photo-like images in order, so every layer sees unit-scale
            activations, and the heads scaled so the logits spread ~1.5 around -6 (a few hundred class scores pass
@@ -13,6 +16,7 @@ emulates it without AVX512_BF16/AMX: slow, but the same numbers).
 
 Run: python benchmarks/bench_fidelity.py --demo-model snapshots/mobilenet128_0.5_demo_best.h5 \\
          --demo-csv ~/.cache/keras_retinanet/demo/val.csv [--images 4] [--side 800] [--only demo resnet50]
+     python benchmarks/bench_fidelity.py --only model --model resnet50_best.h5 --csv big/val.csv [--quick]
 """
 
 import argparse
@@ -117,7 +121,11 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=4, help="images compared per model")
     parser.add_argument("--side", type=int, default=800, help="the ResNet50 model's image_min_side")
     parser.add_argument("--quick", action="store_true", help="ResNet50: float32, bfloat16, and 3 of its variants")
-    parser.add_argument("--only", nargs="*", choices=["demo", "resnet50"], default=["demo", "resnet50"])
+    parser.add_argument("--model", help="a trained model file, measured on --csv")
+    parser.add_argument("--csv", help="the CSV dataset the --model is measured on (classes.csv next to it)")
+    parser.add_argument("--min-side", type=int, default=800, help="--model: image_min_side (default: %(default)s)")
+    parser.add_argument("--max-side", type=int, default=1333, help="--model: image_max_side (default: %(default)s)")
+    parser.add_argument("--only", nargs="*", choices=["demo", "resnet50", "model"], default=["demo", "resnet50", "model"])
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -137,6 +145,17 @@ def main(argv=None):
         images = [generator.load_image(i) for i in range(args.images)]
         print(f"demo: {args.demo_model}, {args.images} images for the top-100, {generator.size()} for the mAP")
         measure(list(variants_of(detector)), images, generator)
+    if "model" in args.only and args.model:
+        from keras_retinanet.preprocessing.csv_generator import CSVGenerator
+
+        sides = {"image_min_side": args.min_side, "image_max_side": args.max_side}
+        detector = load_detector(args.model, **sides)
+        classes = os.path.join(os.path.dirname(args.csv), "classes.csv")
+        generator = CSVGenerator(args.csv, classes, shuffle_groups=False, **sides)
+        images = [generator.load_image(i) for i in range(min(args.images, generator.size()))]
+        print(f"model: {args.model} ({detector.spec.backbone}) at {args.min_side}/{args.max_side} px, "
+              f"{len(images)} images for the top-100, {generator.size()} for the mAP")
+        measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images, generator)
     if "resnet50" in args.only:
         side = args.side
         model = calibrated_resnet50(side)

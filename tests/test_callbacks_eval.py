@@ -1,6 +1,7 @@
 """Evaluation callbacks (keras_retinanet.callbacks.eval.Evaluate, keras_retinanet.callbacks.coco.CocoEval)."""
 
 import glob
+import logging
 import os
 
 import keras
@@ -152,3 +153,24 @@ def test_evaluate_accepts_a_keras_tensorboard_callback(tmp_path):
     callback.set_model(model())
     callback.on_epoch_end(2, {})
     assert read_scalars(tmp_path / "tb")["mAP"] == [(2, pytest.approx(UNWEIGHTED))]
+
+
+def test_early_stopping_says_why_it_ended_the_run(caplog):
+    from keras_retinanet.callbacks.snapshot import callback_state
+    from keras_retinanet.engine.callbacks import ExplainedEarlyStopping
+
+    model = keras.Sequential([keras.layers.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # as fit sets it
+    stopper = ExplainedEarlyStopping(monitor="mAP", patience=5, mode="max", min_delta=0.01)
+    stopper.set_model(model)
+    stopper.set_params({"epochs": 50})
+    stopper.on_train_begin()
+    # The first epoch sets the best (0.001); none of the next five beats it by 0.01: the sixth stops the run.
+    for epoch, value in enumerate([0.001, 0.002, 0.004, 0.003, 0.008, 0.009]):
+        assert not model.stop_training
+        stopper.on_epoch_end(epoch, {"mAP": value})
+    assert model.stop_training
+    with caplog.at_level(logging.INFO, logger="keras_retinanet"):
+        stopper.on_train_end()
+    assert "Stopped early after epoch 6 of 50: the mAP did not improve by 0.01 in 5 epochs" in caplog.text
+    assert set(callback_state(stopper)) == {"wait", "best", "best_epoch"}  # resumable as Keras' own

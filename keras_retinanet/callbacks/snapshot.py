@@ -32,16 +32,24 @@ def callback_state(callback):
     Returns:
         dict attribute -> number.
     """
-    names = _CALLBACK_STATE_ATTRIBUTES.get(type(callback).__name__)
+    names = _state_attributes(callback)
     if names is None:
         return None
     return {name: _plain(getattr(callback, name)) for name in names if hasattr(callback, name)}
 
 
+def _state_attributes(callback):
+    """The state attributes of the callback's class or the nearest Keras class it extends, or None."""
+    for cls in type(callback).__mro__:
+        if cls.__name__ in _CALLBACK_STATE_ATTRIBUTES:
+            return _CALLBACK_STATE_ATTRIBUTES[cls.__name__]
+    return None
+
+
 def restore_callback_state(callback, state):
     """Set the attributes :func:`callback_state` returned, after the callback's own ``on_train_begin``."""
     for name, value in (state or {}).items():
-        if name in _CALLBACK_STATE_ATTRIBUTES.get(type(callback).__name__, ()):
+        if name in (_state_attributes(callback) or ()):
             setattr(callback, name, value)
 
 

@@ -20,8 +20,27 @@ logger = logging.getLogger(__name__)
 
 # The metric the best-model snapshot and early stopping follow: every evaluation callback logs it.
 MONITORED_METRIC = "mAP"
+# keras-retinanet's early stopping: the mAP must improve by this much within this many epochs.
+EARLY_STOPPING_PATIENCE = 5
+EARLY_STOPPING_MIN_DELTA = 0.01
 # Where snapshots go when neither --snapshot-path nor a run folder says (keras-retinanet's default).
 FALLBACK_SNAPSHOT_PATH = "./snapshots"
+
+
+class ExplainedEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping that says, when it ends a run, why and how to keep training.
+
+    A run that stops at epoch 6 of 50 without a word looks like a crash or a finished run.
+    """
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0:
+            logger.info(
+                f"Stopped early after epoch {self.stopped_epoch + 1} of {self.params.get('epochs', '?')}: the "
+                f"{self.monitor} did not improve by {EARLY_STOPPING_MIN_DELTA:g} in {self.patience} epochs "
+                "(keras-retinanet's rule; --no-evaluation trains every epoch)"
+            )
+        super().on_train_end(logs)
 
 
 def snapshot_folder(config: RetinaNetConfig, run_folder: Optional[str] = None) -> str:
@@ -112,8 +131,8 @@ def create_callbacks(
     if evaluating and workers > 1:
         logger.info("Early stopping is off: with several workers only the chief knows the mAP.")
     elif evaluating:
-        stateful["early_stopping"] = keras.callbacks.EarlyStopping(
-            monitor=MONITORED_METRIC, patience=5, mode="max", min_delta=0.01
+        stateful["early_stopping"] = ExplainedEarlyStopping(
+            monitor=MONITORED_METRIC, patience=EARLY_STOPPING_PATIENCE, mode="max", min_delta=EARLY_STOPPING_MIN_DELTA
         )
     callbacks.extend(stateful.values())
 
