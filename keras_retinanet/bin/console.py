@@ -81,6 +81,20 @@ def assume_frozen_weights() -> None:
     os.environ.setdefault(FROZEN_WEIGHTS_VARIABLE, "1")
 
 
+def inference_command(main):
+    """The console entry point of an inference command: ``main`` in a process of its own, which only runs models.
+
+    Such a process lets oneDNN keep the convolution weights it has reordered (:func:`assume_frozen_weights`);
+    ``main`` called from a program that also trains leaves TensorFlow as it is.
+    """
+
+    def console_main(args=None):
+        assume_frozen_weights()
+        return main(args)
+
+    return console_main
+
+
 def setup_logging(verbose: bool = False) -> logging.Handler:
     """Attach the one :class:`ConsoleHandler` of the "keras_retinanet" logger (again: reuse it) and set its level.
 

@@ -291,14 +291,8 @@ def main(args=None):
 
 
 
-def console_main(args=None):
-    """``retinanet-predict`` as a command of its own: :func:`main` in a process that only runs models.
-
-    Such a process lets oneDNN keep the convolution weights it has reordered (:func:`console.assume_frozen_weights`);
-    :func:`main` called from a program that also trains leaves TensorFlow as it is.
-    """
-    console.assume_frozen_weights()
-    return main(args)
+# ``retinanet-predict``: the entry point pyproject.toml installs.
+console_main = console.inference_command(main)
 
 
 if __name__ == "__main__":
