@@ -132,7 +132,7 @@ def test_chart_orders_by_ap_then_label_and_is_a_png(tmp_path):
 
 
 def test_run_folders_count_up(tmp_path):
-    root = str(tmp_path / "runs")
+    root = str(tmp_path / "snapshots")
     first = new_run_folder("snapshots/resnet50_csv_10.h5", "csv", root=root)
     second = new_run_folder("other/resnet50_csv_10.keras", "csv", root=root)
     assert first == os.path.join(root, "resnet50_csv_10_csv")
@@ -177,7 +177,7 @@ def test_evaluate_writes_the_printed_numbers_as_json_and_a_chart(setup, tmp_path
     argv = ["--score-threshold", "0.05", "csv", setup["annotations"], setup["classes"], setup["model"]]
     mean_ap = evaluate_command.main(argv)
     out = capsys.readouterr().out
-    folder = os.path.join("runs", "evaluate", "tiny_csv")
+    folder = os.path.join("snapshots", "evaluate", "tiny_csv")
     path = os.path.join(folder, "evaluation.json")
     assert out.splitlines()[-1] == f"Evaluation saved to {path}"
     record = json.loads(open(path).read())
@@ -238,13 +238,13 @@ def test_save_path_gets_the_json_beside_the_plots_with_hand_worked_aps(tmp_path,
     assert written["model"]["spec"] is None and written["model"]["path"] == "x/model.keras"
     names = set(os.listdir(save))
     assert {"evaluation.json", "per_class_ap.png", "0.png", "precision_recall_0_circle.png"} <= names
-    assert not os.path.exists(tmp_path / "runs")  # --save-path is the folder: no run folder besides
+    assert not os.path.exists(tmp_path / "snapshots")  # --save-path is the folder: no run folder besides
 
 
 def test_coco_record_holds_the_twelve_stats_of_cocoeval_run_directly(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     record = record_evaluation(toy_dataset(), InjectedModel(DETECTIONS), _config("coco"), "models/toy.h5")
-    assert record.folder == os.path.join("runs", "evaluate", "toy_coco")
+    assert record.folder == os.path.join("snapshots", "evaluate", "toy_coco")
     written = json.loads(open(record.path).read())
     # The reference: pycocotools on ground truth and detections written out by hand (see test_coco_eval).
     ground_truth = write_ground_truth_json(tmp_path / "gt.json", [0, 1], [0, 1])
@@ -272,4 +272,4 @@ def test_a_failed_evaluation_leaves_no_empty_run_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="convert"):
         record_evaluation(hand_dataset(), TrainingLikeModel(), _config("csv"), "model.h5")
-    assert os.listdir(tmp_path / "runs" / "evaluate") == []
+    assert os.listdir(tmp_path / "snapshots" / "evaluate") == []

@@ -78,7 +78,7 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
         result["first_log"] = _train(first_argv)
-        first = cwd / "runs" / NAME
+        first = cwd / "snapshots" / NAME
         result["first_files"] = _file_bytes(first)
         result["second_log"] = _train([*TINY, "--no-weights", "--epochs", "1", "--no-evaluation", "--snapshot-path", second_snapshots,
                                        *dataset])  # fmt: skip
@@ -90,7 +90,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_run_leaves_config_metrics_curves_and_snapshots(runs):
-    folder = runs["cwd"] / "runs" / NAME
+    folder = runs["cwd"] / "snapshots" / NAME
     names = set(runs["first_files"])
     assert {"config.json", "metrics.csv", "curves.png", f"{NAME}_01.h5", f"{NAME}_02.h5", f"{NAME}_best.h5"} <= names
     assert not [name for name in names if ".tmp" in name]  # every file written atomically
@@ -129,14 +129,14 @@ def test_closing_lines_name_the_run_folder_and_the_best_model(runs):
     rows = _rows_of(runs["first_files"]["metrics.csv"])
     best = max(rows, key=lambda row: (float(row["mAP"]), -int(row["epoch"])))  # the first best epoch
     assert runs["first_log"][-2:] == [
-        f"Run folder: {os.path.join('runs', NAME)}",
-        f"Best model: {os.path.join('runs', NAME, NAME + '_best.h5')} "
+        f"Run folder: {os.path.join('snapshots', NAME)}",
+        f"Best model: {os.path.join('snapshots', NAME, NAME + '_best.h5')} "
         f"(mAP {float(best['mAP']):.4f}, epoch {int(best['epoch'])})",
     ]
     # without evaluation: the last snapshot, where --snapshot-path put it
     last = os.path.join(runs["second_snapshots"], f"{NAME}_01.h5")
     assert runs["second_log"][-2:] == [
-        f"Run folder: {os.path.join('runs', NAME + '_2')}",
+        f"Run folder: {os.path.join('snapshots', NAME + '_2')}",
         f"Last snapshot: {os.path.join('elsewhere', f'{NAME}_01.h5')} (epoch 1; no evaluation)",
     ]
     assert os.path.exists(last)
@@ -145,7 +145,7 @@ def test_closing_lines_name_the_run_folder_and_the_best_model(runs):
 @pytest.mark.slow
 def test_a_second_run_gets_its_own_folder_and_leaves_the_first_alone(runs):
     assert runs["first_files_after_second"] == runs["first_files"]
-    second = runs["cwd"] / "runs" / f"{NAME}_2"
+    second = runs["cwd"] / "snapshots" / f"{NAME}_2"
     assert sorted(os.listdir(second)) == ["config.json", "curves.png", "metrics.csv"]  # snapshots went elsewhere
     record = json.loads((second / "config.json").read_text())
     assert record["run"]["snapshot_folder"] == runs["second_snapshots"]
@@ -156,8 +156,8 @@ def test_a_second_run_gets_its_own_folder_and_leaves_the_first_alone(runs):
 
 @pytest.mark.slow
 def test_a_resumed_run_continues_the_record_of_the_run_it_resumes(runs):
-    folder = runs["cwd"] / "runs" / NAME
-    assert sorted(os.listdir(runs["cwd"] / "runs")) == [NAME, f"{NAME}_2"]  # no third folder
+    folder = runs["cwd"] / "snapshots" / NAME
+    assert sorted(os.listdir(runs["cwd"] / "snapshots")) == [NAME, f"{NAME}_2"]  # no third folder
     before = _rows_of(runs["first_files"]["metrics.csv"])
     rows = _read_rows(folder / "metrics.csv")
     assert [row["epoch"] for row in rows] == ["1", "2"]  # the redone epoch 2 replaced, not duplicated
@@ -170,7 +170,7 @@ def test_a_resumed_run_continues_the_record_of_the_run_it_resumes(runs):
     }  # the first run's configuration is kept
     (resumed,) = record["run"]["resumed"]
     assert resumed["snapshot"] == str(folder / f"{NAME}_01.h5") and resumed["initial_epoch"] == 1
-    assert runs["resume_log"][-2].startswith(f"Run folder: {os.path.join('runs', NAME)}")
+    assert runs["resume_log"][-2].startswith(f"Run folder: {os.path.join('snapshots', NAME)}")
     assert re.fullmatch(rf"Best model: .*{NAME}_best\.h5 \(mAP \d\.\d{{4}}, epoch [12]\)", runs["resume_log"][-1])
     assert cv2.imread(str(folder / "curves.png")) is not None
 
@@ -178,7 +178,7 @@ def test_a_resumed_run_continues_the_record_of_the_run_it_resumes(runs):
 def test_run_folders_are_numbered_and_an_explicit_one_is_used_as_is(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert [new_run_folder("resnet50_csv") for _ in range(3)] == [
-        os.path.join("runs", "resnet50_csv"), os.path.join("runs", "resnet50_csv_2"), os.path.join("runs", "resnet50_csv_3")
+        os.path.join("snapshots", "resnet50_csv"), os.path.join("snapshots", "resnet50_csv_2"), os.path.join("snapshots", "resnet50_csv_3")
     ]  # fmt: skip
     config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv")})
     explicit = config.replace(training={"run_dir": str(tmp_path / "mine" / "run")})
@@ -188,7 +188,7 @@ def test_run_folders_are_numbered_and_an_explicit_one_is_used_as_is(tmp_path, mo
         choose_run_folder(config.replace(training={"run_dir": str(tmp_path / "a_file")}))
     # a resumed run whose folder is gone records in a new one
     resumed = config.replace(training={"snapshot": "old.h5"})
-    assert choose_run_folder(resumed, {"run_dir": str(tmp_path / "gone")}) == os.path.join("runs", "resnet50_csv_4")
+    assert choose_run_folder(resumed, {"run_dir": str(tmp_path / "gone")}) == os.path.join("snapshots", "resnet50_csv_4")
     assert choose_run_folder(resumed, {"run_dir": str(tmp_path / "mine")}) == str(tmp_path / "mine")
 
 

@@ -1,10 +1,10 @@
 """retinanet-convert-model: turn a training snapshot into an inference model, in any export format.
 
-    retinanet-convert-model snapshots/resnet50_csv_10.h5 inference.h5
-    retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.onnx
-    retinanet-convert-model snapshots/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
-    retinanet-convert-model snapshots/resnet50_csv_10.keras detector.onnx --raw-input
-    retinanet-convert-model snapshots/resnet50_csv_10.keras detector_int8.onnx --raw-input --quantize int8 csv train.csv classes.csv
+    retinanet-convert-model snapshots/resnet50_csv/resnet50_csv_10.h5 inference.h5
+    retinanet-convert-model snapshots/resnet50_csv/resnet50_csv_10.h5 detector.onnx
+    retinanet-convert-model snapshots/resnet50_csv/resnet50_csv_10.h5 detector.tflite --quantize int8 csv train.csv classes.csv
+    retinanet-convert-model snapshots/resnet50_csv/resnet50_csv_10.keras detector.onnx --raw-input
+    retinanet-convert-model snapshots/resnet50_csv/resnet50_csv_10.keras detector_int8.onnx --raw-input --quantize int8 csv train.csv classes.csv
     retinanet-convert-model resnet50_coco coco.keras          # a preset: the written file carries its spec
 
 A model file of this package says its backbone, anchors and image sides (its spec): --backbone, --config
@@ -91,6 +91,7 @@ def parse_args(args):
                         help="Min score (default: 0.05).")
     parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
                         help="Detections per image (default: 300).")
+    common.add_candidate_cap_argument(parser)
     # The dataset is optional: only int8 quantization reads one.
     dataset = common.add_dataset_subparsers(parser)
     dataset.required = False

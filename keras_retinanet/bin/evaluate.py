@@ -1,11 +1,11 @@
 """retinanet-evaluate: mAP of a model on a dataset.
 
     retinanet-evaluate csv val.csv classes.csv inference.keras
-    retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv_10.h5
+    retinanet-evaluate --convert-model --save-path out/ csv val.csv classes.csv snapshots/resnet50_csv/resnet50_csv_10.h5
     retinanet-evaluate coco /data/coco resnet50_coco      # a preset: keras-retinanet's COCO model, by name
 
 Besides printing them, it keeps the results (evaluation.json, per_class_ap.png) in --save-path, or else in a new
-runs/evaluate/{model}_{dataset} folder; the last line printed names the JSON file.
+snapshots/evaluate/{model}_{dataset} folder; the last line printed names the JSON file.
 """
 
 import os
@@ -40,11 +40,13 @@ def parse_args(args):
                         help="IoU for a match (default: 0.5).")
     parser.add_argument("--max-detections", dest="evaluation.max_detections", type=common.positive_int,
                         help="Detections per image (default: 100).")
+    common.add_candidate_cap_argument(parser)
     parser.add_argument(
         "--save-path",
         dest="evaluation.save_path",
         help="Write each image with annotations and detections, and a precision-recall plot per class, beside "
-        "evaluation.json and per_class_ap.png (default: those two in a new runs/evaluate/{model}_{dataset} folder).",
+        "evaluation.json and per_class_ap.png (default: those two in a new snapshots/evaluate/{model}_{dataset} "
+        "folder).",
     )
     common.add_image_side_arguments(parser)
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")

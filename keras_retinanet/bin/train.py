@@ -96,14 +96,15 @@ def parse_args(args):
     parser.add_argument("--optimizer-clipnorm", dest="training.optimizer_clipnorm", type=float,
                         help=f"Clip gradients to this norm (default: {default('training.optimizer_clipnorm')}).")
     parser.add_argument("--snapshot-path", dest="training.snapshot_path",
-                        help="Folder for snapshots (default: the run folder).")
+                        help="Folder for snapshots (default: the run folder, snapshots/{backbone}_{dataset}; "
+                        "keras-retinanet's was ./snapshots itself: --snapshot-path snapshots).")
     parser.add_argument(
         "--run-dir",
         dest="training.run_dir",
         metavar="DIR",
         help="Folder of this run's record: config.json, metrics.csv (a row per epoch), curves.png and, without "
-        "--snapshot-path, the snapshots (default: the first free one of runs/{backbone}_{dataset}, "
-        "runs/{backbone}_{dataset}_2, ...; a --snapshot resume continues its run's folder).",
+        "--snapshot-path, the snapshots (default: the first free one of snapshots/{backbone}_{dataset}, "
+        "snapshots/{backbone}_{dataset}_2, ...; a --snapshot resume continues its run's folder).",
     )
     parser.add_argument("--tensorboard-dir", dest="training.tensorboard_dir", help="TensorBoard log folder (default: none).")
     parser.add_argument("--no-snapshots", dest="training.snapshots", action="store_false", help="Do not save snapshots.")

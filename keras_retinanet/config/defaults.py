@@ -28,6 +28,11 @@ NO_WEIGHTS = "none"
 # (e.g. a machine without internet access, or a test suite that must not download).
 IMAGENET_WEIGHTS_ENV = "KERAS_RETINANET_IMAGENET_WEIGHTS"
 
+# Where runs leave what they write unless told otherwise, relative to the working directory: keras-retinanet's
+# snapshot folder (its --snapshot-path default). retinanet-train's run folders are RUNS_FOLDER/{backbone}_{dataset}
+# (_2, _3, ...), retinanet-evaluate's records RUNS_FOLDER/evaluate/{model}_{dataset}.
+RUNS_FOLDER = "snapshots"
+
 DEFAULTS = {
     "model": {
         "backbone": "resnet50",
@@ -71,8 +76,8 @@ DEFAULTS = {
         "imagenet_weights": None,  # the backbone's ImageNet weights; NO_WEIGHTS: random
         "weights": None,
         "unsafe_load": False,
-        "snapshot_path": None,  # None: the run folder (keras-retinanet's was './snapshots')
-        "run_dir": None,  # None: the first free one of runs/{backbone}_{dataset}, runs/{backbone}_{dataset}_2, ...
+        "snapshot_path": None,  # None: the run folder (keras-retinanet's was './snapshots' itself)
+        "run_dir": None,  # None: the first free one of snapshots/{backbone}_{dataset}, ..._2, ... (RUNS_FOLDER)
         "snapshots": True,
         "save_keras": False,
         "tensorboard_dir": "",

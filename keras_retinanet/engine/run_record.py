@@ -1,8 +1,9 @@
 """The record a training run leaves: one folder per run with ``config.json``, ``metrics.csv`` and ``curves.png``.
 
-In the manner of ultralytics' ``runs/detect/trainN`` and detectron2's OUTPUT_DIR: every ``retinanet-train`` run
-gets a folder the next run does not overwrite (``--run-dir DIR``, else the first free one of
-``runs/{backbone}_{dataset}``, ``..._2``, ``..._3``, ...), holding
+keras-retinanet kept a run's snapshots in ``./snapshots``; here every ``retinanet-train`` run gets a folder of its
+own there that the next run does not overwrite, in the manner of ultralytics' ``runs/detect/trainN`` and
+detectron2's OUTPUT_DIR (``--run-dir DIR``, else the first free one of ``snapshots/{backbone}_{dataset}``,
+``..._2``, ``..._3``, ..., relative to the working directory), holding
 
 - ``config.json``: the :class:`RetinaNetConfig` (``to_json``; ``RetinaNetConfig.from_json`` reads the file back)
   plus a ``run`` section: package version, command line, start time, class names, seed, folders, resumes;
@@ -31,12 +32,13 @@ import numpy as np
 from .. import __version__
 from ..checkpoint.atomic import claim_new_folder, write_bytes_atomically
 from ..config import RetinaNetConfig
+from ..config.defaults import RUNS_FOLDER
 from ..errors import RetinaNetError
 from .curves import write_curves
 
 logger = logging.getLogger(__name__)
 
-RUNS_ROOT = "runs"
+RUNS_ROOT = RUNS_FOLDER  # "snapshots": keras-retinanet's snapshot folder (its --snapshot-path default)
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 CURVES_FILE = "curves.png"

@@ -1,8 +1,9 @@
 """What ``retinanet-evaluate`` keeps of a run: ``evaluation.json`` and ``per_class_ap.png`` in one folder.
 
 The folder is ``--save-path`` when given (beside the drawn images and precision-recall plots), otherwise the
-first of ``runs/evaluate/{model file stem}_{dataset type}``, ``..._2``, ``..._3``, ... that does not exist
-(relative to the working directory), so that a second run never overwrites the first. Both files are written
+first of ``snapshots/evaluate/{model file stem}_{dataset type}``, ``..._2``, ``..._3``, ... that does not exist
+(relative to the working directory, beside the training runs' folders), so that a second run never overwrites
+the first. Both files are written
 atomically: a crash leaves the previous file or none, never half of one.
 
 ``evaluation.json`` holds:
@@ -30,11 +31,12 @@ from typing import Any, Dict, NamedTuple, Optional
 
 from .. import __version__
 from ..checkpoint.atomic import claim_new_folder, write_bytes_atomically
-from ..config import RetinaNetConfig
+from ..config import RetinaNetConfig, defaults
 from .report import _safe_file_name, save_per_class_ap_chart
 from .run import run_evaluation
 
-RUNS_FOLDER = os.path.join("runs", "evaluate")
+# snapshots/evaluate: beside the training runs, so that everything runs leave is in one (git-ignored) place.
+RUNS_FOLDER = os.path.join(defaults.RUNS_FOLDER, "evaluate")
 RECORD_FILE = "evaluation.json"
 CHART_FILE = "per_class_ap.png"
 
