@@ -83,7 +83,7 @@ def config_of(argv):
 
 @pytest.mark.slow
 def test_retinanet_train_downloads_imagenet_weights_by_url_and_loads_them(dataset, notop_weights, cache, tmp_path,
-                                                                            capsys):
+                                                                            capsys, monkeypatch):
     data, layers = notop_weights
     snapshots = tmp_path / "snapshots"
     with WeightServer() as server:
@@ -94,7 +94,7 @@ def test_retinanet_train_downloads_imagenet_weights_by_url_and_loads_them(datase
             "--steps", "1", "--no-evaluation", "--snapshot-path", str(snapshots), "--seed", "1", "csv", *dataset,
         ])  # fmt: skip
         out = capsys.readouterr().out
-        assert f"from {cache / NOTOP_FILE} (downloaded from {url})" in out
+        assert f"from {hub.cache_path(url)} (downloaded from {url})" in out
         assert "Loaded ImageNet weights (--imagenet-weights) of 54 layers" in out, out
 
         # the frozen trunk of the snapshot holds the file's weights
@@ -103,17 +103,21 @@ def test_retinanet_train_downloads_imagenet_weights_by_url_and_loads_them(datase
             for stored, loaded in zip(layers[name], model.get_layer(name).get_weights()):
                 np.testing.assert_array_equal(stored, loaded)
 
-        # the next run with the default finds the file in the cache and asks the server nothing
+        # the next run with the default is another source of the same file name: the URL's file is not taken
+        # for it (the cache is keyed by source); it comes from its own place (the mirror here), then the cache
         keras.utils.clear_session()
+        monkeypatch.setenv(hub.ENV_MIRROR, server.url)
         config = config_of(["--backbone", BACKBONE, *SMALL, "csv", *dataset])
         assert imagenet_weights_source(config, models.backbone(BACKBONE)) == (
             "mobilenet128_0.25_imagenet", "the backbone's default")
         model = build_training_model(config, models.backbone(BACKBONE), ["square"])
         assert (
             "Loaded ImageNet weights (mobilenet128_0.25_imagenet, the backbone's default) of 54 layers from "
-            f"{cache / NOTOP_FILE} (cached)"
+            f"{cache / NOTOP_FILE} (downloaded from {url})"
         ) in capsys.readouterr().out
-        assert server.requests == {f"/{NOTOP_FILE}": 1}
+        assert server.requests == {f"/{NOTOP_FILE}": 2}
+        assert hub.resolve("mobilenet128_0.25_imagenet").describe() == f"{cache / NOTOP_FILE} (cached)"
+        assert server.requests == {f"/{NOTOP_FILE}": 2}
         np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], layers["conv1"][0])
 
 

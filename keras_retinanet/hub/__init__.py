@@ -3,11 +3,13 @@
     >>> from keras_retinanet import hub
     >>> hub.fetch("resnet50_imagenet")  # downloaded once into ~/.cache/keras_retinanet/weights/
     >>> hub.fetch("/data/ResNet-50-model.keras.h5")  # a local file is returned as it is
+    >>> hub.fetch("https://example.com/model.h5#sha256=<hex>")  # cached under weights/url/<key>/, hash checked
     >>> hub.weights_names()
     >>> hub.resolve_model("resnet50_coco")  # a preset: (the cached file, the DetectorSpec the file lacks)
 
 Environment: ``KERAS_RETINANET_HOME`` (the cache, default ``$XDG_CACHE_HOME/keras_retinanet`` or
-``~/.cache/keras_retinanet``) and ``KERAS_RETINANET_MIRROR`` (a base URL serving the files by name).
+``~/.cache/keras_retinanet``; each name or URL has its own place in it, :func:`cache_path`) and
+``KERAS_RETINANET_MIRROR`` (a base URL serving the known names' files by name).
 Presets (:mod:`.presets`) are published detectors by name: a weights file and the spec it lacks.
 This package imports no TensorFlow.
 """
@@ -18,7 +20,9 @@ from .download import (
     ChecksumError,
     DownloadError,
     Fetched,
+    SourceError,
     cache_dir,
+    cache_path,
     check_source,
     fetch,
     home,
@@ -48,10 +52,12 @@ __all__ = [
     "ChecksumError",
     "DownloadError",
     "Fetched",
+    "SourceError",
     "UnknownModelError",
     "UnknownWeightsError",
     "WeightsEntry",
     "cache_dir",
+    "cache_path",
     "check_model_source",
     "check_source",
     "describe_presets",

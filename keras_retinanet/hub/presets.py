@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, TextIO, Tuple
 
 from ..config.spec import DetectorSpec
 from .coco_names import COCO_CLASS_NAMES
-from .download import DEFAULT_TIMEOUT, is_url, resolve
+from .download import DEFAULT_TIMEOUT, check_source, is_url, resolve
 from .registry import UnknownWeightsError, find, lookup
 
 
@@ -101,11 +101,15 @@ def unknown_model(source: str, what: str = "model") -> UnknownModelError:
 
 
 def check_model_source(source: str, what: str = "model") -> None:
-    """Raise :class:`UnknownModelError` unless ``source`` is an existing path, a URL or a preset (no download)."""
+    """Raise :class:`UnknownModelError` unless ``source`` is an existing path, a URL or a preset (no download);
+    :class:`keras_retinanet.hub.SourceError` for a URL with a malformed hash."""
     source = os.fspath(source)
     if os.path.exists(os.path.expanduser(source)):
         return
-    if is_url(source) or find_preset(source) is not None:
+    if is_url(source):
+        check_source(source)  # a malformed '#sha256=' is an error now, not after TensorFlow has loaded
+        return
+    if find_preset(source) is not None:
         return
     entry = find(source)
     if entry is not None and entry.kind == "detector":

@@ -9,7 +9,8 @@ keras-retinanet's COCO-trained detector.
 A hash of 32 hex digits is an MD5 (what keras-retinanet and Keras publish), 64 a SHA-256. Files
 without a published hash (MobileNet v1 and v2, the COCO detector) are pinned on first use: the
 SHA-256 of the first complete download is kept beside it in the cache and checked every later time
-(see :mod:`keras_retinanet.hub.download`).
+(see :mod:`keras_retinanet.hub.download`). Each file name is the file's place in the cache
+(``weights/<file name>``), so no two entries may share one.
 
 This module is plain data and imports nothing heavy, so that command-line checks can use it.
 """
@@ -57,7 +58,8 @@ class WeightsEntry:
 
 
 class UnknownWeightsError(RetinaNetError, ValueError):
-    """A weights name that is neither a file, a URL nor a known name."""
+    """A weights source that is neither a file, a URL nor a known name (or, as its subclass
+    :class:`keras_retinanet.hub.SourceError`, a URL that cannot be used as written)."""
 
 
 def _entry(name, url, file_hash, kind, backbone, description) -> WeightsEntry:
