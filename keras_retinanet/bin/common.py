@@ -148,6 +148,18 @@ def add_anchor_config_argument(parser, help_text="Config .ini with anchor parame
     parser.add_argument("--config", dest="anchor_config_file", default=None, help=help_text)
 
 
+def add_candidate_cap_argument(parser):
+    """``--max-candidates-per-level``: the opt-in cap on NMS candidates (keras-retinanet has none)."""
+    parser.add_argument(
+        "--max-candidates-per-level",
+        dest="model.max_candidates_per_level",
+        type=positive_int,
+        help="Keep only each pyramid level's N best scores as NMS candidates (torchvision uses 1000): bounded "
+        "post-processing where very many scores pass the threshold, but objects lost in crowded images "
+        "(default: every score above the threshold, as keras-retinanet).",
+    )
+
+
 def add_backbone_argument(parser, help_text="Backbone name"):
     parser.add_argument("--backbone", dest="model.backbone", help=f"{help_text} (default: {default_of('model.backbone')}).")
 

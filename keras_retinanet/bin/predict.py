@@ -54,6 +54,9 @@ def parse_args(args):
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
     parser.add_argument("--score-threshold", type=common.probability, default=DRAW_SCORE_THRESHOLD,
                         help="Min score of a detection kept and drawn (default: %(default)s).")
+    parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
+                        help="Detections per image, at most (default: the model's own; 300 for a snapshot).")
+    common.add_candidate_cap_argument(parser)
     parser.add_argument("--max-frames", type=common.positive_int, default=None,
                         help="Stop each video or camera after this many frames.")
     common.add_image_side_arguments(parser)

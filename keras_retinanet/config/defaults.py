@@ -27,6 +27,10 @@ NO_WEIGHTS = "none"
 # When set, replaces that default for runs that name no weights: a path, weights name or URL, or 'none'
 # (e.g. a machine without internet access, or a test suite that must not download).
 IMAGENET_WEIGHTS_ENV = "KERAS_RETINANET_IMAGENET_WEIGHTS"
+# training.imagenet_weights asking for the default on purpose: keras-retinanet's bare --imagenet-weights switch
+# (keras.applications' weights='imagenet'). It wins over a preset's choice; IMAGENET_WEIGHTS_ENV replaces it as it
+# replaces the default.
+BACKBONE_IMAGENET_WEIGHTS = "imagenet"
 
 # Where runs leave what they write unless told otherwise, relative to the working directory: keras-retinanet's
 # snapshot folder (its --snapshot-path default). retinanet-train's run folders are RUNS_FOLDER/{backbone}_{dataset}
@@ -47,6 +51,9 @@ DEFAULTS = {
         "nms_threshold": 0.5,
         "score_threshold": 0.05,
         "max_detections": 300,
+        # None: every score above the threshold enters NMS (keras-retinanet's filter); N: each pyramid level's
+        # N best only (torchvision's 1,000), bounded work that drops objects from crowded images.
+        "max_candidates_per_level": None,
     },
     "data": {
         "dataset": None,
@@ -81,6 +88,7 @@ DEFAULTS = {
         "snapshots": True,
         "save_keras": False,
         "tensorboard_dir": "",
+        "tensorboard_freq": "epoch",  # TensorBoard's update_freq: 'epoch', 'batch' or every N batches
         "evaluation": True,
         "compute_val_loss": False,
         "weighted_average": False,

@@ -9,7 +9,7 @@ settings); change one with :meth:`RetinaNetConfig.replace`, which returns a new 
 
 import dataclasses
 import json
-from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from .anchors_ini import AnchorConfig
 from .defaults import DEFAULTS, PRESETS
@@ -67,7 +67,8 @@ class ModelConfig:
         freeze_backbone: do not train the backbone's layers.
         trainable_bn: train the BatchNorm layers of backbones that freeze them (ResNet).
         anchors: anchor parameters and pyramid levels (None: keras-retinanet's).
-        nms, class_specific_filter, nms_threshold, score_threshold, max_detections: the inference model's filter.
+        nms, class_specific_filter, nms_threshold, score_threshold, max_detections, max_candidates_per_level:
+            the inference model's filter.
     """
 
     backbone: str = _default("model", "backbone")
@@ -82,6 +83,7 @@ class ModelConfig:
     nms_threshold: float = _default("model", "nms_threshold")
     score_threshold: float = _default("model", "score_threshold")
     max_detections: int = _default("model", "max_detections")
+    max_candidates_per_level: Optional[int] = _default("model", "max_candidates_per_level")
 
     @property
     def anchor_parameters(self):
@@ -111,6 +113,7 @@ class ModelConfig:
             "nms_threshold": self.nms_threshold,
             "score_threshold": self.score_threshold,
             "max_detections": self.max_detections,
+            "max_candidates_per_level": self.max_candidates_per_level,
         }
 
 
@@ -171,6 +174,7 @@ class TrainingConfig:
     snapshots: bool = _default("training", "snapshots")
     save_keras: bool = _default("training", "save_keras")
     tensorboard_dir: str = _default("training", "tensorboard_dir")
+    tensorboard_freq: Union[str, int] = _default("training", "tensorboard_freq")
     evaluation: bool = _default("training", "evaluation")
     compute_val_loss: bool = _default("training", "compute_val_loss")
     weighted_average: bool = _default("training", "weighted_average")

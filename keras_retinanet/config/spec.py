@@ -15,7 +15,11 @@ from ..errors import ModelError
 from .anchors_ini import AnchorConfig
 from .schema import RetinaNetConfig
 
-FILTER_KEYS = ("nms", "class_specific_filter", "nms_threshold", "score_threshold", "max_detections")
+FILTER_KEYS = (
+    "nms", "class_specific_filter", "nms_threshold", "score_threshold", "max_detections", "max_candidates_per_level"
+)
+# Filter settings that specs written before them lack, with the value such a file's filter has.
+OPTIONAL_FILTER_KEYS = {"max_candidates_per_level": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,7 @@ class DetectorSpec:
         pyramid_levels: the pyramid levels the heads run on.
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
         filter: an inference model's filter settings ({'nms', 'class_specific_filter', 'nms_threshold',
-            'score_threshold', 'max_detections'}), or None for a training model.
+            'score_threshold', 'max_detections', 'max_candidates_per_level'}), or None for a training model.
         version: the keras_retinanet version that wrote it.
     """
 
@@ -56,10 +60,11 @@ class DetectorSpec:
         anchors = self.anchors if self.anchors is not None else AnchorParameters.default.get_config()
         object.__setattr__(self, "anchors", AnchorParameters.from_config(dict(anchors)).get_config())
         if self.filter is not None:
-            missing = [key for key in FILTER_KEYS if key not in self.filter]
+            settings = {**OPTIONAL_FILTER_KEYS, **self.filter}
+            missing = [key for key in FILTER_KEYS if key not in settings]
             if missing:
                 raise ValueError(f"detector spec: filter settings lack {', '.join(missing)}")
-            object.__setattr__(self, "filter", {key: self.filter[key] for key in FILTER_KEYS})
+            object.__setattr__(self, "filter", {key: settings[key] for key in FILTER_KEYS})
 
     @property
     def num_classes(self) -> int:
@@ -79,6 +84,7 @@ class DetectorSpec:
 
     def with_filter(self, **settings) -> "DetectorSpec":
         """The spec of the inference model with these filter settings (see ``models.convert_model``)."""
+        settings = {**OPTIONAL_FILTER_KEYS, **settings}
         return dataclasses.replace(self, filter={key: settings[key] for key in FILTER_KEYS})
 
     def replace(self, **changes) -> "DetectorSpec":

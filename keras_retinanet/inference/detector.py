@@ -107,7 +107,7 @@ class Detector:
             return self.model
         key = float(score_threshold)
         if key not in self._refiltered:
-            self._refiltered[key] = refiltered(self.model, key)
+            self._refiltered[key] = refiltered(self.model, score_threshold=key)
         return self._refiltered[key]
 
     def _detect_one(self, image: Image, score_threshold: Optional[float]) -> Dict[str, Any]:
@@ -228,6 +228,8 @@ def load_detector(
     precision: str = "float32",
     safe_mode: bool = True,
     threads: Optional[int] = None,
+    max_detections: Optional[int] = None,
+    max_candidates_per_level: Optional[int] = None,
 ) -> Detector:
     """Load a model file, or a preset by name, as a :class:`Detector`.
 
@@ -250,6 +252,11 @@ def load_detector(
             Exports run as they were exported ('float32' or 'auto').
         safe_mode: refuse files holding Lambda layers (code stored in the file).
         threads: an export's runtime threads (TFLite, ONNX Runtime); default: the cores this process may use.
+        max_detections: detections per image (None: the model's own, 300 for a converted training snapshot);
+            another value rebuilds the filter of a Keras model (an export's is fixed in its graph).
+        max_candidates_per_level: keep only each pyramid level's N best scores as NMS candidates, bounding the
+            filter's work on images where very many scores pass the threshold, at the price of objects in
+            crowded images (None: every score above the threshold, keras-retinanet's filter).
 
     Returns:
         the :class:`Detector`.
@@ -263,6 +270,8 @@ def load_detector(
         "model.backbone": backbone,
         "data.image_min_side": image_min_side,
         "data.image_max_side": image_max_side,
+        "model.max_detections": max_detections,
+        "model.max_candidates_per_level": max_candidates_per_level,
     }
     config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
     if is_exported(path):

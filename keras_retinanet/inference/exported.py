@@ -15,6 +15,7 @@ from ..config.spec import DetectorSpec, check_class_count, reconcile
 from ..errors import ModelError
 from ..export.metadata import read_exported_metadata
 from .auto_precision import Choice
+from .refilter import OVERRIDABLE_FILTER_KEYS
 from .runtimes import exported_format, open_runner
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,17 @@ def open_exported_model(
         raise ModelError(
             f"{source} resizes images inside its graph (to {spec.image_min_side}/{spec.image_max_side} px); "
             "its image sides cannot be overridden: export it again with other sides, or leave them out"
+        )
+    fixed = [
+        key for key in OVERRIDABLE_FILTER_KEYS
+        if config.given(f"model.{key}") and getattr(config.model, key) != (spec.filter or {}).get(key)
+    ]  # fmt: skip
+    if fixed:
+        flags = ", ".join(f"--{key.replace('_', '-')} {getattr(config.model, key)}" for key in fixed)
+        kept = ", ".join(f"{key} {(spec.filter or {}).get(key)}" for key in fixed)
+        raise ModelError(
+            f"{source} has its detection filter in its graph ({kept}); {flags} cannot change it: export the "
+            "model again with retinanet-convert-model and these options"
         )
     if not raw_input:
         spec = spec.replace(image_min_side=sides[0], image_max_side=sides[1], resize=sides[2])

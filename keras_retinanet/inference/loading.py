@@ -21,7 +21,7 @@ from ..models.precision import with_precision
 from ..models.retinanet import output_names
 from ..models.retinanet_model import RetinaNetModel, spec_of
 from .auto_precision import float32_parts_for, resolve_precision
-from .refilter import anchor_layout, filter_layer, filter_settings, is_training_model
+from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, is_training_model, refiltered
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,10 @@ def open_inference_model(
     backbone_name = None if own_spec is not None else config.model.backbone
     model = models.load_model(path, backbone_name=backbone_name, compile=False, safe_mode=safe_mode)
     training = _checked_kind(model, path, convert)
+    if not training:
+        overrides = filter_overrides(model, config)
+        if overrides:  # a snapshot converts with them below; an inference model's filter is rebuilt with them
+            model = refiltered(model, **overrides)
     if precision == "auto":
         # After reconcile: the backbone is the file's (or its preset's) where it says, else the settings'.
         precision = resolve_precision("auto", config.model.backbone).precision

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Tuple
 import keras
 
 from ..anchors.generation import AnchorParameters
+from ..config import RetinaNetConfig
 from ..config.spec import FILTER_KEYS
 from ..errors import ModelError
 from ..layers import Anchors, FilterDetections
@@ -18,7 +19,10 @@ from ..models.retinanet import output_names, retinanet_bbox
 from ..models.retinanet_model import RetinaNetModel, spec_of
 
 # FilterDetections settings beyond the spec's, kept as they are when the filter is rebuilt.
-_EXTRA_FILTER_KEYS = ("parallel_iterations", "max_candidates", "candidates_per_level")
+_EXTRA_FILTER_KEYS = ("parallel_iterations", "max_candidates")
+# The filter settings a user may change on a model file that is already an inference model: how many
+# detections, and the candidate cap (the thresholds and NMS kind stay those the model was converted with).
+OVERRIDABLE_FILTER_KEYS = ("max_detections", "max_candidates_per_level")
 
 
 def is_training_model(model: keras.Model) -> bool:
@@ -89,24 +93,34 @@ def training_part(model: keras.Model) -> RetinaNetModel:
     )
 
 
-def refiltered(model: keras.Model, score_threshold: float) -> RetinaNetModel:
-    """The inference model with its filter rebuilt at ``score_threshold``; every other setting kept.
+def refiltered(model: keras.Model, **changes: Any) -> RetinaNetModel:
+    """The inference model with its filter rebuilt with ``changes``; every other setting kept.
 
     Args:
         model: an inference model (converted, or loaded from a file).
-        score_threshold: keep scores strictly above this.
+        changes: FilterDetections settings to change, e.g. ``score_threshold=0.01`` (keep scores strictly above
+            it), ``max_detections=3000`` or ``max_candidates_per_level=1000``.
 
     Returns:
         a new inference model sharing ``model``'s layers and weights.
     """
     layer = filter_layer(model)
-    options = {key: getattr(layer, key) for key in FILTER_KEYS + _EXTRA_FILTER_KEYS if key != "score_threshold"}
+    unknown = sorted(set(changes) - set(FILTER_KEYS + _EXTRA_FILTER_KEYS))
+    if unknown:
+        raise ValueError(f"unknown filter settings: {', '.join(unknown)}")
+    options = {key: getattr(layer, key) for key in FILTER_KEYS + _EXTRA_FILTER_KEYS}
+    options.update(changes)
     parameters, levels = anchor_layout(model)
     return retinanet_bbox(
-        training_part(model),
-        anchor_params=parameters,
-        pyramid_levels=levels,
-        score_threshold=float(score_threshold),
-        name=model.name,
-        **options,
+        training_part(model), anchor_params=parameters, pyramid_levels=levels, name=model.name, **options
     )
+
+
+def filter_overrides(model: keras.Model, config: RetinaNetConfig) -> Dict[str, Any]:
+    """The filter settings the user gave (``config.given``) that differ from an inference model's own."""
+    settings = filter_settings(model)
+    return {
+        key: getattr(config.model, key)
+        for key in OVERRIDABLE_FILTER_KEYS
+        if config.given(f"model.{key}") and getattr(config.model, key) != settings[key]
+    }

@@ -57,13 +57,14 @@ def _best_candidates(classification, class_specific_filter, score_threshold, lim
 
 
 def _select_candidates(
-    classification, class_specific_filter, score_threshold, max_candidates, level_sizes=None, candidates_per_level=None
+    classification, class_specific_filter, score_threshold, max_candidates, level_sizes=None,
+    max_candidates_per_level=None,
 ):
-    """Pick the (anchor, class) pairs worth keeping for one image.
+    """The (anchor, class) pairs a candidate cap lets through, for one image.
 
-    As in the paper, each pyramid level contributes at most ``candidates_per_level``
-    of its best scores above the threshold, which bounds the work of NMS however many
-    scores pass the threshold.
+    With ``max_candidates_per_level`` each pyramid level contributes at most that many of its best scores
+    above the threshold (the paper's and torchvision's 1,000), which bounds the work of NMS however many
+    scores pass the threshold, at the price of dropping objects from crowded levels.
 
     Args:
         classification: (N, C) class scores.
@@ -74,20 +75,20 @@ def _select_candidates(
             over all levels (None: no limit).
         level_sizes: list of scalar int32 tensors, the anchors of each pyramid level in
             the order of ``classification`` (None: one level).
-        candidates_per_level: at most this many candidates per level (None: no limit).
+        max_candidates_per_level: at most this many candidates per level (None: no limit).
 
     Returns:
         anchor_indices: (K,) int32 anchors of the candidates.
         labels: (K,) int32 classes.
         scores: (K,) float32 scores.
     """
-    if level_sizes is None or candidates_per_level is None:
+    if level_sizes is None or max_candidates_per_level is None:
         anchor_indices, labels, scores = _candidates_above(classification, class_specific_filter, score_threshold)
     else:
         per_level, start = [], tf.constant(0, tf.int32)
         for size in level_sizes:
             level_anchors, level_labels, level_scores = _best_candidates(
-                classification[start : start + size], class_specific_filter, score_threshold, candidates_per_level
+                classification[start : start + size], class_specific_filter, score_threshold, max_candidates_per_level
             )
             per_level.append((start + level_anchors, level_labels, level_scores))
             start += size
@@ -102,23 +103,81 @@ def _select_candidates(
     return anchor_indices, labels, scores
 
 
-def _separate_classes(boxes, labels):
-    """Move each class's boxes into its own region of the plane.
-
-    One NMS over the moved boxes then equals one NMS per class (boxes of different
-    classes can no longer overlap), without a loop over classes.
+def _nms_indices(boxes, scores, max_detections, nms_threshold, score_threshold=float("-inf")):
+    """Greedy non-maximum suppression of the boxes scoring strictly above ``score_threshold``.
 
     Args:
-        boxes: (K, 4) boxes.
-        labels: (K,) int32 class of each box.
+        boxes: (K, 4) boxes; scores: (K,) their scores.
 
     Returns:
-        (K, 4) moved boxes, only for computing overlaps.
+        (M,) int32 indices into ``boxes``, best first (equal scores: lower index first), M <= max_detections.
     """
-    lowest = tf.reduce_min(boxes)
-    span = tf.reduce_max(boxes) - lowest + 1.0
-    offsets = tf.cast(labels, boxes.dtype) * span
-    return boxes - lowest + offsets[:, tf.newaxis]
+    # The padded op with an explicit count: TFLite's converter turns the plain one into an NMS that always
+    # returns max_detections indices and loses how many are real (tensorflow/tensorflow#51629).
+    keep, count = tf.raw_ops.NonMaxSuppressionV4(
+        boxes=boxes,
+        scores=scores,
+        max_output_size=max_detections,
+        iou_threshold=nms_threshold,
+        score_threshold=score_threshold,
+        pad_to_max_output_size=True,
+    )
+    return keep[:count]
+
+
+def _per_class_detections(boxes, classification, nms, score_threshold, max_detections, nms_threshold):
+    """keras-retinanet's class-specific filter over every score: per class, the scores above the threshold and
+    their NMS (or all of them without NMS), in label order.
+
+    Only the anchors with some score above the threshold are looked at (a few thousand in an ordinary image
+    instead of every anchor), and the NMS op thresholds each class's scores itself, so no (anchor, class) list
+    as long as the scores above the threshold is ever gathered.
+
+    Returns:
+        a list of (anchor_indices (K_c,) int32, labels (K_c,) int32, scores (K_c,) float32), one per class.
+    """
+    num_classes = classification.shape[-1]
+    if num_classes is None:
+        raise ValueError("FilterDetections needs a static number of classes for class-specific filtering")
+    rows = tf.cast(tf.where(tf.reduce_max(classification, axis=1) > score_threshold)[:, 0], tf.int32)
+    row_boxes = tf.gather(boxes, rows)
+    columns = tf.transpose(tf.gather(classification, rows))  # (C, R): one contiguous row per class
+    groups = []
+    for label in range(num_classes):
+        column = columns[label]
+        if nms:
+            kept = _nms_indices(row_boxes, column, max_detections, nms_threshold, score_threshold)
+        else:
+            kept = tf.cast(tf.where(column > score_threshold)[:, 0], tf.int32)
+        label_of = tf.fill(tf.shape(kept), tf.constant(label, tf.int32))
+        groups.append((tf.gather(rows, kept), label_of, tf.gather(column, kept)))
+    return groups
+
+
+def _grouped_candidates(boxes, candidates, class_specific_filter, num_classes, nms, max_detections, nms_threshold):
+    """Per class (or all together), the NMS of candidates a cap selected (or all of them without NMS).
+
+    Args:
+        candidates: (anchor_indices (K,), labels (K,), scores (K,)) from :func:`_select_candidates`.
+
+    Returns:
+        a list of (anchor_indices, labels, scores), one per class in label order, or one.
+    """
+    anchor_indices, labels, scores = candidates
+    if class_specific_filter:
+        groups = []
+        for label in range(num_classes):
+            mine = tf.where(tf.equal(labels, label))[:, 0]
+            groups.append(tuple(tf.gather(t, mine) for t in (anchor_indices, labels, scores)))
+    else:
+        groups = [(anchor_indices, labels, scores)]
+    if not nms:
+        return groups
+    kept = []
+    for group_anchors, group_labels, group_scores in groups:
+        keep = _nms_indices(tf.gather(boxes, group_anchors), group_scores, max_detections, nms_threshold)
+        kept.append(tuple(tf.gather(t, keep) for t in (group_anchors, group_labels, group_scores)))
+    return kept
 
 
 def filter_detections(
@@ -132,13 +191,15 @@ def filter_detections(
     nms_threshold=0.5,
     max_candidates=None,
     level_sizes=None,
-    candidates_per_level=None,
+    max_candidates_per_level=None,
 ):
-    """Detections of one image.
+    """Detections of one image, by keras-retinanet 1.0.0's algorithm.
 
-    Per class (or over all classes with ``class_specific_filter=False``): scores above
-    ``score_threshold``, non-maximum suppression at ``nms_threshold``, then the
-    ``max_detections`` best over all classes, padded with -1.
+    Per class (or over each anchor's best class with ``class_specific_filter=False``): every score above
+    ``score_threshold``, non-maximum suppression at ``nms_threshold`` keeping at most ``max_detections``,
+    then the ``max_detections`` best over all classes, padded with -1. The candidate caps
+    (``max_candidates``, ``max_candidates_per_level``) are opt-in approximations that bound the work on
+    images where very many scores pass the threshold; they may drop real objects from crowded images.
 
     Args:
         boxes: (N, 4) decoded boxes.
@@ -147,7 +208,7 @@ def filter_detections(
         max_candidates: at most this many candidates enter NMS (None: all).
         level_sizes: list of scalar int32 tensors, the anchors of each pyramid level
             (None: candidates are not selected per level).
-        candidates_per_level: at most this many candidates per level (None: all).
+        max_candidates_per_level: at most this many candidates per level (None: all).
 
     Returns:
         [boxes (D, 4) float32, scores (D,) float32, labels (D,) int32, *other (D, ...)],
@@ -155,36 +216,30 @@ def filter_detections(
     """
     boxes = tf.cast(boxes, tf.float32)
     classification = tf.cast(classification, tf.float32)
-    anchor_indices, labels, scores = _select_candidates(
-        classification, class_specific_filter, score_threshold, max_candidates, level_sizes, candidates_per_level
-    )
-    candidate_boxes = tf.gather(boxes, anchor_indices)
-
-    if nms:
-        nms_boxes = _separate_classes(candidate_boxes, labels) if class_specific_filter else candidate_boxes
-        # The padded op with an explicit count: TFLite's converter turns the plain one into an NMS that always
-        # returns max_detections indices and loses how many are real (tensorflow/tensorflow#51629).
-        keep, count = tf.raw_ops.NonMaxSuppressionV4(
-            boxes=nms_boxes,
-            scores=scores,
-            max_output_size=max_detections,
-            iou_threshold=nms_threshold,
-            score_threshold=float("-inf"),
-            pad_to_max_output_size=True,
-        )
-        keep = keep[:count]
+    capped = max_candidates is not None or (level_sizes is not None and max_candidates_per_level is not None)
+    if class_specific_filter and not capped:
+        groups = _per_class_detections(boxes, classification, nms, score_threshold, max_detections, nms_threshold)
     else:
-        keep = tf.math.top_k(scores, k=tf.minimum(max_detections, tf.shape(scores)[0])).indices
+        candidates = _select_candidates(
+            classification, class_specific_filter, score_threshold, max_candidates, level_sizes,
+            max_candidates_per_level,
+        )  # fmt: skip
+        groups = _grouped_candidates(
+            boxes, candidates, class_specific_filter, classification.shape[-1], nms, max_detections, nms_threshold
+        )
+    anchor_indices, labels, scores = (tf.concat(parts, axis=0) for parts in zip(*groups))
 
-    # non_max_suppression and top_k both return the kept candidates best first.
-    anchor_indices = tf.gather(anchor_indices, keep)
+    # The best over all classes, best first; equal scores in class order, then NMS order (top_k is stable),
+    # as keras-retinanet's top_k over its per-class concatenation.
+    top = tf.math.top_k(scores, k=tf.minimum(max_detections, tf.shape(scores)[0]))
+    anchor_indices = tf.gather(anchor_indices, top.indices)
     outputs = [
-        tf.gather(candidate_boxes, keep),
-        tf.gather(scores, keep),
-        tf.gather(labels, keep),
+        tf.gather(boxes, anchor_indices),
+        top.values,
+        tf.gather(labels, top.indices),
     ] + [tf.gather(tf.convert_to_tensor(o), anchor_indices) for o in other]
 
-    padding = max_detections - tf.shape(keep)[0]
+    padding = max_detections - tf.shape(top.indices)[0]
     padded = []
     for tensor in outputs:
         rank = len(tensor.shape)
@@ -201,7 +256,12 @@ class FilterDetections(keras.layers.Layer):
 
     Inputs: [boxes (B, N, 4), classification (B, N, C), *other (B, N, ...)], and as the
     keyword ``level_anchors`` the anchors of each pyramid level [(B, N_l, 4), ...] (only
-    their lengths are used), which enables ``candidates_per_level``.
+    their lengths are used), which enables ``max_candidates_per_level``.
+
+    By default every score above ``score_threshold`` enters per-class NMS, as in keras-retinanet 1.0.0.
+    ``max_candidates_per_level`` (and ``max_candidates``) cap the candidates instead, trading detections
+    in crowded images for bounded work (see :func:`filter_detections`). ``candidates_per_level`` is the
+    earlier name of ``max_candidates_per_level``.
     Outputs: [boxes (B, D, 4) float32, scores (B, D) float32, labels (B, D) int32,
     *other (B, D, ...)], D = max_detections, padded with -1.
     """
@@ -215,7 +275,8 @@ class FilterDetections(keras.layers.Layer):
         max_detections=300,
         parallel_iterations=32,
         max_candidates=None,
-        candidates_per_level=1000,
+        max_candidates_per_level=None,
+        candidates_per_level=None,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -227,7 +288,9 @@ class FilterDetections(keras.layers.Layer):
         self.max_detections = int(max_detections)
         self.parallel_iterations = int(parallel_iterations)
         self.max_candidates = None if max_candidates is None else int(max_candidates)
-        self.candidates_per_level = None if candidates_per_level is None else int(candidates_per_level)
+        if max_candidates_per_level is None:
+            max_candidates_per_level = candidates_per_level
+        self.max_candidates_per_level = None if max_candidates_per_level is None else int(max_candidates_per_level)
 
     def call(self, inputs, level_anchors=None):
         boxes, classification, *other = inputs
@@ -247,7 +310,7 @@ class FilterDetections(keras.layers.Layer):
                 nms_threshold=self.nms_threshold,
                 max_candidates=self.max_candidates,
                 level_sizes=level_sizes,
-                candidates_per_level=self.candidates_per_level,
+                max_candidates_per_level=self.max_candidates_per_level,
             )
 
         signature = [
@@ -285,7 +348,16 @@ class FilterDetections(keras.layers.Layer):
                 "max_detections": self.max_detections,
                 "parallel_iterations": self.parallel_iterations,
                 "max_candidates": self.max_candidates,
-                "candidates_per_level": self.candidates_per_level,
+                "max_candidates_per_level": self.max_candidates_per_level,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "candidates_per_level" in config and "max_candidates_per_level" not in config:
+            # Files of 1.1 and 1.2.0.dev0 stored 'candidates_per_level': 1000, a default no command let users
+            # choose; it dropped objects from crowded images, so such files get keras-retinanet's filter.
+            config.pop("candidates_per_level")
+        return cls(**config)

@@ -282,7 +282,8 @@ def retinanet_bbox(
     max_detections=300,
     parallel_iterations=32,
     max_candidates=None,
-    candidates_per_level=1000,
+    max_candidates_per_level=None,
+    candidates_per_level=None,
     **kwargs,
 ):
     """The inference model: a training model plus anchors, box decoding and filtering.
@@ -294,13 +295,17 @@ def retinanet_bbox(
         anchor_params: :class:`AnchorParameters` (default: the model's spec's, else the paper's).
         pyramid_levels: levels of the model's pyramid (default: the model's spec's, else [3, 4, 5, 6, 7]).
         max_candidates: at most this many candidates per image enter NMS (None: all).
-        candidates_per_level: at most this many of each pyramid level's best scores above
-            the threshold enter NMS, as in the paper (None: all, as keras-retinanet did).
+        max_candidates_per_level: at most this many of each pyramid level's best scores above the threshold
+            enter NMS, as torchvision and detectron2 do (None: every one, keras-retinanet's filter). A cap
+            bounds the work on saturated images but drops objects from crowded ones.
+        candidates_per_level: the earlier name of ``max_candidates_per_level``.
 
     Returns:
         :class:`RetinaNetModel` mapping images to boxes (B, D, 4), scores (B, D) and labels (B, D),
         D = max_detections, padded with -1; its spec is the training model's with these filter settings.
     """
+    if max_candidates_per_level is None:
+        max_candidates_per_level = candidates_per_level
     spec = spec_of(model) if model is not None else None
     if anchor_params is None:
         anchor_params = spec.anchor_parameters if spec is not None else AnchorParameters.default
@@ -336,7 +341,7 @@ def retinanet_bbox(
         max_detections=max_detections,
         parallel_iterations=parallel_iterations,
         max_candidates=max_candidates,
-        candidates_per_level=candidates_per_level,
+        max_candidates_per_level=max_candidates_per_level,
     )([boxes, classification] + other, level_anchors=level_anchors)
     # model.input keeps the training model's input structure (a single tensor, not a list of one), so
     # calling the inference model on an image batch does not warn about mismatched input structure.
@@ -347,5 +352,6 @@ def retinanet_bbox(
             nms_threshold=nms_threshold,
             score_threshold=score_threshold,
             max_detections=max_detections,
+            max_candidates_per_level=max_candidates_per_level,
         )
     return RetinaNetModel(inputs=model.input, outputs=detections, name=name, spec=spec)
