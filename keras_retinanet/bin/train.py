@@ -6,15 +6,38 @@ Global flags go before the dataset subcommand, as in keras-retinanet:
     retinanet-train --weights resnet50_coco csv annotations.csv classes.csv   # fine-tune keras-retinanet's COCO model
 """
 
+import argparse
 import os
 import sys
 
 from .. import hub
-from ..config.defaults import IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
+from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
+from ..config.schema import DATASET_TYPES
 from . import common
 
 # keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
 STRATEGY_CHOICES = ("auto", "one", "mirrored", "multi-worker")
+TENSORBOARD_FREQ_WORDS = ("epoch", "batch")
+
+
+def tensorboard_freq(text):
+    """--tensorboard-freq: 'epoch', 'batch' or a number of batches (keras-retinanet's choices, TensorBoard's update_freq)."""
+    if text in TENSORBOARD_FREQ_WORDS:
+        return text
+    try:
+        return common.positive_int(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"expected 'epoch', 'batch' or a number of batches, not '{text}'") from None
+
+
+def bare_switches(argv):
+    """keras-retinanet's bare ``--imagenet-weights`` (a switch there) right before the dataset subcommand: the
+    subcommand ('csv', ...) is not its value."""
+    argv = list(argv)
+    for index, token in enumerate(argv[:-1]):
+        if token == "--imagenet-weights" and argv[index + 1] in DATASET_TYPES:
+            argv[index] = f"--imagenet-weights={BACKBONE_IMAGENET_WEIGHTS}"
+    return argv
 
 
 def parse_args(args):
@@ -31,7 +54,10 @@ def parse_args(args):
         "--imagenet-weights",
         dest="training.imagenet_weights",
         metavar="PATH|NAME|URL",
-        help="Initialise the backbone from these ImageNet weights: a local file (e.g. ResNet-50-model.keras.h5 or "
+        nargs="?",
+        const=BACKBONE_IMAGENET_WEIGHTS,
+        help="Initialise the backbone from these ImageNet weights (alone, as keras-retinanet's switch: the "
+        "default ones, also with the demo): a local file (e.g. ResNet-50-model.keras.h5 or "
         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), a weights name or a URL. Default: the backbone's "
         "own, as keras-retinanet used them ({backbone}_imagenet, e.g. resnet50_imagenet), downloaded once into "
         f"the cache (${hub.ENV_HOME}, default ~/.cache/keras_retinanet) and verified; ${hub.ENV_MIRROR} names a "
@@ -77,7 +103,19 @@ def parse_args(args):
         help="Compute in bfloat16 (CPU, TPU) or float16 with loss scaling (GPU), weights and outputs in float32.",
     )
     parser.add_argument("--gpu", default=None, help="Id of the GPU to use (as reported by nvidia-smi).")
-    parser.add_argument("--multi-gpu", type=int, default=0, help="Not supported; use tf.distribute (see README).")
+    parser.add_argument(
+        "--multi-gpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keras-retinanet's multi_gpu_model: 0 or 1 train on one device; for more use --strategy mirrored.",
+    )
+    parser.add_argument(
+        "--multi-gpu-force",
+        action="store_true",
+        default=False,
+        help="Accepted for keras-retinanet (it unlocked --multi-gpu); --strategy mirrored needs no such flag.",
+    )
     parser.add_argument(
         "--initial-epoch",
         dest="training.initial_epoch",
@@ -107,6 +145,14 @@ def parse_args(args):
         "snapshots/{backbone}_{dataset}_2, ...; a --snapshot resume continues its run's folder).",
     )
     parser.add_argument("--tensorboard-dir", dest="training.tensorboard_dir", help="TensorBoard log folder (default: none).")
+    parser.add_argument(
+        "--tensorboard-freq",
+        dest="training.tensorboard_freq",
+        metavar="epoch|batch|N",
+        type=tensorboard_freq,
+        help="How often TensorBoard logs the losses: after every epoch, every batch or every N batches "
+        f"(default: {default('training.tensorboard_freq')}; with --tensorboard-dir).",
+    )
     parser.add_argument("--no-snapshots", dest="training.snapshots", action="store_false", help="Do not save snapshots.")
     parser.add_argument("--save-keras", dest="training.save_keras", action="store_true",
                         help="Also save each snapshot in the .keras format.")
@@ -182,7 +228,7 @@ def parse_args(args):
         "and list them at the end, instead of stopping at the first.",
     )
     common.add_unsafe_load_argument(parser, "a --snapshot", dest="training.unsafe_load")
-    args = parser.parse_args(args)
+    args = parser.parse_args(bare_switches(args))
     check_arguments(args)
     common.build_config(args)
     return args
@@ -190,8 +236,11 @@ def parse_args(args):
 
 def check_arguments(args):
     """One-line errors for arguments that cannot work, before anything slow starts."""
-    if args.multi_gpu:
-        raise common.CommandLineError("--multi-gpu is not supported; tf.distribute strategies replace it")
+    if args.multi_gpu > 1:
+        raise common.CommandLineError(
+            f"--multi-gpu {args.multi_gpu}: keras-retinanet's multi_gpu_model is gone from Keras; use --strategy "
+            "mirrored, which trains on every GPU of this machine (--gpu 0,1 picks them), --batch-size images on each"
+        )
     named = vars(args)
     common.check_file(named.get("training.snapshot"), "snapshot")
     check_weights_source(named.get("training.imagenet_weights"), "--imagenet-weights")
@@ -200,7 +249,7 @@ def check_arguments(args):
 
 def check_weights_source(source, flag):
     """A one-line error for weights that are no file, URL or known name (nothing is downloaded yet)."""
-    if source is None or source == NO_WEIGHTS or (flag == "--weights" and hub.find_preset(source) is not None):
+    if source in (None, NO_WEIGHTS, BACKBONE_IMAGENET_WEIGHTS) or (flag == "--weights" and hub.find_preset(source) is not None):
         return
     try:
         hub.check_source(source)
@@ -208,11 +257,21 @@ def check_weights_source(source, flag):
         raise common.CommandLineError(f"{flag}: {error}") from None
 
 
+def notes(args):
+    """One line each for keras-retinanet flags that are accepted but do nothing here."""
+    if args.multi_gpu_force:
+        yield "--multi-gpu-force does nothing here: --strategy mirrored trains on several GPUs without it"
+    if args.config.given("training.tensorboard_freq") and not args.config.training.tensorboard_dir:
+        yield "--tensorboard-freq does nothing without --tensorboard-dir"
+
+
 @common.reports_errors
 def main(args=None):
     argv = sys.argv[1:] if args is None else list(args)
     args = parse_args(argv)
     common.start(args)
+    for note in notes(args):
+        print(f"note: {note}", file=sys.stderr)
     common.check_dataset(args.config.data.dataset)
     if args.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu

@@ -101,7 +101,9 @@ def create_callbacks(
         if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
             raise RetinaNetError("--tensorboard-dir needs the tensorboard package: pip install tensorboard")
         os.makedirs(training.tensorboard_dir, exist_ok=True)
-        tensorboard = keras.callbacks.TensorBoard(log_dir=training.tensorboard_dir, histogram_freq=0)
+        tensorboard = keras.callbacks.TensorBoard(
+            log_dir=training.tensorboard_dir, histogram_freq=0, update_freq=training.tensorboard_freq
+        )
 
     evaluating = training.evaluation and validation_generator is not None and chief
     evaluation = None

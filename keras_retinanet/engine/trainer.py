@@ -13,7 +13,7 @@ from .. import distribute, hub, models
 from ..checkpoint import compile_training_model, read_training_state
 from ..checkpoint import read_spec
 from ..config import DetectorSpec, RetinaNetConfig
-from ..config.defaults import IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
+from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
@@ -99,14 +99,21 @@ def imagenet_weights_source(config: RetinaNetConfig, backbone) -> Tuple[Optional
 
     keras-retinanet's rule: the backbone's own ImageNet weights unless the run names others,
     a whole-model ``--weights`` file or ``--no-weights``. ``$KERAS_RETINANET_IMAGENET_WEIGHTS``
-    replaces the default (not a choice of the user or a preset).
+    replaces the default (not a choice of the user or a preset), also when it is asked for by
+    keras-retinanet's bare ``--imagenet-weights`` (:data:`BACKBONE_IMAGENET_WEIGHTS`, which wins over a preset).
 
     Returns:
         (source, reason): a path, weights name or URL, or None for random weights; and e.g.
         '--no-weights', 'the demo preset', 'the backbone's default'.
     """
     chosen = config.training.imagenet_weights
-    if config.given("training.imagenet_weights"):
+    if chosen == BACKBONE_IMAGENET_WEIGHTS:
+        chosen = os.environ.get(IMAGENET_WEIGHTS_ENV, "").strip()
+        if chosen:
+            reason = f"{IMAGENET_WEIGHTS_ENV}={chosen}"
+        else:
+            chosen, reason = backbone.imagenet_weights_name(), "--imagenet-weights: the backbone's default"
+    elif config.given("training.imagenet_weights"):
         reason = "--no-weights" if chosen == NO_WEIGHTS else "--imagenet-weights"
     elif chosen is not None:
         reason = f"the {config.preset} preset" if config.preset else "the configuration"
