@@ -5,15 +5,13 @@ per image (seeded). Both runs train a MobileNet RetinaNet from scratch (``--no-w
 image sides 320) for the same steps with the same seed; one with keras-retinanet's anchors, one with anchors
 fitted to the training boxes (``fit_dataset_anchors``, what ``retinanet-debug --optimize-anchors`` and
 ``retinanet-train --auto-anchors`` run). Prints a markdown table and writes
-``benchmarks/results/anchor_fit.json``.
+``benchmarks/results/anchor_fit.json`` (bench_shared.write_result).
 
 Run (about 15 min on 2 shared cores): ``nice -n 19 python benchmarks/bench_anchor_fit.py``
 """
 
 import argparse
-import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -39,7 +37,7 @@ def parse_args():
     parser.add_argument("--seed", type=int, default=0, help="Seed of the data, the anchor fit and the training.")
     parser.add_argument("--run-timeout", type=int, default=900, help="Seconds a training run may take.")
     parser.add_argument("--keep", default=None, help="Keep the data and the runs in this folder.")
-    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--output", default=None, help="write the JSON here (default: %s)" % RESULTS)
     return parser.parse_args()
 
 
@@ -117,7 +115,7 @@ def train(args, data, snapshots, config_file):
 
 def main():
     args = parse_args()
-    rows, record = [], {"settings": vars(args), "machine": platform.platform(), "runs": {}}
+    rows, record = [], {"settings": vars(args), "runs": {}}
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.keep or temporary
         data = make_data(os.path.join(folder, "data"), args)
@@ -141,10 +139,10 @@ def main():
     print("| anchors | coverage (train) | coverage (val) | val <16 px | val mean best IoU | val mAP@0.5 | train s |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
-    print(f"\nWritten to {args.output}")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_shared import write_result
+
+    write_result("anchor_fit", record, output=args.output)
 
 
 if __name__ == "__main__":

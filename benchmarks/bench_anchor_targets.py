@@ -4,7 +4,9 @@ For each case (an image size with its P3-P7 anchors, and a number of random boxe
 CPU core, ``compute_overlap(anchors, boxes)`` and ``anchor_targets_bbox`` for one image, with the old
 and the new implementation called alternately, checks that both give bit-identical results, prints a
 table (median ms per image, and old / new) and writes it as JSON (default
-``benchmarks/results/anchor_targets.json``).
+``benchmarks/results/anchor_targets.json``, bench_shared.write_result). It also times ``anchor_targets_bbox`` on the
+float64 anchors ``anchors_for_shape`` returns (keras-retinanet's type) against the same anchors in float32, called
+alternately: what keeping keras-retinanet's float64 costs.
 
 The old implementation is kept below, inlined, as the baseline: it builds the full (N, K) float64 IoU
 matrix with several (N, K) temporaries, and fills the targets with boolean masks and an (N, 4) fancy
@@ -14,15 +16,14 @@ Run: ``python benchmarks/bench_anchor_targets.py [--repeats 20] [--boxes 10] [--
 """
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from keras_retinanet.utils import anchors as current  # noqa: E402
 
@@ -150,11 +151,14 @@ def run_case(height, width, num_boxes, num_classes, repeats, seed):
     assert_identical(old_anchor_targets_bbox(anchors, [image], [annotations], num_classes),
                      current.anchor_targets_bbox(anchors, [image], [annotations], num_classes), "anchor_targets_bbox")
 
+    anchors32 = anchors.astype(np.float32)
     timings = time_alternately({
         "compute_overlap old": lambda: old_compute_overlap(anchors, boxes),
         "compute_overlap new": lambda: current.compute_overlap(anchors, boxes),
         "anchor_targets_bbox old": lambda: old_anchor_targets_bbox(anchors, [image], [annotations], num_classes),
         "anchor_targets_bbox new": lambda: current.anchor_targets_bbox(anchors, [image], [annotations], num_classes),
+        "anchor_targets_bbox float32": lambda: current.anchor_targets_bbox(anchors32, [image], [annotations],
+                                                                           num_classes),
     }, repeats)
     rows = []
     for function in ("compute_overlap", "anchor_targets_bbox"):
@@ -170,6 +174,16 @@ def run_case(height, width, num_boxes, num_classes, repeats, seed):
             "new_min_ms": new["min_ms"],
             "speedup": old["median_ms"] / new["median_ms"],
         })
+    float64, float32 = timings["anchor_targets_bbox new"], timings["anchor_targets_bbox float32"]
+    rows.append({
+        "image": f"{height}x{width}",
+        "anchors": int(anchors.shape[0]),
+        "boxes": num_boxes,
+        "function": "anchor_targets_bbox, float64 anchors / float32 anchors",
+        "float64_ms": float64["median_ms"],
+        "float32_ms": float32["median_ms"],
+        "float64_over_float32": float64["median_ms"] / float32["median_ms"],
+    })
     return rows
 
 
@@ -180,7 +194,7 @@ def main(argv=None):
     parser.add_argument("--num-classes", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one core")
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "anchor_targets.json"))
+    parser.add_argument("--output", default=None, help="write the JSON here (default: results/anchor_targets.json)")
     args = parser.parse_args(argv)
 
     core = None if args.all_cores else _pin_to_one_core()
@@ -192,18 +206,22 @@ def main(argv=None):
           f" ({'core ' + str(core) if core is not None else 'all cores'}); results identical to the baseline")
     print(f"{'image':>9} {'anchors':>8}  {'function':<20} {'old ms':>8} {'new ms':>8} {'old/new':>8}")
     for row in rows:
-        print(f"{row['image']:>9} {row['anchors']:>8}  {row['function']:<20} {row['old_ms']:8.2f} {row['new_ms']:8.2f} {row['speedup']:7.1f}x")
+        if "old_ms" in row:
+            print(f"{row['image']:>9} {row['anchors']:>8}  {row['function']:<20} {row['old_ms']:8.2f} "
+                  f"{row['new_ms']:8.2f} {row['speedup']:7.1f}x")
+    for row in rows:
+        if "float64_ms" in row:
+            print(f"{row['image']:>9}: anchor_targets_bbox with float64 anchors {row['float64_ms']:.2f} ms, float32 "
+                  f"{row['float32_ms']:.2f} ms ({row['float64_over_float32']:.3f}x)")
+
+    from bench_shared import write_result
 
     results = {
-        "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-                    "numpy": np.__version__, "cpu_count": os.cpu_count(), "pinned_core": core},
+        "pinned_core": core,
         "settings": {"boxes": args.boxes, "num_classes": args.num_classes, "repeats": args.repeats, "seed": args.seed},
         "rows": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as file:
-        json.dump(results, file, indent=2)
-    print(f"written to {args.output}")
+    write_result("anchor_targets", results, output=args.output)
 
 
 if __name__ == "__main__":

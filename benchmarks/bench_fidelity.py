@@ -5,7 +5,10 @@ For each variant (float32 reference; mixed bfloat16 with nothing, or one part, k
 image are found again (same label, IoU >= 0.9) and, on a dataset, the mAP. bfloat16 runs on any CPU (TensorFlow
 emulates it without AVX512_BF16/AMX: slow, but the same numbers).
 
-  demo     a trained demo model (retinanet-train demo) on the demo's validation images (--demo-model, --demo-csv)
+  demo     a trained demo model (retinanet-train demo) on the demo's validation images (--demo-model, --demo-csv;
+           default: benchmarks/trained_models.py's demo model, made and cached on first use)
+  trained  benchmarks/trained_models.py's ResNet50, trained from scratch (600 steps) on 256 px synthetic shapes, at
+           800x1067 on 12 images of 10-20 shapes of the trained sizes (made and cached on first use)
   model    any trained model file (--model) on a CSV dataset (--csv, classes.csv next to it) at the image sides
            --min-side/--max-side (default 800/1333): e.g. a ResNet50 trained on small synthetic images, measured on
            800x1067 images whose objects have the sizes it was trained on
@@ -14,8 +17,13 @@ emulates it without AVX512_BF16/AMX: slow, but the same numbers).
            activations, and the heads scaled so the logits spread ~1.5 around -6 (a few hundred class scores pass
            0.05, as for a trained model on a busy image)
 
-Run: python benchmarks/bench_fidelity.py --demo-model snapshots/mobilenet128_0.5_demo_best.h5 \\
-         --demo-csv ~/.cache/keras_retinanet/demo/val.csv [--images 4] [--side 800] [--only demo resnet50]
+Each part writes benchmarks/results/fidelity_<part>.json (bench_shared.write_result): fidelity_demo,
+fidelity_trained_resnet50, fidelity_model, fidelity_resnet50_proxy (with --side other than 800:
+fidelity_resnet50_proxy_<side>).
+
+Run: python benchmarks/bench_fidelity.py --only demo trained resnet50 [--images 4] [--side 800]
+     python benchmarks/bench_fidelity.py --demo-model runs/mobilenet128_0.5_demo/mobilenet128_0.5_demo_best.h5 \\
+         --demo-csv ~/.cache/keras_retinanet/demo/val.csv --only demo
      python benchmarks/bench_fidelity.py --only model --model resnet50_best.h5 --csv big/val.csv [--quick]
 """
 
@@ -91,7 +99,10 @@ def calibrated_resnet50(side, num_classes=80, seed=0):
 
 
 def measure(detectors, images, generator=None):
-    """Rows (variant, found, total, fraction, mAP or None, seconds per image) of every variant against the first."""
+    """Rows (variant, found, total, fraction, mAP or None, seconds per image) of every variant against the first.
+
+    (Seconds per image are indicative only: the first variant also pays for tracing.)
+    """
     from keras_retinanet.evaluation.average_precision import mean_average_precision
     from keras_retinanet.evaluation.voc import evaluate
     from keras_retinanet.inference.fidelity import COMPARISON_SCORE_THRESHOLD, found_again
@@ -125,37 +136,60 @@ def main(argv=None):
     parser.add_argument("--csv", help="the CSV dataset the --model is measured on (classes.csv next to it)")
     parser.add_argument("--min-side", type=int, default=800, help="--model: image_min_side (default: %(default)s)")
     parser.add_argument("--max-side", type=int, default=1333, help="--model: image_max_side (default: %(default)s)")
-    parser.add_argument("--only", nargs="*", choices=["demo", "resnet50", "model"], default=["demo", "resnet50", "model"])
+    parts = ["demo", "trained", "resnet50", "model"]
+    parser.add_argument("--only", nargs="*", choices=parts, default=parts)
     args = parser.parse_args(argv)
 
     import numpy as np
 
-    from bench_shared import benchmark_image
+    from bench_shared import benchmark_image, write_result
     from keras_retinanet import load_detector
     from keras_retinanet.config.spec import DetectorSpec
     from keras_retinanet.inference import Detector
     from keras_retinanet.models import convert_model
 
-    if "demo" in args.only and args.demo_model:
+    from trained_models import describe, sha256, trained_demo, trained_resnet50
+
+    def record(name, rows, **about):
+        keys = ("variant", "found", "total", "found_fraction", "mAP", "seconds_per_image")
+        write_result(f"fidelity_{name}", dict(about, rows=[dict(zip(keys, row)) for row in rows]))
+
+    if "demo" in args.only:
         from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
-        detector = load_detector(args.demo_model, backbone="mobilenet128_0.5", image_min_side=160, image_max_side=160)
-        classes = os.path.join(os.path.dirname(args.demo_csv), "classes.csv")
-        generator = CSVGenerator(args.demo_csv, classes, image_min_side=160, image_max_side=160, shuffle_groups=False)
+        if args.demo_model:
+            demo_model, demo_csv, about = args.demo_model, args.demo_csv, {"model_sha256": sha256(args.demo_model)}
+        else:
+            made = trained_demo()
+            demo_model, demo_csv, about = made["model"], made["eval_csv"], describe(made)
+        detector = load_detector(demo_model, backbone="mobilenet128_0.5", image_min_side=160, image_max_side=160)
+        classes = os.path.join(os.path.dirname(demo_csv), "classes.csv")
+        generator = CSVGenerator(demo_csv, classes, image_min_side=160, image_max_side=160, shuffle_groups=False)
         images = [generator.load_image(i) for i in range(args.images)]
-        print(f"demo: {args.demo_model}, {args.images} images for the top-100, {generator.size()} for the mAP")
-        measure(list(variants_of(detector)), images, generator)
-    if "model" in args.only and args.model:
+        print(f"demo: {demo_model}, {args.images} images for the top-100, {generator.size()} for the mAP")
+        rows = measure(list(variants_of(detector)), images, generator)
+        record("demo", rows, model=about, top100_images=len(images), map_images=generator.size())
+    for part in ("trained", "model"):
+        if part not in args.only or (part == "model" and not args.model):
+            continue
         from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
-        sides = {"image_min_side": args.min_side, "image_max_side": args.max_side}
-        detector = load_detector(args.model, **sides)
-        classes = os.path.join(os.path.dirname(args.csv), "classes.csv")
-        generator = CSVGenerator(args.csv, classes, shuffle_groups=False, **sides)
+        if part == "trained":
+            made = trained_resnet50()
+            model, csv, about = made["model"], made["eval_csv"], describe(made)
+            sides = made["sides"]
+        else:
+            model, csv, about = args.model, args.csv, {"model_sha256": sha256(args.model)}
+            sides = {"image_min_side": args.min_side, "image_max_side": args.max_side}
+        detector = load_detector(model, **sides)
+        classes = os.path.join(os.path.dirname(csv), "classes.csv")
+        generator = CSVGenerator(csv, classes, shuffle_groups=False, **sides)
         images = [generator.load_image(i) for i in range(min(args.images, generator.size()))]
-        print(f"model: {args.model} ({detector.spec.backbone}) at {args.min_side}/{args.max_side} px, "
+        print(f"{part}: {model} ({detector.spec.backbone}) at {sides['image_min_side']}/{sides['image_max_side']} px, "
               f"{len(images)} images for the top-100, {generator.size()} for the mAP")
-        measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images, generator)
+        rows = measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images, generator)
+        name = "trained_resnet50" if part == "trained" else "model"
+        record(name, rows, model=about, sides=sides, top100_images=len(images), map_images=generator.size())
     if "resnet50" in args.only:
         side = args.side
         model = calibrated_resnet50(side)
@@ -165,7 +199,9 @@ def main(argv=None):
         images = [benchmark_image((side, side * 4 // 3), seed=s).astype(np.uint8) for s in range(args.images)]
         count = np.mean([len(detector.predict(image, score_threshold=0.05)["scores"]) for image in images[:1]])
         print(f"resnet50 at {side} px: {args.images} images, {count:.0f} detections above 0.05 on the first")
-        measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images)
+        rows = measure(list(variants_of(detector, QUICK_VARIANTS if args.quick else VARIANTS)), images)
+        record("resnet50_proxy" + ("" if side == 800 else f"_{side}"), rows, side=side, images=len(images),
+               detections_above_005_first_image=count)
 
 
 if __name__ == "__main__":

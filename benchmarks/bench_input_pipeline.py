@@ -5,7 +5,7 @@ Measures images per second of
   * the generator called batch by batch (``generator[i]``),
   * ``preprocessing.pipeline.make_dataset`` (tf.data, parallel map + prefetch),
   * optionally (``--model-steps N``) the training step of a ResNet50 RetinaNet on the same batches,
-and writes them as JSON (default ``benchmarks/results/input_pipeline.json``).
+and writes them as JSON (default ``benchmarks/results/input_pipeline.json``, bench_shared.write_result).
 
 Run: ``python benchmarks/bench_input_pipeline.py [--images 24] [--image-min-side 800] [--model-steps 0]``
 """
@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument("--image-max-side", type=int, default=1333)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--model-steps", type=int, default=0, help="also time this many ResNet50 training steps")
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "input_pipeline.json"))
+    parser.add_argument("--output", default=None, help="write the JSON here (default: results/input_pipeline.json)")
     args = parser.parse_args(argv)
 
     core = _pin_to_one_core()
@@ -148,11 +148,11 @@ def main(argv=None):
                 model.train_on_batch(inputs, targets)
             results["model_train_images_per_s"] = _rate((len(batches) - 1) * args.batch_size, time.perf_counter() - start)
 
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as file:
-        json.dump(results, file, indent=2)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_shared import write_result
+
     print(json.dumps(results, indent=2))
-    print(f"written to {args.output}")
+    write_result("input_pipeline", results, output=args.output)
 
 
 if __name__ == "__main__":

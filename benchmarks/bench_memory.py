@@ -9,14 +9,12 @@ end of warm-up to the end is the figure of merit (target: under 5%).
     python benchmarks/bench_memory.py                       # mobilenet128_0.25, 1,000 predictions
     python benchmarks/bench_memory.py --backbone resnet50 --min-side 256 --max-side 512
 
-Writes a table to stdout and JSON to benchmarks/results/memory_{backbone}.json.
+Writes a table to stdout and JSON to benchmarks/results/memory_{backbone}.json (bench_shared.write_result).
 """
 
 import argparse
 import gc
-import json
 import os
-import platform
 import sys
 import time
 
@@ -24,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 
 def resident_mib():
@@ -126,15 +125,10 @@ def main(argv=None):
         "growth_percent": round(growth, 3),
         "samples": [{"predictions": index, "rss_mib": round(mib, 1)} for index, mib in samples],
         "ms_per_prediction": round(1000.0 * seconds / args.predictions, 2),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
-    output = args.output or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"memory_{args.backbone}.json")
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    with open(output, "w") as handle:
-        json.dump(result, handle, indent=2)
-    print(f"wrote {output}")
+    from bench_shared import write_result
+
+    write_result(f"memory_{args.backbone}", result, output=args.output)
     return result
 
 

@@ -13,6 +13,9 @@ between them hold even on a noisy machine:
   runtimes    each exported runtime end to end through load_detector on the same image and score setting: the Keras
               inference file, raw-input SavedModel, TFLite (XNNPACK) and ONNX Runtime, and an int8 TFLite; with the
               share of the Keras model's top-100 detections each finds again (benchmarks/bench_runtimes.py)
+  frozen      an A/B of TF_ONEDNN_ASSUME_FROZEN_WEIGHTS (what retinanet-predict and retinanet-evaluate set): the
+              float32 plain inference case with the variable 0 and 1, in alternating processes (off, on, off, on),
+              so that both see the same machine; the speed-up is the median 'off' time over the median 'on' time
   pipeline    input pipeline images per second on one core, 512 px images, 10 boxes, augmentation on
               (benchmarks/bench_input_pipeline.py)
   reference   optional: the same inference and training figures for fizyr's keras-retinanet 1.0.0, run by the
@@ -23,18 +26,19 @@ between them hold even on a noisy machine:
               torchvision's (--torchvision-python, benchmarks/reference_torchvision.py), each run by the Python of
               its own environment; the table says how many times faster or slower ours is end to end
 
-Writes a table to stdout and JSON to benchmarks/results/retinanet.json; the machine's CPU features (AVX2, AVX-512,
-AVX512_BF16, AMX, VNNI) are recorded with it: 16-bit speed depends on them.
+Writes a table to stdout and JSON to benchmarks/results/retinanet.json (--name: another name), with the command,
+date, version, load average and the machine's CPU features (AVX2, AVX-512, AVX512_BF16, AMX, VNNI): 16-bit and
+int8 speed depend on them (bench_shared.write_result).
 
 Run: python benchmarks/bench_retinanet.py [--runs 5] [--bfloat16] [--reference-python /path/to/python]
          [--keras-hub-python /path/to/python] [--torchvision-python /path/to/python]
      python benchmarks/bench_retinanet.py --small --runs 1 --only train runtimes --bfloat16   # smoke test, minutes
+                                                                        (written to results/retinanet_small.json)
 """
 
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -52,10 +56,8 @@ OTHER_RETINANETS = {
     "torchvision": ("reference_torchvision.py", "torchvision"),
 }
 
-
-# The CPU features 16-bit and int8 speed depend on, by the /proc/cpuinfo flags that show them.
-CPU_FEATURES = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "AVX512_BF16": ("avx512_bf16",),
-                "AMX": ("amx_bf16", "amx_tile", "amx_int8"), "VNNI": ("avx512_vnni", "avx_vnni")}
+FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
+FROZEN_ROUNDS = 2  # the frozen-weights A/B: processes off, on, off, on
 
 
 def _peak_rss_mib():
@@ -216,7 +218,7 @@ def case_pipeline(args):
                "--image-min-side", "512", "--image-max-side", "512", "--output", output]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(output) as handle:
-        measured = json.load(handle)
+        measured = json.load(handle)["results"]  # bench_shared.write_result's record
     return {"images_per_s": measured["tf_data_images_per_s"], "stage_ms_per_image": measured.get("stage_ms_per_image")}
 
 
@@ -228,16 +230,18 @@ def case_runtimes(args):
 
 CASES = {"matmul": case_matmul, "inference": case_inference, "train": case_train, "pipeline": case_pipeline,
          "runtimes": case_runtimes}
+PLANS = sorted(CASES) + ["frozen"]  # 'frozen' runs the inference case with and without frozen weights
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # driver
 
 
-def _run_case(name, extra, timeout):
+def _run_case(name, extra, timeout, env=None):
     command = [sys.executable, os.path.abspath(__file__), "--case", name] + extra
     started = time.time()
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    environment = dict(os.environ, **env) if env else None
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
     if completed.returncode != 0:
         return {"error": (completed.stderr or completed.stdout).strip().splitlines()[-1:]}
     result = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -255,27 +259,6 @@ def _reference(python, runs, timeout, script="reference_keras_retinanet.py"):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def _machine():
-    model = "unknown"
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    flags = set()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    vector = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
-    features = {name: any(flag in flags for flag in names) for name, names in CPU_FEATURES.items()}
-    return {"cpu": model, "cores": os.cpu_count(), "vector": vector, "features": features,
-            "python": platform.python_version()}
-
-
 def _table(results):
     rows = []
     limit = results.get("flop_limit_s")
@@ -284,6 +267,10 @@ def _table(results):
             rows.append((key, "error: " + " ".join(value["error"]), "", ""))
             continue
         memory = f"{value.get('peak_rss_mib', 0):.0f}"
+        if key.startswith("frozen"):
+            rows.append((key + " end to end", f"{value['end_to_end_s']:.3f} s", memory, ""))
+            rows.append((key + " network", f"{value['network_s']:.3f} s", "", ""))
+            continue
         if key.startswith("inference"):
             ratio = f"{value['network_s'] / limit:.2f}x limit" if limit and "float32" in key else ""
             rows.append((key + " end to end", f"{value['end_to_end_s']:.3f} s", memory, ""))
@@ -311,6 +298,8 @@ def _table(results):
             rows.append((f"keras-retinanet 1.0.0 {key[:-2].replace('_', ' ')}", f"{value:.3f} s", "", ""))
     for key, value in results.get("speedups", {}).items():
         rows.append((f"speed-up over keras-retinanet: {key}", f"{value:.2f}x", "", ""))
+    for key, value in results.get("frozen_weights_speedup", {}).items():
+        rows.append((f"{FROZEN_WEIGHTS_VARIABLE}=1 over =0: {key}", f"{value:.2f}x", "", "median 'off' / median 'on'"))
     rows += _other_rows(results)
     width = max(len(r[0]) for r in rows)
     lines = [f"{'measure':<{width}}  {'value':>22}  {'peak MiB':>8}  note", "-" * (width + 50)]
@@ -361,11 +350,12 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (median reported)")
     parser.add_argument("--bfloat16", action="store_true", help="also run inference and training in mixed bfloat16")
     parser.add_argument("--small", action="store_true", help="small sizes (train, runtimes): a quick smoke test")
-    parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
+    parser.add_argument("--only", nargs="*", choices=PLANS, help="run only these cases")
     parser.add_argument("--reference-python", help="Python with keras-retinanet 1.0.0 installed, for the comparison")
     parser.add_argument("--keras-hub-python", help="Python with keras-hub installed, for the comparison")
     parser.add_argument("--torchvision-python", help="Python with torch and torchvision installed, for the comparison")
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "retinanet.json"))
+    parser.add_argument("--name", help="results/<name>.json (default: retinanet, retinanet_small with --small)")
+    parser.add_argument("--output", help="write the JSON here instead")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per case")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
@@ -380,7 +370,7 @@ def main(argv=None):
 
     import tempfile
 
-    selected = args.only or list(CASES)
+    selected = args.only or PLANS
     plan = []
     if "matmul" in selected:
         plan.append(("matmul", "matmul", []))
@@ -390,6 +380,11 @@ def main(argv=None):
             for scores in ("plain", "saturated"):
                 plan.append((f"inference {precision} {scores}", "inference",
                              ["--precision", precision, "--scores", scores]))
+    if "frozen" in selected:
+        for round_ in range(1, FROZEN_ROUNDS + 1):
+            for state in ("0", "1"):
+                plan.append((f"frozen {state} {round_}", "inference", ["--precision", "float32", "--scores", "plain"],
+                             {FROZEN_WEIGHTS_VARIABLE: state}))
     small = ["--small"] if args.small else []
     if "train" in selected:
         plan.append(("train", "train", small))
@@ -397,13 +392,14 @@ def main(argv=None):
             plan.append(("train bfloat16", "train", small + ["--precision", "bfloat16"]))
     if "runtimes" in selected:
         plan.append(("runtimes", "runtimes", small))
-    results = {"machine": _machine(), "runs": args.runs, "small": args.small, "cases": {}}
+    plan = [step if len(step) == 4 else step + (None,) for step in plan]
+    results = {"runs": args.runs, "small": args.small, "cases": {}}
     with tempfile.TemporaryDirectory() as scratch:
         if "pipeline" in selected:
-            plan.append(("pipeline", "pipeline", ["--scratch", scratch]))
-        for key, case, extra in plan:
+            plan.append(("pipeline", "pipeline", ["--scratch", scratch], None))
+        for key, case, extra, env in plan:
             print(f"running {key} ...", file=sys.stderr, flush=True)
-            results["cases"][key] = _run_case(case, extra + ["--runs", str(args.runs)], args.timeout)
+            results["cases"][key] = _run_case(case, extra + ["--runs", str(args.runs)], args.timeout, env)
     if args.reference_python:
         print("running keras-retinanet 1.0.0 ...", file=sys.stderr, flush=True)
         results["reference"] = _reference(args.reference_python, args.runs, args.timeout)
@@ -431,21 +427,31 @@ def main(argv=None):
         if theirs in reference and ours in results["cases"].get(case, {})
     }
     results["comparisons"] = _comparisons(results)
+    frozen = {state: [value for key, value in results["cases"].items()
+                      if key.startswith(f"frozen {state} ") and "error" not in value] for state in ("0", "1")}
+    if frozen["0"] and frozen["1"]:
+        import statistics
+
+        results["frozen_weights_speedup"] = {
+            part: statistics.median(v[field] for v in frozen["0"]) / statistics.median(v[field] for v in frozen["1"])
+            for part, field in (("end to end", "end_to_end_s"), ("network", "network_s"))
+        }
     runtimes = results["cases"].get("runtimes", {}).get("rows", {})
     if "plain_end_to_end_s" in reference:
         results["runtimes_over_keras_retinanet"] = {
             row: measured["end_to_end_s"] / reference["plain_end_to_end_s"]
             for row, measured in runtimes.items() if "end_to_end_s" in measured
         }  # fmt: skip
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as handle:
-        json.dump(results, handle, indent=2)
-    print(json.dumps(results["machine"]))
+    from bench_shared import machine, write_result
+
+    name = args.name or ("retinanet_small" if args.small else "retinanet")
+    path = write_result(name, results, output=args.output)
+    print(json.dumps(machine()))
     if "flop_limit_s" in results:
         print(f"network FLOPs {fp32['flops'] / 1e9:.1f} G; FLOP limit {results['flop_limit_s']:.3f} s at the float32 "
               f"matmul rate; network {results['network_over_limit']:.2f}x the limit")
     print(_table(results))
-    print(f"written to {args.output}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

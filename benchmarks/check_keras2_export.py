@@ -13,7 +13,8 @@ here, random weights, narrow heads), the training and the inference model are wr
    sides; its boxes must be within 1e-3 px and its scores within 1e-4 of ours;
 2. each file is loaded back here (the legacy loader) and must give the same detections.
 
-It prints one line per file and writes the numbers as JSON (--out); exit status 1 if a check fails.
+It prints one line per file and writes the numbers as JSON to benchmarks/results/keras2_export.json (--out: another
+path; bench_shared.write_result); exit status 1 if a check fails.
 The venv side is this same file run by the venv's Python (``--venv-side``), so it stays Python 3.8.
 """
 
@@ -226,7 +227,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--venv", default=default_venv_python(),
                         help="Python of the keras-retinanet 1.0.0 venv (default: $KERAS_RETINANET_VENV38/bin/python)")
-    parser.add_argument("--out", help="Write the results here as JSON.")
+    parser.add_argument("--out", help="Write the results here (default: benchmarks/results/keras2_export.json).")
     parser.add_argument("--resnet", action="store_true", help="Also a ResNet50 (a 95 MB file, slower).")
     parser.add_argument("--venv-side", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -239,9 +240,10 @@ def main(argv=None):
         results = run(args.venv, args.resnet, folder)
     for entry in results["files"]:
         print(summary(entry))
-    if args.out:
-        with open(args.out, "w") as stream:
-            json.dump(results, stream, indent=1)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_shared import write_result
+
+    write_result("keras2_export", results, output=args.out)
     print("ok" if results["ok"] else "FAILED")
     return 0 if results["ok"] else 1
 
