@@ -259,3 +259,24 @@ def test_exports_give_keras_retinanets_detections(crowded_model, tmp_path, expor
     expected = keras_retinanet_filter(crowded_model["boxes"][0], crowded_model["classification"][0])
     # The runtimes compute the network with their own kernels: boxes and scores agree to float32 rounding.
     assert_same_detections(boxes, scores, labels, expected, box_tolerance=1e-3, score_tolerance=1e-5)
+
+
+@pytest.mark.slow
+def test_soft_nms_exports_where_the_format_has_it(crowded_model, tmp_path):
+    """SavedModel and TFLite run TensorFlow's Soft-NMS; ONNX (which would silently run hard NMS) and keras-retinanet's
+    h5 refuse it in one line."""
+    soft = models.convert_model(crowded_model["training"], nms_method="soft", soft_nms_sigma=0.5)
+    expected = [np.asarray(output)[0] for output in soft(crowded_model["images"])]
+    hard_scores = np.asarray(crowded_model["inference"](crowded_model["images"])[1])[0]
+    assert not np.allclose(expected[1], hard_scores)
+    path = str(tmp_path / "soft.tflite")
+    export.export_model(soft, path, "tflite")
+    boxes, scores, labels = (np.asarray(t)[0] for t in open_runner(path, read_exported_metadata(path))
+                             .predict_on_batch(crowded_model["images"]))  # fmt: skip
+    np.testing.assert_array_equal(labels, expected[2])
+    np.testing.assert_allclose(scores, expected[1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(boxes, expected[0], rtol=0, atol=1e-3)
+    for export_format, name in (("onnx", "soft.onnx"), ("h5-keras2", "soft.h5")):
+        with pytest.raises(export.ExportError, match="Soft-NMS"):
+            export.export_model(soft, str(tmp_path / name), export_format)
+        assert not (tmp_path / name).exists()

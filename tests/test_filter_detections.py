@@ -237,3 +237,66 @@ def test_candidates_per_level_bounds_a_flood_of_scores():
     # Without the levels (keras-retinanet's behaviour) all 8 come through.
     _, s, _ = (np.asarray(t) for t in layer([boxes, cls]))
     assert np.sum(s[0] > 0) == 8
+
+
+def test_soft_nms_decays_an_overlapping_score_by_hand():
+    """Gaussian Soft-NMS as TensorFlow defines sigma: the kept box multiplies the other's score by exp(-IoU^2/(2s)).
+
+    Boxes [0,0,10,10] and [0,0,10,9]: IoU 90/100 = 0.9, so with sigma 0.5 the 0.8 becomes 0.8 exp(-0.81) = 0.35555;
+    hard NMS would drop it. A disjoint box keeps its score.
+    """
+    boxes = [[[0, 0, 10, 10], [0, 0, 10, 9], [50, 50, 60, 60]]]
+    cls = [[[0.9], [0.8], [0.3]]]
+    _, s, lab = run(boxes, cls, max_detections=4, nms_method="soft", soft_nms_sigma=0.5)
+    np.testing.assert_allclose(s[0], [0.9, 0.8 * np.exp(-0.81), 0.3, -1], rtol=1e-5)
+    np.testing.assert_array_equal(lab[0], [0, 0, 0, -1])
+    _, hard, _ = run(boxes, cls, max_detections=4)
+    np.testing.assert_allclose(hard[0], [0.9, 0.3, -1, -1], rtol=1e-6)
+    # A decayed score at or below the threshold drops out: 0.1 exp(-0.81) < 0.05.
+    _, s, _ = run(boxes, [[[0.9], [0.1], [0.3]]], max_detections=4, nms_method="soft", soft_nms_sigma=0.5)
+    np.testing.assert_allclose(s[0], [0.9, 0.3, -1, -1], rtol=1e-6)
+
+
+def numpy_soft_nms(boxes, scores, sigma, score_threshold, max_output):
+    """Gaussian Soft-NMS from its description: repeatedly keep the best remaining box (ties: lower index) and
+    multiply every other remaining score by exp(-IoU^2 / (2 sigma)); scores at or below the threshold drop out."""
+    remaining = {n: float(s) for n, s in enumerate(scores) if s > score_threshold}
+    kept = []
+    while remaining and len(kept) < max_output:
+        best = min(remaining, key=lambda n: (-remaining[n], n))
+        kept.append((best, remaining.pop(best)))
+        for n in list(remaining):
+            remaining[n] *= np.exp(-iou(boxes[best], boxes[n]) ** 2 / (2 * sigma))
+            if remaining[n] <= score_threshold:
+                del remaining[n]
+    return kept
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_soft_nms_matches_numpy_per_class(seed):
+    rng = np.random.default_rng(seed)
+    num_anchors, num_classes = 50, 2
+    xy = rng.uniform(0, 40, size=(1, num_anchors, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 30, size=(1, num_anchors, 2))], axis=-1).astype(np.float32)
+    cls = rng.uniform(0.0, 1.0, size=(1, num_anchors, num_classes)).astype(np.float32)
+    b, s, lab = run(boxes, cls, max_detections=40, nms_method="soft", soft_nms_sigma=0.3)
+    expected = []
+    for label in range(num_classes):
+        for n, score in numpy_soft_nms(boxes[0].astype(np.float64), cls[0, :, label], 0.3, 0.05, 40):
+            expected.append((score, label, n))
+    expected.sort(key=lambda t: -t[0])
+    expected = expected[:40]
+    count = int(np.sum(lab[0] >= 0))
+    assert count == len(expected)
+    np.testing.assert_allclose(s[0, :count], [t[0] for t in expected], rtol=1e-5)
+    np.testing.assert_array_equal(lab[0, :count], [t[1] for t in expected])
+    np.testing.assert_allclose(b[0, :count], boxes[0, [t[2] for t in expected]], atol=1e-6)
+
+
+def test_nms_method_is_checked_and_round_trips():
+    layer = layers.FilterDetections(nms_method="soft", soft_nms_sigma=0.25)
+    assert layers.FilterDetections.from_config(layer.get_config()).get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="nms_method"):
+        layers.FilterDetections(nms_method="linear")
+    with pytest.raises(ValueError, match="soft_nms_sigma"):
+        layers.FilterDetections(nms_method="soft", soft_nms_sigma=0)

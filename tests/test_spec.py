@@ -81,7 +81,7 @@ def test_conversion_keeps_the_spec_and_uses_its_anchors(training_model, tmp_path
     assert spec.class_names == ("cat", "dog", "bird") and spec.anchor_parameters == ANCHORS
     assert spec.filter == {
         "nms": True, "class_specific_filter": True, "nms_threshold": 0.5, "score_threshold": 0.2, "max_detections": 50,
-        "max_candidates_per_level": None,
+        "max_candidates_per_level": None, "nms_method": "hard", "soft_nms_sigma": 0.5,
     }
     # 4 anchors per position on P3-P7 of a 64x64 input: (8x8 + 4x4 + 2x2 + 1 + 1) positions
     anchors = keras.Model(inference.input, inference.get_layer("anchors").output)(np.zeros((1, 64, 64, 3)))

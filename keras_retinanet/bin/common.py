@@ -160,6 +160,24 @@ def add_candidate_cap_argument(parser):
     )
 
 
+def add_nms_method_arguments(parser):
+    """``--nms hard|soft`` and ``--soft-nms-sigma``: keras-retinanet's NMS, or Gaussian Soft-NMS."""
+    parser.add_argument(
+        "--nms",
+        dest="model.nms_method",
+        choices=("hard", "soft"),
+        help="NMS kind: 'hard' (keras-retinanet's) or 'soft' (Gaussian Soft-NMS: overlapping boxes keep a decayed "
+        "score instead of being dropped; default: hard).",
+    )
+    parser.add_argument(
+        "--soft-nms-sigma",
+        dest="model.soft_nms_sigma",
+        type=positive_float,
+        help="Soft-NMS's sigma: a kept box multiplies an overlapping box's score by exp(-IoU^2 / (2 sigma)) "
+        "(default: 0.5).",
+    )
+
+
 def add_backbone_argument(parser, help_text="Backbone name"):
     parser.add_argument("--backbone", dest="model.backbone", help=f"{help_text} (default: {default_of('model.backbone')}).")
 
@@ -381,6 +399,13 @@ def positive_int(text):
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 

@@ -92,6 +92,7 @@ def parse_args(args):
     parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
                         help="Detections per image (default: 300).")
     common.add_candidate_cap_argument(parser)
+    common.add_nms_method_arguments(parser)
     # The dataset is optional: only int8 quantization reads one.
     dataset = common.add_dataset_subparsers(parser)
     dataset.required = False

@@ -41,6 +41,7 @@ def parse_args(args):
     parser.add_argument("--max-detections", dest="evaluation.max_detections", type=common.positive_int,
                         help="Detections per image (default: 100).")
     common.add_candidate_cap_argument(parser)
+    common.add_nms_method_arguments(parser)
     parser.add_argument(
         "--save-path",
         dest="evaluation.save_path",

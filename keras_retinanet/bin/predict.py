@@ -57,6 +57,7 @@ def parse_args(args):
     parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
                         help="Detections per image, at most (default: the model's own; 300 for a snapshot).")
     common.add_candidate_cap_argument(parser)
+    common.add_nms_method_arguments(parser)
     parser.add_argument("--max-frames", type=common.positive_int, default=None,
                         help="Stop each video or camera after this many frames.")
     common.add_image_side_arguments(parser)

@@ -54,6 +54,9 @@ DEFAULTS = {
         # None: every score above the threshold enters NMS (keras-retinanet's filter); N: each pyramid level's
         # N best only (torchvision's 1,000), bounded work that drops objects from crowded images.
         "max_candidates_per_level": None,
+        # 'hard': keras-retinanet's NMS; 'soft': Gaussian Soft-NMS, sigma as TensorFlow's (exp(-IoU^2 / 2 sigma)).
+        "nms_method": "hard",
+        "soft_nms_sigma": 0.5,
     },
     "data": {
         "dataset": None,

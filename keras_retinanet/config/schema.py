@@ -67,8 +67,8 @@ class ModelConfig:
         freeze_backbone: do not train the backbone's layers.
         trainable_bn: train the BatchNorm layers of backbones that freeze them (ResNet).
         anchors: anchor parameters and pyramid levels (None: keras-retinanet's).
-        nms, class_specific_filter, nms_threshold, score_threshold, max_detections, max_candidates_per_level:
-            the inference model's filter.
+        nms, class_specific_filter, nms_threshold, score_threshold, max_detections, max_candidates_per_level,
+            nms_method, soft_nms_sigma: the inference model's filter.
     """
 
     backbone: str = _default("model", "backbone")
@@ -84,6 +84,8 @@ class ModelConfig:
     score_threshold: float = _default("model", "score_threshold")
     max_detections: int = _default("model", "max_detections")
     max_candidates_per_level: Optional[int] = _default("model", "max_candidates_per_level")
+    nms_method: str = _default("model", "nms_method")
+    soft_nms_sigma: float = _default("model", "soft_nms_sigma")
 
     @property
     def anchor_parameters(self):
@@ -114,6 +116,8 @@ class ModelConfig:
             "score_threshold": self.score_threshold,
             "max_detections": self.max_detections,
             "max_candidates_per_level": self.max_candidates_per_level,
+            "nms_method": self.nms_method,
+            "soft_nms_sigma": self.soft_nms_sigma,
         }
 
 

@@ -16,10 +16,11 @@ from .anchors_ini import AnchorConfig
 from .schema import RetinaNetConfig
 
 FILTER_KEYS = (
-    "nms", "class_specific_filter", "nms_threshold", "score_threshold", "max_detections", "max_candidates_per_level"
+    "nms", "class_specific_filter", "nms_threshold", "score_threshold", "max_detections", "max_candidates_per_level",
+    "nms_method", "soft_nms_sigma",
 )
 # Filter settings that specs written before them lack, with the value such a file's filter has.
-OPTIONAL_FILTER_KEYS = {"max_candidates_per_level": None}
+OPTIONAL_FILTER_KEYS = {"max_candidates_per_level": None, "nms_method": "hard", "soft_nms_sigma": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +37,8 @@ class DetectorSpec:
         pyramid_levels: the pyramid levels the heads run on.
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
         filter: an inference model's filter settings ({'nms', 'class_specific_filter', 'nms_threshold',
-            'score_threshold', 'max_detections', 'max_candidates_per_level'}), or None for a training model.
+            'score_threshold', 'max_detections', 'max_candidates_per_level', 'nms_method', 'soft_nms_sigma'}), or
+            None for a training model.
         version: the keras_retinanet version that wrote it.
     """
 

@@ -99,6 +99,7 @@ def export_model(
     """
     export_format = resolve_format(path, export_format)
     check_export_options(export_format, quantize, representative_images is not None, raw_input=raw_input)
+    _check_filter_exportable(model, export_format)
     if export_format in ("keras", "h5"):
         return save_model_atomically(model, path)
     if export_format == "h5-keras2":
@@ -124,6 +125,32 @@ def export_model(
     return save_onnx(
         model, path, opset=opset, detect=detect, spec_text=text, quantize=quantize, representative_images=representative_images
     )
+
+
+def _check_filter_exportable(model, export_format: str) -> None:
+    """Refuse filter settings a format cannot carry, rather than write a file that silently filters otherwise.
+
+    ONNX has no Soft-NMS (tf2onnx turns TensorFlow's into hard NMS); keras-retinanet 1.0.0's filter (h5-keras2) has
+    neither Soft-NMS nor a candidate cap.
+
+    Raises:
+        ExportError: naming the setting and what to do.
+    """
+    from ..layers import FilterDetections
+
+    layer = next((layer for layer in model.layers if isinstance(layer, FilterDetections)), None)
+    if layer is None:
+        return
+    if layer.nms_method == "soft" and export_format in ("onnx", "h5-keras2"):
+        raise ExportError(
+            f"{export_format} cannot carry Soft-NMS (its filter would run hard NMS); convert with --nms hard for "
+            "this format, or export Soft-NMS models as savedmodel, tflite or keras"
+        )
+    if layer.max_candidates_per_level is not None and export_format == "h5-keras2":
+        raise ExportError(
+            "h5-keras2 cannot carry --max-candidates-per-level (keras-retinanet 1.0.0's filter has no cap); "
+            "convert without it for this format"
+        )
 
 
 def save_savedmodel(model, path, detect=None, spec_text: Optional[str] = None):

@@ -21,8 +21,8 @@ from ..models.retinanet_model import RetinaNetModel, spec_of
 # FilterDetections settings beyond the spec's, kept as they are when the filter is rebuilt.
 _EXTRA_FILTER_KEYS = ("parallel_iterations", "max_candidates")
 # The filter settings a user may change on a model file that is already an inference model: how many
-# detections, and the candidate cap (the thresholds and NMS kind stay those the model was converted with).
-OVERRIDABLE_FILTER_KEYS = ("max_detections", "max_candidates_per_level")
+# detections, the candidate cap and the kind of NMS (the thresholds stay those the model was converted with).
+OVERRIDABLE_FILTER_KEYS = ("max_detections", "max_candidates_per_level", "nms_method", "soft_nms_sigma")
 
 
 def is_training_model(model: keras.Model) -> bool:

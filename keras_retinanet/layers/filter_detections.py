@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 PACKAGE = "keras_retinanet"
+# 'hard': keras-retinanet's NMS; 'soft': Gaussian Soft-NMS (TensorFlow's NonMaxSuppressionV5).
+NMS_METHODS = ("hard", "soft")
 
 
 def _candidates_above(classification, class_specific_filter, score_threshold):
@@ -103,15 +105,30 @@ def _select_candidates(
     return anchor_indices, labels, scores
 
 
-def _nms_indices(boxes, scores, max_detections, nms_threshold, score_threshold=float("-inf")):
+def _nms(boxes, scores, max_detections, nms_threshold, score_threshold=float("-inf"), soft_nms_sigma=0.0):
     """Greedy non-maximum suppression of the boxes scoring strictly above ``score_threshold``.
 
     Args:
         boxes: (K, 4) boxes; scores: (K,) their scores.
+        soft_nms_sigma: 0 for hard NMS (a box overlapping a kept one by IoU > ``nms_threshold`` is dropped);
+            above 0, Gaussian Soft-NMS (Bodla et al., 2017) as TensorFlow computes it: each kept box multiplies
+            the others' scores by exp(-IoU^2 / (2 sigma)), and boxes whose score falls to the threshold drop out.
 
     Returns:
-        (M,) int32 indices into ``boxes``, best first (equal scores: lower index first), M <= max_detections.
+        indices (M,) int32 into ``boxes`` and their scores (M,) (decayed, with Soft-NMS), best first (equal
+        scores: lower index first), M <= max_detections.
     """
+    if soft_nms_sigma > 0:
+        keep, kept_scores, count = tf.raw_ops.NonMaxSuppressionV5(
+            boxes=boxes,
+            scores=scores,
+            max_output_size=max_detections,
+            iou_threshold=nms_threshold,
+            score_threshold=score_threshold,
+            soft_nms_sigma=soft_nms_sigma,
+            pad_to_max_output_size=True,
+        )
+        return keep[:count], kept_scores[:count]
     # The padded op with an explicit count: TFLite's converter turns the plain one into an NMS that always
     # returns max_detections indices and loses how many are real (tensorflow/tensorflow#51629).
     keep, count = tf.raw_ops.NonMaxSuppressionV4(
@@ -122,10 +139,13 @@ def _nms_indices(boxes, scores, max_detections, nms_threshold, score_threshold=f
         score_threshold=score_threshold,
         pad_to_max_output_size=True,
     )
-    return keep[:count]
+    keep = keep[:count]
+    return keep, tf.gather(scores, keep)
 
 
-def _per_class_detections(boxes, classification, nms, score_threshold, max_detections, nms_threshold):
+def _per_class_detections(
+    boxes, classification, nms, score_threshold, max_detections, nms_threshold, soft_nms_sigma=0.0
+):
     """keras-retinanet's class-specific filter over every score: per class, the scores above the threshold and
     their NMS (or all of them without NMS), in label order.
 
@@ -146,15 +166,19 @@ def _per_class_detections(boxes, classification, nms, score_threshold, max_detec
     for label in range(num_classes):
         column = columns[label]
         if nms:
-            kept = _nms_indices(row_boxes, column, max_detections, nms_threshold, score_threshold)
+            kept, scores = _nms(row_boxes, column, max_detections, nms_threshold, score_threshold, soft_nms_sigma)
         else:
             kept = tf.cast(tf.where(column > score_threshold)[:, 0], tf.int32)
+            scores = tf.gather(column, kept)
         label_of = tf.fill(tf.shape(kept), tf.constant(label, tf.int32))
-        groups.append((tf.gather(rows, kept), label_of, tf.gather(column, kept)))
+        groups.append((tf.gather(rows, kept), label_of, scores))
     return groups
 
 
-def _grouped_candidates(boxes, candidates, class_specific_filter, num_classes, nms, max_detections, nms_threshold):
+def _grouped_candidates(
+    boxes, candidates, class_specific_filter, num_classes, nms, max_detections, nms_threshold, score_threshold,
+    soft_nms_sigma=0.0,
+):
     """Per class (or all together), the NMS of candidates a cap selected (or all of them without NMS).
 
     Args:
@@ -175,8 +199,11 @@ def _grouped_candidates(boxes, candidates, class_specific_filter, num_classes, n
         return groups
     kept = []
     for group_anchors, group_labels, group_scores in groups:
-        keep = _nms_indices(tf.gather(boxes, group_anchors), group_scores, max_detections, nms_threshold)
-        kept.append(tuple(tf.gather(t, keep) for t in (group_anchors, group_labels, group_scores)))
+        keep, kept_scores = _nms(
+            tf.gather(boxes, group_anchors), group_scores, max_detections, nms_threshold, score_threshold,
+            soft_nms_sigma,
+        )  # fmt: skip
+        kept.append((tf.gather(group_anchors, keep), tf.gather(group_labels, keep), kept_scores))
     return kept
 
 
@@ -192,6 +219,7 @@ def filter_detections(
     max_candidates=None,
     level_sizes=None,
     max_candidates_per_level=None,
+    soft_nms_sigma=0.0,
 ):
     """Detections of one image, by keras-retinanet 1.0.0's algorithm.
 
@@ -209,6 +237,8 @@ def filter_detections(
         level_sizes: list of scalar int32 tensors, the anchors of each pyramid level
             (None: candidates are not selected per level).
         max_candidates_per_level: at most this many candidates per level (None: all).
+        soft_nms_sigma: 0 for keras-retinanet's hard NMS; above 0, Gaussian Soft-NMS with this sigma (see
+            :func:`_nms`), whose decayed scores are the detections' scores.
 
     Returns:
         [boxes (D, 4) float32, scores (D,) float32, labels (D,) int32, *other (D, ...)],
@@ -218,15 +248,18 @@ def filter_detections(
     classification = tf.cast(classification, tf.float32)
     capped = max_candidates is not None or (level_sizes is not None and max_candidates_per_level is not None)
     if class_specific_filter and not capped:
-        groups = _per_class_detections(boxes, classification, nms, score_threshold, max_detections, nms_threshold)
+        groups = _per_class_detections(
+            boxes, classification, nms, score_threshold, max_detections, nms_threshold, soft_nms_sigma
+        )
     else:
         candidates = _select_candidates(
             classification, class_specific_filter, score_threshold, max_candidates, level_sizes,
             max_candidates_per_level,
         )  # fmt: skip
         groups = _grouped_candidates(
-            boxes, candidates, class_specific_filter, classification.shape[-1], nms, max_detections, nms_threshold
-        )
+            boxes, candidates, class_specific_filter, classification.shape[-1], nms, max_detections, nms_threshold,
+            score_threshold, soft_nms_sigma,
+        )  # fmt: skip
     anchor_indices, labels, scores = (tf.concat(parts, axis=0) for parts in zip(*groups))
 
     # The best over all classes, best first; equal scores in class order, then NMS order (top_k is stable),
@@ -261,7 +294,8 @@ class FilterDetections(keras.layers.Layer):
     By default every score above ``score_threshold`` enters per-class NMS, as in keras-retinanet 1.0.0.
     ``max_candidates_per_level`` (and ``max_candidates``) cap the candidates instead, trading detections
     in crowded images for bounded work (see :func:`filter_detections`). ``candidates_per_level`` is the
-    earlier name of ``max_candidates_per_level``.
+    earlier name of ``max_candidates_per_level``. ``nms_method='soft'`` replaces keras-retinanet's hard NMS
+    by Gaussian Soft-NMS with ``soft_nms_sigma``.
     Outputs: [boxes (B, D, 4) float32, scores (B, D) float32, labels (B, D) int32,
     *other (B, D, ...)], D = max_detections, padded with -1.
     """
@@ -277,6 +311,8 @@ class FilterDetections(keras.layers.Layer):
         max_candidates=None,
         max_candidates_per_level=None,
         candidates_per_level=None,
+        nms_method="hard",
+        soft_nms_sigma=0.5,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")
@@ -291,6 +327,12 @@ class FilterDetections(keras.layers.Layer):
         if max_candidates_per_level is None:
             max_candidates_per_level = candidates_per_level
         self.max_candidates_per_level = None if max_candidates_per_level is None else int(max_candidates_per_level)
+        if nms_method not in NMS_METHODS:
+            raise ValueError(f"nms_method must be one of {', '.join(NMS_METHODS)}, not {nms_method!r}")
+        if not float(soft_nms_sigma) > 0:
+            raise ValueError(f"soft_nms_sigma must be above 0, not {soft_nms_sigma}")
+        self.nms_method = str(nms_method)
+        self.soft_nms_sigma = float(soft_nms_sigma)
 
     def call(self, inputs, level_anchors=None):
         boxes, classification, *other = inputs
@@ -311,6 +353,7 @@ class FilterDetections(keras.layers.Layer):
                 max_candidates=self.max_candidates,
                 level_sizes=level_sizes,
                 max_candidates_per_level=self.max_candidates_per_level,
+                soft_nms_sigma=self.soft_nms_sigma if self.nms_method == "soft" else 0.0,
             )
 
         signature = [
@@ -349,6 +392,8 @@ class FilterDetections(keras.layers.Layer):
                 "parallel_iterations": self.parallel_iterations,
                 "max_candidates": self.max_candidates,
                 "max_candidates_per_level": self.max_candidates_per_level,
+                "nms_method": self.nms_method,
+                "soft_nms_sigma": self.soft_nms_sigma,
             }
         )
         return config

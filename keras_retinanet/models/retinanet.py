@@ -284,6 +284,8 @@ def retinanet_bbox(
     max_candidates=None,
     max_candidates_per_level=None,
     candidates_per_level=None,
+    nms_method="hard",
+    soft_nms_sigma=0.5,
     **kwargs,
 ):
     """The inference model: a training model plus anchors, box decoding and filtering.
@@ -299,6 +301,7 @@ def retinanet_bbox(
             enter NMS, as torchvision and detectron2 do (None: every one, keras-retinanet's filter). A cap
             bounds the work on saturated images but drops objects from crowded ones.
         candidates_per_level: the earlier name of ``max_candidates_per_level``.
+        nms_method: 'hard' (keras-retinanet's NMS) or 'soft' (Gaussian Soft-NMS with ``soft_nms_sigma``).
 
     Returns:
         :class:`RetinaNetModel` mapping images to boxes (B, D, 4), scores (B, D) and labels (B, D),
@@ -342,6 +345,8 @@ def retinanet_bbox(
         parallel_iterations=parallel_iterations,
         max_candidates=max_candidates,
         max_candidates_per_level=max_candidates_per_level,
+        nms_method=nms_method,
+        soft_nms_sigma=soft_nms_sigma,
     )([boxes, classification] + other, level_anchors=level_anchors)
     # model.input keeps the training model's input structure (a single tensor, not a list of one), so
     # calling the inference model on an image batch does not warn about mismatched input structure.
@@ -353,5 +358,7 @@ def retinanet_bbox(
             score_threshold=score_threshold,
             max_detections=max_detections,
             max_candidates_per_level=max_candidates_per_level,
+            nms_method=nms_method,
+            soft_nms_sigma=soft_nms_sigma,
         )
     return RetinaNetModel(inputs=model.input, outputs=detections, name=name, spec=spec)
