@@ -1,6 +1,7 @@
 """Anchor coverage (by hand), the anchor optimiser (exact against the real anchors, seeded), --auto-anchors, P2."""
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -9,8 +10,8 @@ from keras_retinanet.anchors import AnchorParameters, anchors_for_shape, compute
 from keras_retinanet.anchors.optimize import best_ious, coverage_score, fit_anchors, place_boxes
 from keras_retinanet.bin import debug as debug_command
 from keras_retinanet.bin import train as train_command
-from keras_retinanet.config.anchors_ini import read_anchor_config
-from keras_retinanet.data.diagnostics import DatasetBoxes, coverage_of, format_coverage
+from keras_retinanet.config.anchors_ini import AnchorConfig, read_anchor_config
+from keras_retinanet.data.diagnostics import DatasetBoxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
 from keras_retinanet.datasets.demo import make_demo_dataset
 from keras_retinanet.errors import DatasetError
 from keras_retinanet.models.applications import strided_feature_shapes
@@ -96,6 +97,74 @@ def test_fit_anchors_keeps_the_start_when_nothing_is_better():
     fit = fit_anchors(place_boxes(boxes, shapes, [8, 16, 32, 64, 128]), AnchorParameters.default, seed=0, maxiter=3)
     assert fit.before == (1.0, 1.0)
     assert not fit.improved and fit.parameters == AnchorParameters.default
+
+
+# Hand-checkable boxes for what the fit returns, on SQUARES' one level (16 px squares centred at 8, 24, 40, 56):
+# nine 16 x 32 boxes around the anchor [16, 16, 32, 32] (IoU 256 / 512 = 0.5: covered, barely) and one 16 x 12 box
+# inside it (IoU 192 / 256 = 0.75). TALL anchors (base 16, ratio 2, scale 1.414: 15.998 x 31.996) fit the nine at
+# IoU 0.9997 but give the 16 x 12 box 192 / 512 = 0.375: they score higher (0.9 covered + 0.5 x 0.937 mean IoU =
+# 1.369 against 1.0 + 0.5 x 0.525 = 1.263) and cover one box fewer.
+TALL_BOXES = np.array([[16, 8, 32, 40]] * 9 + [[16, 18, 32, 30]], dtype=np.float64)
+TALL_VECTOR = np.array([4.0, np.log(2.0), np.log2(1.414)])  # [log2 base, log ratio, log2 scale]
+
+
+def _squares_placed(boxes, image_shape=(64, 64)):
+    shapes = np.broadcast_to(np.array(guess_shapes(image_shape, [4])), (len(boxes), 1, 2))
+    return place_boxes(boxes, shapes, SQUARES.strides)
+
+
+@pytest.fixture
+def search_finds_tall_anchors(monkeypatch):
+    """Differential evolution replaced by one that looks at the start and the TALL anchors and settles on TALL,
+    as a search led by the score (coverage + 0.5 x mean IoU) does on these boxes."""
+    import scipy.optimize
+
+    looked_at = []
+
+    def search(objective, bounds, x0=None, **options):
+        looked_at.append(objective(np.stack([x0, TALL_VECTOR], axis=1)))
+        return types.SimpleNamespace(x=TALL_VECTOR.copy())
+
+    monkeypatch.setattr(scipy.optimize, "differential_evolution", search)
+    return looked_at
+
+
+def test_the_fit_never_covers_fewer_boxes_than_the_start(search_finds_tall_anchors):
+    placed = _squares_placed(TALL_BOXES)
+    np.testing.assert_allclose(best_ious(placed, SQUARES), [0.5] * 9 + [0.75])
+    fit = fit_anchors(placed, SQUARES, seed=0)
+    (scores,) = search_finds_tall_anchors
+    assert scores[1] < scores[0]  # the search prefers TALL (scores are minimised) ...
+    assert fit.search == (0.9, pytest.approx((9 * 512 * 1.414**2 / 2 / 512 + 0.375) / 10, abs=1e-4))
+    # ... but it covers 9 boxes where the start covers 10: the start is returned, and the result says why
+    assert fit.parameters == SQUARES and not fit.improved and fit.chosen == "start"
+    assert fit.before == fit.after == (1.0, pytest.approx(0.525))
+
+
+def test_a_dataset_fit_says_when_it_keeps_the_start(search_finds_tall_anchors):
+    # one box an image: training's assignment gives each box its own anchors, as the search assumes
+    data = DatasetBoxes(tuple(box[None] for box in TALL_BOXES), (np.zeros(1, np.int64),) * 10, ((64, 64),) * 10)
+    start = AnchorConfig(SQUARES, (4,))
+    result = fit_dataset_anchors(data, start, guess_shapes, seed=0)
+    assert result.anchors == start and not result.improved
+    assert (result.before.overall.covered, result.after.overall.covered) == (10, 10)
+    line = describe_fit(result)[0]
+    assert line.startswith("Anchor fit (searched all 10 boxes): coverage 100.0% -> 100.0%")
+    assert line.endswith("(the search's best anchors cover fewer boxes, 90.0% against 100.0%; kept the starting ones)")
+
+
+def test_the_fit_looks_at_every_box_and_reports_on_every_box(search_finds_tall_anchors):
+    """2,000 boxes on an anchor (IoU 1) and 1,000 8 px boxes inside one (IoU 64 / 256 = 0.25)."""
+    boxes = np.array([[16, 16, 32, 32]] * 2000 + [[16, 16, 24, 24]] * 1000, dtype=np.float64)
+    fit = fit_anchors(_squares_placed(boxes), SQUARES, seed=0)
+    assert (fit.boxes, fit.total, fit.sampled) == (3000, 3000, False)  # keras-retinanet's 1,000-box sample is gone
+    # above max_boxes the search samples, and says so; the coverage still counts every box
+    sampled = fit_anchors(_squares_placed(boxes), SQUARES, seed=0, max_boxes=500)
+    assert (sampled.boxes, sampled.total, sampled.sampled) == (500, 3000, True)
+    assert sampled.before == (pytest.approx(2 / 3), pytest.approx((2000 + 0.25 * 1000) / 3000))
+    data = DatasetBoxes((boxes[:1500], boxes[1500:]), (np.zeros(1500, np.int64),) * 2, ((64, 64),) * 2)
+    line = describe_fit(fit_dataset_anchors(data, AnchorConfig(SQUARES, (4,)), guess_shapes, seed=0, max_boxes=500))[0]
+    assert line.startswith("Anchor fit (searched a random sample of 500 of the 3,000 boxes; the coverage counts them all)")
 
 
 @pytest.fixture(scope="module")

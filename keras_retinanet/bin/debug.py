@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from ..anchors.optimize import MAX_BOXES
 from . import common
 
 logger = logging.getLogger("keras_retinanet.bin.debug")  # not __name__, which is '__main__' under python -m
@@ -54,7 +55,7 @@ def parse_args(args):
         default=False,
         help="Fit anchor ratios, scales and sizes to the dataset's boxes (after the training resize) instead of "
         f"drawing: prints the coverage before and after and the .ini for --config (looks at --max-images images, "
-        f"default {OPTIMIZE_IMAGES}).",
+        f"default {OPTIMIZE_IMAGES}; searches every box up to {MAX_BOXES:,}, a sample above that).",
     )
     parser.add_argument("--config-out", metavar="INI", default=None, help="With --optimize-anchors: write the fitted .ini here.")
     parser.add_argument("--seed", type=int, default=0, help="With --optimize-anchors: seed of the search (default: 0).")

@@ -15,11 +15,12 @@ import numpy as np
 from ..errors import DatasetError
 from ..anchors import DEFAULT_PYRAMID_LEVELS, anchors_for_shape, compute_gt_annotations, unmatched_annotations
 from ..anchors.coverage import CoverageSummary, box_coverage, box_sizes, concatenate_results, summarise_coverage
-from ..anchors.optimize import AnchorFit, fit_anchors, place_boxes, start_parameters
+from ..anchors.optimize import MOST_COVERED, SEARCH_RESULT, AnchorFit, fit_anchors, place_boxes, start_parameters
 from ..config.anchors_ini import AnchorConfig
 from ..config.defaults import POSITIVE_OVERLAP
 
 MAX_CLASS_ROWS = 10  # classes the coverage table lists (the least covered ones)
+KERAS_RETINANET_ANCHORS = "keras-retinanet's default anchors"  # a candidate of every fit that starts elsewhere
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,15 +213,23 @@ class DatasetAnchorFit:
     """Anchors fitted to a dataset, with the coverage before and after on every collected box.
 
     Attributes:
-        anchors: the fitted :class:`AnchorConfig` (levels as the start's).
-        before, after: coverage of the start's anchors and of the fitted ones.
-        fit: the search's own result (its sample, its scores).
+        anchors: the fitted :class:`AnchorConfig` (levels as the start's); the start's when nothing covers more.
+        before, after: coverage of the start's anchors and of ``anchors``, as training assigns anchors.
+        fit: the search's own result (boxes looked at alone, every box counted).
+        crowded: (coverage, mean best IoU) of the search's anchors as training assigns anchors, when they cover
+            fewer annotations there than the start's (boxes sharing their best anchor) and so were not taken.
     """
 
     anchors: AnchorConfig
     before: CoverageSummary
     after: CoverageSummary
     fit: AnchorFit
+    crowded: Optional[CoverageSummary] = None
+
+    @property
+    def improved(self) -> bool:
+        """Whether ``anchors`` are not the start's."""
+        return self.fit.improved and self.crowded is None
 
 
 def fit_dataset_anchors(
@@ -248,27 +257,47 @@ def fit_dataset_anchors(
         feature_shapes.append(np.broadcast_to(level_shapes, (len(boxes),) + level_shapes.shape))
     all_boxes = np.concatenate(placed_boxes) if placed_boxes else np.zeros((0, 4))
     all_shapes = np.concatenate(feature_shapes) if feature_shapes else np.zeros((0, len(levels), 2), np.int64)
-    fit = fit_anchors(place_boxes(all_boxes, all_shapes, parameters.strides), parameters, seed=seed, **search)
+    default = start_parameters(levels)  # keras-retinanet's anchors on these levels, in the running too
+    others = [] if default == parameters else [(KERAS_RETINANET_ANCHORS, default)]
+    fit = fit_anchors(place_boxes(all_boxes, all_shapes, parameters.strides), parameters, seed=seed, others=others,
+                      **search)  # fmt: skip
 
     def anchors_with(anchor_parameters):
         return lambda shape: anchors_for_shape(shape, levels, anchor_parameters, shapes_callback=compute_shapes)
 
-    return DatasetAnchorFit(
-        anchors=AnchorConfig(fit.parameters, tuple(levels)),
-        before=coverage_of(data, anchors_with(parameters)),
-        after=coverage_of(data, anchors_with(fit.parameters)),
-        fit=fit,
-    )
+    before = coverage_of(data, anchors_with(parameters))
+    after = coverage_of(data, anchors_with(fit.parameters)) if fit.improved else before
+    if after.overall.covered < before.overall.covered:
+        # Fewer annotations get an anchor once training assigns each anchor to one box: keep the start.
+        return DatasetAnchorFit(AnchorConfig(parameters, tuple(levels)), before, before, fit, crowded=after)
+    return DatasetAnchorFit(anchors=AnchorConfig(fit.parameters, tuple(levels)), before=before, after=after, fit=fit)
 
 
 def describe_fit(result: DatasetAnchorFit) -> Sequence[str]:
-    """Lines saying what a fit found: the anchors, and coverage and mean best IoU before and after."""
+    """Lines saying what a fit found: the boxes it looked at, the anchors, and coverage and mean best IoU before
+    and after on every annotation; why the starting anchors were kept, when they were."""
     parameters = result.anchors.parameters
     before, after = result.before.overall, result.after.overall
+    fit = result.fit
+    if fit.sampled:
+        searched = f"searched a random sample of {fit.boxes:,} of the {fit.total:,} boxes; the coverage counts them all"
+    else:
+        searched = f"searched all {fit.total:,} boxes"
+    if result.crowded is not None:
+        crowded = result.crowded.overall
+        kept = (f" (the fitted anchors cover fewer, {100 * crowded.share:.1f}%, once crowded boxes share anchors; "
+                "kept the starting ones)")  # fmt: skip
+    elif fit.improved:
+        kept = "" if fit.chosen in (SEARCH_RESULT, MOST_COVERED) else f" ({fit.chosen}: they cover the most)"
+    elif fit.search is not None and fit.search[0] < fit.before[0]:
+        kept = (f" (the search's best anchors cover fewer boxes, {100 * fit.search[0]:.1f}% against "
+                f"{100 * fit.before[0]:.1f}%; kept the starting ones)")  # fmt: skip
+    else:
+        kept = " (no better anchors found; kept)"
     return [
-        f"Anchor fit ({result.fit.boxes} boxes searched): coverage {100 * before.share:.1f}% -> "
+        f"Anchor fit ({searched}): coverage {100 * before.share:.1f}% -> "
         f"{100 * after.share:.1f}%, mean best IoU {before.mean_best_iou:.3f} -> {after.mean_best_iou:.3f} "
-        f"on {after.total} annotations" + ("" if result.fit.improved else " (no better anchors found; kept)"),
+        f"on {after.total} annotations" + kept,
         f"Fitted anchors: levels {list(result.anchors.pyramid_levels)}, sizes {parameters.sizes}, "
         f"strides {parameters.strides}, ratios {[round(float(r), 3) for r in parameters.ratios]}, "
         f"scales {[round(float(s), 3) for s in parameters.scales]}",

@@ -100,7 +100,7 @@ def auto_fit_anchors(
     result = fit_dataset_anchors(data, config.model.anchors, generator.compute_shapes, seed=training.seed)
     for line in describe_fit(result):
         logger.info(line)
-    if not result.fit.improved:
+    if not result.improved:
         return config
     anchors = result.anchors
     if chief:
