@@ -178,6 +178,47 @@ def add_nms_method_arguments(parser):
     )
 
 
+def tile_size(text):
+    """--tile's value: 'N' (square) or 'HxW', in pixels."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a size in pixels, N or HEIGHTxWIDTH (e.g. 640 or 480x640), got {text}")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def fraction_below_one(text):
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+def add_tile_arguments(parser):
+    """--tile, --tile-overlap, --tile-merge, --whole-image: sliced inference (see inference/slicing.py)."""
+    parser.add_argument("--tile", type=tile_size, default=None,
+                        help="Slice each image into tiles of this size in its own pixels (N or HxW), detect each at "
+                        "the model's scale and merge them: small objects in large images (default: whole images).")
+    parser.add_argument("--tile-overlap", type=fraction_below_one, default=0.2,
+                        help="Fraction of a tile its neighbours share (default: %(default)s).")
+    parser.add_argument("--tile-merge", choices=("border", "nms", "merge"), default="border",
+                        help="How overlapping tiles' detections become one set (default: %(default)s; see the README).")
+    parser.add_argument("--whole-image", action="store_true", default=False,
+                        help="With --tile, also detect on the whole image, for objects larger than a tile.")
+
+
+def tiling_of(args):
+    """The Tiling the --tile arguments ask for, or None without --tile."""
+    if args.tile is None:
+        return None
+    from ..inference.slicing import Tiling
+
+    return Tiling.of(args.tile, overlap=args.tile_overlap, merge=args.tile_merge, whole_image=args.whole_image)
+
+
 def add_backbone_argument(parser, help_text="Backbone name"):
     parser.add_argument("--backbone", dest="model.backbone", help=f"{help_text} (default: {default_of('model.backbone')}).")
 

@@ -42,6 +42,7 @@ def parse_args(args):
                         help="Detections per image (default: 100).")
     common.add_candidate_cap_argument(parser)
     common.add_nms_method_arguments(parser)
+    common.add_tile_arguments(parser)
     parser.add_argument(
         "--save-path",
         dest="evaluation.save_path",
@@ -148,6 +149,7 @@ def main(args=None):
     detector, config = open_model_detector(
         model_path, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load, spec=preset
     )
+    detector.tiling = common.tiling_of(args)  # evaluation then runs sliced inference, as retinanet-predict --tile
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)
     # The detector prepares the images (its InputTransform) and runs its model: the path retinanet-predict takes.

@@ -13,6 +13,7 @@ is reported in one line and skipped; the files are written for the others, and t
 """
 
 import csv
+import io
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 # Prediction keeps only confident detections, unlike evaluation (0.05), which needs the whole ranking.
 DRAW_SCORE_THRESHOLD = 0.5
 CSV_FIELDS = ["source", "frame", "x1", "y1", "x2", "y2", "score", "label", "class_name"]
+COUNT_FIELDS = ["source", "frame", "class_name", "count"]
 
 logger = logging.getLogger("keras_retinanet.bin.predict")  # not __name__, which is '__main__' under python -m
 
@@ -58,6 +60,7 @@ def parse_args(args):
                         help="Detections per image, at most (default: the model's own; 300 for a snapshot).")
     common.add_candidate_cap_argument(parser)
     common.add_nms_method_arguments(parser)
+    common.add_tile_arguments(parser)
     parser.add_argument("--max-frames", type=common.positive_int, default=None,
                         help="Stop each video or camera after this many frames.")
     common.add_image_side_arguments(parser)
@@ -121,25 +124,32 @@ def collect_inputs(paths):
 
 
 class Predictor:
-    """Detects objects in BGR images with a Detector and draws them.
+    """Detects objects in BGR images with a Detector, draws them and counts them per class.
 
     Args:
         detector: a :class:`keras_retinanet.inference.Detector`.
         score_threshold: keep and draw detections scoring above this.
+        options: further keyword arguments of ``Detector.predict`` (max_detections, tile, ...).
+
+    Attributes:
+        counts: [(source, frame or None, {class name: count})], one per image or frame predicted.
     """
 
-    def __init__(self, detector, score_threshold):
+    def __init__(self, detector, score_threshold, **options):
         self.detector = detector
         self.score_threshold = score_threshold
+        self.options = options
+        self.counts = []
 
     def name(self, label):
         return self.detector.spec.name_of(int(label))
 
-    def __call__(self, image):
+    def __call__(self, image, source=None, frame=None):
         """Returns (records, drawn image); each record a dict with box, score, label and class."""
         from ..utils.visualization import draw_detections
 
-        result = self.detector.predict(image, score_threshold=self.score_threshold)
+        result = self.detector.predict(image, score_threshold=self.score_threshold, **self.options)
+        self.counts.append((source, frame, result["counts"]))
         records = [
             {
                 "x1": float(b[0]),
@@ -166,7 +176,7 @@ def predict_image(predictor, path, output_dir, draw):
 
     from ..data.image_io import read_image_bgr
 
-    records, drawn = predictor(read_image_bgr(path))
+    records, drawn = predictor(read_image_bgr(path), source=path)
     if draw:
         cv2.imwrite(os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png"), drawn)
     return [dict(source=path, frame=None, **r) for r in records]
@@ -202,7 +212,7 @@ def predict_video(predictor, source, output_dir, draw, max_frames=None):
             ok, frame = capture.read()
             if not ok:
                 break
-            records, drawn = predictor(frame)
+            records, drawn = predictor(frame, source=label, frame=index)
             results.extend(dict(source=label, frame=index, **r) for r in records)
             if draw:
                 if writer is None:
@@ -252,14 +262,50 @@ def run_inputs(predictor, inputs, output_dir, draw, max_frames=None):
     return results, failed
 
 
-def write_results(results, output_dir):
-    """detections.json and detections.csv, one record per detection."""
-    with open(os.path.join(output_dir, "detections.json"), "w", encoding="utf8") as handle:
-        json.dump(results, handle, indent=1)
-    with open(os.path.join(output_dir, "detections.csv"), "w", newline="", encoding="utf8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(results)
+def _csv_text(fields, rows):
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def count_rows(counts, class_names):
+    """counts.csv's rows: (source, frame, class_name, count) for every class of the model in every image or frame
+    (0 where none), then any label the model gave that its class names do not name."""
+    names = list(class_names)
+    rows = []
+    for source, frame, found in counts:
+        for name in names + [name for name in found if name not in names]:
+            rows.append({"source": source, "frame": frame, "class_name": name, "count": int(found.get(name, 0))})
+    return rows
+
+
+def write_results(results, output_dir, counts=(), class_names=()):
+    """detections.json and detections.csv, one record per detection; counts.csv (see :func:`count_rows`) and
+    counts.json (the totals per class, and each image's or frame's counts). Each file is written whole or not at
+    all."""
+    from ..checkpoint.atomic import write_bytes_atomically
+
+    rows = count_rows(counts, class_names)
+    totals = {}
+    for row in rows:
+        totals[row["class_name"]] = totals.get(row["class_name"], 0) + row["count"]
+    per_image = {}
+    for row in rows:
+        per_image.setdefault((row["source"], row["frame"]), {})[row["class_name"]] = row["count"]
+    summary = {
+        "totals": totals,
+        "images": [{"source": source, "frame": frame, "counts": found} for (source, frame), found in per_image.items()],
+    }
+    files = {
+        "detections.json": json.dumps(results, indent=1),
+        "detections.csv": _csv_text(CSV_FIELDS, results),
+        "counts.json": json.dumps(summary, indent=1),
+        "counts.csv": _csv_text(COUNT_FIELDS, rows),
+    }
+    for name, text in files.items():
+        write_bytes_atomically(text.encode("utf8"), os.path.join(output_dir, name))
 
 
 @common.reports_errors
@@ -281,10 +327,10 @@ def main(args=None):
         model_path, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
         class_names=class_names, class_source=f"--classes {args.classes}", spec=preset,
     )  # fmt: skip
-    predictor = Predictor(detector, args.score_threshold)
+    predictor = Predictor(detector, args.score_threshold, tile=common.tiling_of(args))
     os.makedirs(args.output_dir, exist_ok=True)
     results, failed = run_inputs(predictor, inputs, args.output_dir, args.draw, max_frames=args.max_frames)
-    write_results(results, args.output_dir)
+    write_results(results, args.output_dir, predictor.counts, detector.spec.class_names)
     logger.info(f"{len(results)} detections in {len(inputs) - len(failed)} inputs; results in {args.output_dir}")
     if failed:
         raise InputsFailed(

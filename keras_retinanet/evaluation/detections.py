@@ -159,6 +159,10 @@ def predict_image(generator, model, index: int):
         model's number of outputs, padding (score -1) included; arrays keep the model's dtypes.
     """
     raw_image = generator.load_image(index)
+    if getattr(model, "tiling", None) is not None:
+        # A Detector slicing images into tiles (retinanet-evaluate --tile): its boxes are in the image's pixels.
+        boxes, scores, labels, seconds = model.detect_array(raw_image.copy())
+        return raw_image, boxes, scores, labels, seconds
     # A copy: raw_image is returned for drawing, whatever the preprocessing does to its input.
     boxes, scores, labels, scale, seconds = _run_model(model, _transform_for(generator, model), raw_image.copy())
     # Back to the original image's pixels (not in place: the model may hand out its own buffers).
