@@ -358,6 +358,8 @@ def load_detector(
     threads: Optional[int] = None,
     max_detections: Optional[int] = None,
     max_candidates_per_level: Optional[int] = None,
+    nms_method: Optional[str] = None,
+    soft_nms_sigma: Optional[float] = None,
 ) -> Detector:
     """Load a model file, or a preset by name, as a :class:`Detector`.
 
@@ -385,6 +387,8 @@ def load_detector(
         max_candidates_per_level: keep only each pyramid level's N best scores as NMS candidates, bounding the
             filter's work on images where very many scores pass the threshold, at the price of objects in
             crowded images (None: every score above the threshold, keras-retinanet's filter).
+        nms_method, soft_nms_sigma: 'soft' for Gaussian Soft-NMS with that sigma instead of keras-retinanet's hard
+            NMS ('hard'); None: the model's own.
 
     Returns:
         the :class:`Detector`.
@@ -400,6 +404,8 @@ def load_detector(
         "data.image_max_side": image_max_side,
         "model.max_detections": max_detections,
         "model.max_candidates_per_level": max_candidates_per_level,
+        "model.nms_method": nms_method,
+        "model.soft_nms_sigma": soft_nms_sigma,
     }
     config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
     if is_exported(path):
