@@ -8,8 +8,15 @@ Modules:
         runtimes.
     auto_precision: what ``precision='auto'`` chooses, and why.
     fidelity: whether a faster numeric path keeps the float32 detections (issue 18's bar).
+    slicing: sliced inference's tiles and the merging of their detections (numpy).
+    results: results as COCO's results list and as supervision's Detections.
 """
 
 from .detector import Detector, ExportedDetector, load_detector, open_detector
+from .results import to_coco_results, to_supervision
+from .slicing import Tiling, TilingError
 
-__all__ = ["Detector", "ExportedDetector", "load_detector", "open_detector"]
+__all__ = [
+    "Detector", "ExportedDetector", "Tiling", "TilingError", "load_detector", "open_detector", "to_coco_results",
+    "to_supervision",
+]
