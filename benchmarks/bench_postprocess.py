@@ -8,6 +8,8 @@ generated with a fixed seed:
   on an ordinary photo);
 - crowded: 600 objects, each scored high by 6 anchors of P3 (3,600 high scores in one level), and the same
   background (a trained model on a crowded photo), with room for 1,000 detections;
+- dense_5000: 5,000 objects, each scored high by 6 anchors of P3 (30,000 high scores), with room for 5,000
+  detections (blood cells, crowds);
 - saturated: every one of the 12.9 million scores above 0.05 (an untrained model).
 
 For each case: the median time of our filter (default, and capped at 1,000 candidates per level), keras-retinanet
@@ -35,7 +37,8 @@ LEVEL_SIZES = [120600, 30150, 7650, 1989, 567]  # 800x1067: 100x134, 50x67, 25x3
 NUM_CLASSES = 80
 IMAGE = (800, 1067)
 HIGH_SCORE = 0.6
-MAX_DETECTIONS = {"sparse": 300, "crowded": 1000, "saturated": 300}
+MAX_DETECTIONS = {"sparse": 300, "crowded": 1000, "dense_5000": 5000, "saturated": 300}
+OBJECTS = {"sparse": 30, "crowded": 600, "dense_5000": 5000}
 
 
 def case_inputs(name, seed=0):
@@ -49,14 +52,16 @@ def case_inputs(name, seed=0):
     classification = np.zeros((total, NUM_CLASSES), np.float32)
     background = rng.choice(total * NUM_CLASSES, 2000, replace=False)
     classification.reshape(-1)[background] = rng.uniform(0.05, 0.3, 2000)
-    objects = {"sparse": 30, "crowded": 600}[name]
-    columns = 30 if objects == 600 else 6
+    objects = OBJECTS[name]
+    columns = {30: 6, 600: 30, 5000: 100}[objects]
+    pitch = 10.5 if objects == 5000 else 35.0  # 5,000 objects of 8 px on a 100 x 50 grid; else 28 px ones
+    size = 8.0 if objects == 5000 else 28.0
     anchors = rng.choice(LEVEL_SIZES[0], objects * 6, replace=False).reshape(objects, 6)
     for number, object_anchors in enumerate(anchors):
-        x, y = 35.0 * (number % columns) + 5, 38.0 * (number // columns) + 5
+        x, y = pitch * (number % columns) + 5, (pitch + 3) * (number // columns) + 5
         label = number % NUM_CLASSES
         for anchor in object_anchors:
-            boxes[anchor] = [x, y, x + 28, y + 30] + rng.uniform(-1.5, 1.5, 4)
+            boxes[anchor] = [x, y, x + size, y + size + 2] + rng.uniform(-size / 20, size / 20, 4)
             classification[anchor, label] = rng.uniform(HIGH_SCORE, 0.99)
     return boxes[None].astype(np.float32), classification[None], objects
 
@@ -131,7 +136,7 @@ def kept_fraction(reference_outputs, outputs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cases", nargs="+", default=["sparse", "crowded", "saturated"])
+    parser.add_argument("--cases", nargs="+", default=list(MAX_DETECTIONS), choices=list(MAX_DETECTIONS))
     parser.add_argument("--reference-python", help="Python of an environment with keras-retinanet 1.0.0.")
     parser.add_argument("--output", help="Result file (default: benchmarks/results/postprocess.json).")
     args = parser.parse_args(argv)

@@ -151,3 +151,14 @@ def test_predict_command_refuses_a_bad_tile_in_one_line(model_file, tmp_path, ca
     assert stopped.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "--tile" in errors[0] and "HEIGHTxWIDTH" in errors[0]
+
+
+def test_an_evaluation_keeping_thousands_lets_the_model_give_them(model_file):
+    detector = load_detector(model_file, image_min_side=320, image_max_side=320)
+    image = scene(320, 320, seed=3)
+    before = detector.predict(image, score_threshold=0.05)
+    detector.allow_detections(2000)
+    assert detector.max_detections == detector.spec.filter["max_detections"] == 2000
+    after = detector.predict(image, score_threshold=0.05)
+    assert len(before["scores"]) == 300 < len(after["scores"])
+    np.testing.assert_allclose(after["scores"][:300], before["scores"], atol=1e-6)

@@ -150,6 +150,7 @@ def main(args=None):
         model_path, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load, spec=preset
     )
     detector.tiling = common.tiling_of(args)  # evaluation then runs sliced inference, as retinanet-predict --tile
+    detector.allow_detections(config.evaluation.max_detections)  # --max-detections 3000: the model gives them
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)
     # The detector prepares the images (its InputTransform) and runs its model: the path retinanet-predict takes.

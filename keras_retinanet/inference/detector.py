@@ -125,6 +125,14 @@ class Detector:
             self._refiltered[key] = refiltered(self.model, **changes)
         return self._refiltered[key]
 
+    def allow_detections(self, max_detections: int) -> None:
+        """Let the model give up to ``max_detections`` an image from now on (its filter rebuilt where it gives
+        fewer); an evaluation keeping more detections than the model's own filter gives asks for this."""
+        if max_detections > self.max_detections:
+            self.model = self.model_for(max_detections=max_detections)
+            self.spec = self.spec.with_filter(**filter_settings(self.model))
+            self._refiltered.clear()  # built on the model before
+
     def _as_result(self, boxes, scores, labels, score_threshold, max_detections) -> Dict[str, Any]:
         """The result dict of one image's detections (padding rows, label -1, are dropped)."""
         keep = labels >= 0
@@ -298,6 +306,9 @@ class ExportedDetector(Detector):
     @property
     def max_detections(self) -> int:
         return int((self.spec.filter or {}).get("max_detections", 300))
+
+    def allow_detections(self, max_detections: int) -> None:
+        self.model_for(max_detections=max_detections)  # an export's filter is in its graph: said once
 
     def model_for(self, score_threshold: Optional[float] = None, max_detections: Optional[int] = None):
         if score_threshold is not None and score_threshold < self.filter_threshold and not self._warned_threshold:
