@@ -3,12 +3,15 @@
     retinanet-predict model.keras photo.jpg photos/ clip.mp4 --output-dir detections/
     retinanet-predict model.keras 0 --max-frames 100          # camera 0
     retinanet-predict resnet50_coco photo.jpg                 # a preset: keras-retinanet's COCO model, by name
+    retinanet-predict model.keras plates/ --tile 640 --max-detections 3000   # large images, many objects
 
 A model file of this package says how to use it (backbone, image sides, class names); keras-retinanet's
 own files are described with --backbone, --image-min-side/--image-max-side and --classes as before.
 
-Writes each input with its detections drawn (images as PNG, videos and cameras as MP4) and all
-detections to detections.json and detections.csv in the output folder. An input that cannot be read
+Writes each input with its detections drawn (images as PNG, videos and cameras as MP4), all
+detections to detections.json and detections.csv, and the detections of each class in each image
+(or frame) to counts.csv and counts.json, in the output folder. --tile slices large images into tiles
+detected at the model's own scale (sliced inference). An input that cannot be read
 is reported in one line and skipped; the files are written for the others, and the exit status is 1.
 """
 
