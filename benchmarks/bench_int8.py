@@ -16,8 +16,8 @@ evaluation images:
              warm-up (image as decoded to detections, all in), and its ratio to the float32 Keras model's and to
              float32 ONNX Runtime's; --runs 0 leaves timing out
 
-Rows: Keras float32 (the snapshot through load_detector), ONNX float32 and int8 (raw input), TFLite float32 (raw
-input, XNNPACK) and int8 (preprocessed input: TFLite's int8 does not take raw input). Writes
+Rows: Keras float32 (the snapshot through load_detector), ONNX float32 (raw input) and int8 (raw and preprocessed
+input), TFLite float32 (raw input, XNNPACK) and int8 (preprocessed input: TFLite's int8 does not take raw input). Writes
 benchmarks/results/int8_<model>.json (bench_shared.write_result).
 
 Run: python benchmarks/bench_int8.py --model resnet50 [--runs 5]     (training the model first: ~30-60 min, 2 cores)
@@ -38,6 +38,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 EXPORTS = [
     ("onnx float32 raw", "raw.onnx", True, []),
     ("onnx int8 raw", "raw_int8.onnx", True, ["--quantize", "int8"]),
+    ("onnx int8", "int8.onnx", False, ["--quantize", "int8"]),
     ("tflite float32 raw", "raw.tflite", True, []),
     ("tflite int8", "int8.tflite", False, ["--quantize", "int8"]),
 ]
