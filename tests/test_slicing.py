@@ -147,3 +147,39 @@ def test_class_nms_by_hand():
     labels = np.array([0, 0, 0, 1])
     # IoU(0, 1) = 100/190 > 0.5: suppressed; IoU(0, 2) = 100/210 < 0.5: kept; box 3 is another class.
     assert class_nms(boxes, scores, labels, 0.5).tolist() == [0, 2, 3]
+
+
+def brute_force_nms(boxes, scores, labels, threshold):
+    """Greedy NMS comparing every pair: the reference for the grid-indexed one."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    kept = []
+    for i in order:
+        ok = True
+        for k in kept:
+            if labels[k] != labels[i]:
+                continue
+            width = min(boxes[i][2], boxes[k][2]) - max(boxes[i][0], boxes[k][0])
+            height = min(boxes[i][3], boxes[k][3]) - max(boxes[i][1], boxes[k][1])
+            inter = max(width, 0) * max(height, 0)
+            union = ((boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1])
+                     + (boxes[k][2] - boxes[k][0]) * (boxes[k][3] - boxes[k][1]) - inter)  # fmt: skip
+            if inter / union > threshold:
+                ok = False
+                break
+        if ok:
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grid_indexed_nms_equals_comparing_every_pair(seed):
+    """Many small boxes, a few large ones spanning many grid cells, two classes."""
+    rng = np.random.default_rng(seed)
+    count = 500
+    corner = rng.uniform(0, 800, (count, 2))
+    large = rng.uniform(size=(count, 1)) < 0.03
+    sizes = np.where(large, rng.uniform(150, 500, (count, 2)), rng.uniform(8, 40, (count, 2)))
+    boxes = np.concatenate([corner, corner + sizes], axis=1)
+    scores = rng.uniform(size=count)
+    labels = rng.integers(0, 2, count)
+    assert class_nms(boxes, scores, labels, 0.3).tolist() == brute_force_nms(boxes, scores, labels, 0.3)
