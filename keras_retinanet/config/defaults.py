@@ -69,6 +69,11 @@ DEFAULTS = {
         "skip_bad_images": False,
         "workers": 1,
         "max_queue_size": 10,
+        # Tiled training: random crops of this (height, width) at native resolution (None: whole images), boxes
+        # keeping less than tile_min_visibility of their area dropped, a crop around a box with tile_object_chance.
+        "tile": None,
+        "tile_min_visibility": 0.5,
+        "tile_object_chance": 0.5,
     },
     "training": {
         "epochs": 50,

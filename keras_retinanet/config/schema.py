@@ -136,6 +136,10 @@ class DataConfig:
         skip_bad_images: unreadable training images are skipped and listed instead of stopping the run.
         workers: batches prepared in parallel (0: no prefetching).
         max_queue_size: batches prepared ahead of training.
+        tile: tiled training: (height, width) of the random crops taken from the training images at their own
+            resolution, then resized as the image sides say (an int is a square); None: whole images.
+        tile_min_visibility: a box keeping less than this share of its area in a crop is dropped.
+        tile_object_chance: the probability of a crop placed around one of the image's boxes.
     """
 
     dataset: Optional[DatasetConfig] = _default("data", "dataset")
@@ -148,6 +152,20 @@ class DataConfig:
     skip_bad_images: bool = _default("data", "skip_bad_images")
     workers: int = _default("data", "workers")
     max_queue_size: int = _default("data", "max_queue_size")
+    tile: Optional[Tuple[int, int]] = _default("data", "tile")
+    tile_min_visibility: float = _default("data", "tile_min_visibility")
+    tile_object_chance: float = _default("data", "tile_object_chance")
+
+    def __post_init__(self):
+        # Checked by the one owner of the crop rules; an int or a JSON list becomes (height, width).
+        from ..data.cropping import TileCrop, check_share
+
+        check_share(self.tile_min_visibility, "tile_min_visibility")
+        check_share(self.tile_object_chance, "tile_object_chance")
+        if self.tile is not None:
+            crop = TileCrop.of(self.tile if isinstance(self.tile, int) else tuple(self.tile),
+                               min_visibility=self.tile_min_visibility, object_chance=self.tile_object_chance)  # fmt: skip
+            object.__setattr__(self, "tile", crop.tile)
 
     @property
     def dataset_type(self) -> Optional[str]:

@@ -33,6 +33,10 @@ class DetectorSpec:
         class_names: the class names in label order (label i is ``class_names[i]``).
         image_min_side, image_max_side: the image sides the model was trained at.
         resize: whether images were resized (False: trained at their own size).
+        tile: (height, width) of the crops the model was trained on (``retinanet-train --tile``), in the training
+            images' own pixels, or None for whole images. Prediction does not tile by itself: a model trained on
+            crops at their own scale (the default) sees a whole image at that scale too; ``tile=spec.tile``
+            (``--tile``) bounds the memory of large images.
         anchors: {'sizes', 'strides', 'ratios', 'scales'} of the anchors.
         pyramid_levels: the pyramid levels the heads run on.
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
@@ -48,6 +52,7 @@ class DetectorSpec:
     image_min_side: int
     image_max_side: int
     resize: bool = True
+    tile: Optional[Tuple[int, int]] = None
     anchors: Optional[Mapping[str, Any]] = None
     pyramid_levels: Tuple[int, ...] = DEFAULT_PYRAMID_LEVELS
     pyramid_feature_size: int = 256
@@ -59,6 +64,8 @@ class DetectorSpec:
     def __post_init__(self):
         object.__setattr__(self, "class_names", tuple(str(name) for name in self.class_names))
         object.__setattr__(self, "pyramid_levels", tuple(int(level) for level in self.pyramid_levels))
+        if self.tile is not None:
+            object.__setattr__(self, "tile", tuple(int(side) for side in self.tile))
         anchors = self.anchors if self.anchors is not None else AnchorParameters.default.get_config()
         object.__setattr__(self, "anchors", AnchorParameters.from_config(dict(anchors)).get_config())
         if self.filter is not None:
@@ -96,6 +103,7 @@ class DetectorSpec:
         values = dataclasses.asdict(self)
         values["class_names"] = list(self.class_names)
         values["pyramid_levels"] = list(self.pyramid_levels)
+        values["tile"] = list(self.tile) if self.tile is not None else None
         values["anchors"] = dict(self.anchors)
         values["filter"] = dict(self.filter) if self.filter is not None else None
         return values
@@ -118,6 +126,7 @@ class DetectorSpec:
             image_min_side=config.data.image_min_side,
             image_max_side=config.data.image_max_side,
             resize=not config.data.no_resize,
+            tile=config.data.tile,
             anchors=parameters.get_config(),
             pyramid_levels=tuple(model.pyramid_levels or DEFAULT_PYRAMID_LEVELS),
             pyramid_feature_size=model.pyramid_feature_size,
@@ -184,6 +193,12 @@ def reconcile(config: RetinaNetConfig, spec: DetectorSpec, source: str) -> Tuple
             notes.append(f"using {_flag('data.' + name)} {getattr(config.data, name)} ({source} was trained at {trained})")
     if not config.given("data.no_resize"):
         data_changes["no_resize"] = not spec.resize
+    # A resumed run goes on cropping as the model was trained; predict and evaluate tile only when asked (--tile).
+    if not config.given("data.tile"):
+        data_changes["tile"] = spec.tile
+    elif spec.tile is not None and tuple(config.data.tile) != spec.tile:
+        notes.append(f"using --tile {config.data.tile[0]}x{config.data.tile[1]} ({source} was trained on "
+                     f"{spec.tile[0]}x{spec.tile[1]} crops)")  # fmt: skip
     return config.replace(model=model_changes, data=data_changes), notes
 
 

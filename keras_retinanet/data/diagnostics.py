@@ -5,6 +5,9 @@
 :func:`collect_boxes` and :func:`coverage_of` measure coverage by class and object size (the table of
 ``retinanet-debug --anchors`` and of ``retinanet-train``'s start, :func:`format_coverage`);
 :func:`fit_dataset_anchors` fits anchors to the boxes (``--optimize-anchors``, ``--auto-anchors``).
+
+With tiled training (a generator with a ``tile_crop``) every one of them sees the boxes as the crops give them: at
+the images' own resolution, cut by the crop, then resized as the crop is.
 """
 
 import dataclasses
@@ -13,6 +16,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DatasetError
+from .boxes import clip_annotations_to_image
+from .cropping import crop_annotations, crops_per_image
+from .seeding import keyed_random_state
 from ..anchors import DEFAULT_PYRAMID_LEVELS, anchors_for_shape, compute_gt_annotations, unmatched_annotations
 from ..anchors.coverage import CoverageSummary, box_coverage, box_sizes, concatenate_results, summarise_coverage
 from ..anchors.optimize import MOST_COVERED, SEARCH_RESULT, AnchorFit, fit_anchors, place_boxes, start_parameters
@@ -21,6 +27,8 @@ from ..config.defaults import POSITIVE_OVERLAP
 
 MAX_CLASS_ROWS = 10  # classes the coverage table lists (the least covered ones)
 KERAS_RETINANET_ANCHORS = "keras-retinanet's default anchors"  # a candidate of every fit that starts elsewhere
+# Keys the crops the anchor check draws (seed, image, this) apart from the training stream's.
+_CHECK_CROPS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +58,8 @@ def anchor_coverage(generator, image_index: int, augmentation=None, rng=None, po
 
     Args:
         generator: a :class:`keras_retinanet.preprocessing.generator.Generator` (its reader,
-            ``input_transform`` and ``generate_anchors`` are used).
+            ``input_transform`` and ``generate_anchors`` are used; its ``tile_crop``, if any, crops the image first,
+            drawn from ``generator.crop_rng()``).
         image_index: the image.
         augmentation: an :class:`~keras_retinanet.data.augmentation.Augmentation` applied before
             resizing (e.g. to look at ``--random-transform``), or None.
@@ -59,6 +68,12 @@ def anchor_coverage(generator, image_index: int, augmentation=None, rng=None, po
     """
     image = generator.load_image(image_index)
     annotations = generator.load_annotations(image_index)
+    crop = getattr(generator, "tile_crop", None)
+    if crop is not None:
+        annotations = {key: np.asarray(value) for key, value in annotations.items()}
+        annotations["bboxes"] = annotations["bboxes"].astype(np.float64).reshape((-1, 4))
+        annotations, _, _ = clip_annotations_to_image(annotations, image.shape)
+        image, annotations = crop(image, annotations, generator.crop_rng())
     if augmentation is not None:
         rng = generator.augmentation_rng() if rng is None else rng
         image, annotations = augmentation(image, annotations, rng)
@@ -115,27 +130,38 @@ def count_unmatched_annotations(generator, max_images: Optional[int] = None, ski
 
 @dataclasses.dataclass(frozen=True)
 class DatasetBoxes:
-    """A dataset's annotations as the network sees them: resized as for training, without augmentation.
+    """A dataset's annotations as the network sees them: resized (and cropped) as for training, without augmentation.
 
     Attributes:
-        boxes: one (K_i, 4) float64 array per image, in network input pixels.
-        labels: one (K_i,) array per image.
-        shapes: one (height, width) of the network input per image.
+        boxes: one (K_i, 4) float64 array per network input (an image, or a crop of one), in its pixels.
+        labels: one (K_i,) array per network input.
+        shapes: one (height, width) per network input.
         label_to_name: label -> class name.
+        image_count: the images they come from (None: one input per image).
     """
 
     boxes: Tuple[np.ndarray, ...]
     labels: Tuple[np.ndarray, ...]
     shapes: Tuple[Tuple[int, int], ...]
     label_to_name: Callable[[int], str] = str
+    image_count: Optional[int] = None
 
     @property
     def total(self) -> int:
         return int(sum(len(boxes) for boxes in self.boxes))
 
+    @property
+    def images(self) -> int:
+        """The images looked at."""
+        return len(self.shapes) if self.image_count is None else self.image_count
+
 
 def collect_boxes(generator, max_images: Optional[int] = None, skip_bad_images: Optional[bool] = None) -> DatasetBoxes:
     """Every annotation of (the first ``max_images`` images of) a dataset after the training resize.
+
+    With a ``tile_crop`` (tiled training), each image gives as many crops as tiles cover it
+    (:func:`~keras_retinanet.data.cropping.crops_per_image`), drawn as training draws them from ``(generator.seed,
+    image)``: about every box once, at the scale and cut that training gives it. Those crops are the entries.
 
     Args:
         generator: a Generator (its reader and ``input_transform``: the same resize as training).
@@ -145,9 +171,11 @@ def collect_boxes(generator, max_images: Optional[int] = None, skip_bad_images: 
     if skip_bad_images is None:
         skip_bad_images = getattr(generator, "skip_bad_images", False)
     count = generator.size() if max_images is None else min(generator.size(), max_images)
+    crop = getattr(generator, "tile_crop", None)
     boxes: List[np.ndarray] = []
     labels: List[np.ndarray] = []
     shapes: List[Tuple[int, int]] = []
+    images = 0
     for index in range(count):
         try:
             image = generator.load_image(index)
@@ -157,6 +185,13 @@ def collect_boxes(generator, max_images: Optional[int] = None, skip_bad_images: 
                 raise
             generator.record_bad_image(index, error)
             continue
+        images += 1
+        if crop is not None:
+            for crop_boxes, crop_labels, shape in _crops_of(generator, crop, index, image.shape, annotations):
+                boxes.append(crop_boxes)
+                labels.append(crop_labels)
+                shapes.append(shape)
+            continue
         image, scale = generator.input_transform.resize(image)
         boxes.append(np.asarray(annotations["bboxes"], dtype=np.float64).reshape((-1, 4)) * scale)
         labels.append(np.asarray(annotations["labels"]).reshape(-1).astype(np.int64))
@@ -165,7 +200,25 @@ def collect_boxes(generator, max_images: Optional[int] = None, skip_bad_images: 
     def label_to_name(label: int) -> str:
         return generator.label_to_name(label) if generator.has_label(label) else str(label)
 
-    return DatasetBoxes(tuple(boxes), tuple(labels), tuple(shapes), label_to_name)
+    return DatasetBoxes(tuple(boxes), tuple(labels), tuple(shapes), label_to_name, image_count=images)
+
+
+def _crops_of(generator, crop, index: int, image_shape, annotations):
+    """(boxes in input pixels, labels, input shape) of each crop :func:`collect_boxes` takes of one image."""
+    annotations = {"bboxes": np.asarray(annotations["bboxes"], dtype=np.float64).reshape((-1, 4)),
+                   "labels": np.asarray(annotations["labels"]).reshape(-1).astype(np.int64)}  # fmt: skip
+    annotations, _, _ = clip_annotations_to_image(annotations, image_shape)
+    rng = keyed_random_state(getattr(generator, "seed", 0), index, _CHECK_CROPS)
+    resized = {}  # crops of one image mostly share a shape: resize an empty one of each shape once
+    for _ in range(crops_per_image(image_shape, crop.tile)):
+        window = crop.window(image_shape, annotations["bboxes"], rng)
+        cropped = crop_annotations(annotations, window, crop.min_visibility)
+        shape = (int(window[3] - window[1]), int(window[2] - window[0]))
+        if shape not in resized:
+            image, scale = generator.input_transform.resize(np.zeros(shape + (3,), dtype=np.uint8))
+            resized[shape] = ((int(image.shape[0]), int(image.shape[1])), scale)
+        input_shape, scale = resized[shape]
+        yield cropped["bboxes"] * scale, cropped["labels"], input_shape
 
 
 def coverage_of(data: DatasetBoxes, anchors_of: Callable[[Tuple[int, int]], np.ndarray]) -> CoverageSummary:
@@ -179,7 +232,7 @@ def coverage_of(data: DatasetBoxes, anchors_of: Callable[[Tuple[int, int]], np.n
         best_iou, covered = box_coverage(anchors_of(shape), boxes, positive_overlap=POSITIVE_OVERLAP)
         results.append((best_iou, covered, labels, box_sizes(boxes)))
     merged = concatenate_results(results)
-    return summarise_coverage(**merged, label_to_name=data.label_to_name, images=len(data.shapes))
+    return summarise_coverage(**merged, label_to_name=data.label_to_name, images=data.images)
 
 
 def dataset_coverage(generator, max_images: Optional[int] = None, skip_bad_images: Optional[bool] = None) -> CoverageSummary:

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 from ..config import RetinaNetConfig
 from ..config.anchors_ini import write_anchor_config
 from ..config.defaults import POSITIVE_OVERLAP
+from ..data.cropping import describe_sizing
 from ..data.diagnostics import DatasetBoxes, collect_boxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
 from .run_record import choose_run_folder
 
@@ -25,6 +26,8 @@ CHECK_IMAGES = 500  # training images the check and the fit look at
 
 def training_boxes(config: RetinaNetConfig, generator) -> DatasetBoxes:
     """The boxes of (up to :data:`CHECK_IMAGES`) training images after the training resize, for the check and the fit.
+
+    With tiled training, the boxes of crops drawn as training draws them (see :func:`collect_boxes`).
 
     They do not depend on the anchors, so one collection serves ``--auto-anchors`` and the coverage table after it.
     """
@@ -45,7 +48,9 @@ def report_coverage(
     if boxes is None:
         boxes = collect_boxes(generator, max_images=max_images, skip_bad_images=skip_bad_images)
     summary = coverage_of(boxes, generator.generate_anchors)
-    logger.info(format_coverage(summary, f"Anchor coverage (up to {max_images} training images)"))
+    crop = getattr(generator, "tile_crop", None)
+    crops = f", in {len(boxes.shapes)} random {crop.describe()} crops" if crop is not None else ""
+    logger.info(format_coverage(summary, f"Anchor coverage (up to {max_images} training images{crops})"))
     missed = summary.overall.total - summary.overall.covered
     if missed:
         logger.warning(
@@ -107,8 +112,7 @@ def auto_fit_anchors(
         folder, config = _record_folder(config)
         comment = (
             f"Anchors fitted by retinanet-train --auto-anchors (seed {training.seed}) to {data.total} annotations of "
-            f"{len(data.shapes)} images\n(resized to min side {config.data.image_min_side}, max side "
-            f"{config.data.image_max_side}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
+            f"{data.images} images\n({describe_sizing(config.data)}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
         )
         anchors = write_anchor_config(os.path.join(folder, ANCHORS_FILE), anchors, comment)
         logger.info(f"Training with the fitted anchors, written to {anchors.source} (use it with --config)")

@@ -6,7 +6,9 @@ A reader subclasses :class:`Generator` and implements what
 1.0.0's order of steps:
 
 1. load the group's images and annotations (:class:`~keras_retinanet.data.reader.Reader`),
-   clipping boxes to their images;
+   clipping boxes to their images; with ``tile_crop`` (tiled training), each image is cropped
+   as soon as it is read (:class:`~keras_retinanet.data.cropping.TileCrop`), so that only one
+   whole image is held at a time;
 2. augment (``self.augmentation``, a :class:`~keras_retinanet.data.augmentation.Augmentation`
    or keras-retinanet's ``transform_generator`` / ``visual_effect_generator``), with
    an rng derived from the batch's place in the training stream;
@@ -30,6 +32,7 @@ from ..config.anchors_ini import anchor_config_from_parser
 from ..config.defaults import IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 from ..data.augmentation import IteratorAugmentation, TransformParameters, warp_annotations
 from ..data.boxes import empty_annotations  # noqa: F401 (importable here, as before the split)
+from ..data.cropping import TileCrop
 from ..data.input_transform import InputTransform, preprocess_image
 from ..data.reader import Reader
 from ..data.seeding import fresh_seed, keyed_random_state
@@ -40,6 +43,9 @@ from ..anchors import anchor_targets_bbox, guess_shapes
 GROUP_METHODS = ("none", "random", "ratio")
 # Keys the draws of batches asked for without a stream position apart from positioned ones.
 _UNPOSITIONED_STREAM = 1
+# Keys the crops of tiled training apart from the augmentation of the same batch: turning --tile on or off
+# leaves the batch's flips and warps as they were.
+_CROP_STREAM = 2
 
 
 class Generator(Reader, keras.utils.PyDataset):
@@ -73,6 +79,8 @@ class Generator(Reader, keras.utils.PyDataset):
             ``training_augmentation(random_transform)``), instead of the two generators.
         anchor_params: :class:`AnchorParameters` of the anchors (None: keras-retinanet's default).
         pyramid_levels: pyramid levels of the anchors (None: P3-P7).
+        tile_crop: a :class:`~keras_retinanet.data.cropping.TileCrop`: train on a random crop of each image, drawn
+            from :meth:`crop_rng`, before augmentation and resizing (None: whole images).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of ``keras.utils.PyDataset``.
     """
 
@@ -97,6 +105,7 @@ class Generator(Reader, keras.utils.PyDataset):
         augmentation=None,
         anchor_params=None,
         pyramid_levels=None,
+        tile_crop=None,
         **kwargs,
     ):
         keras.utils.PyDataset.__init__(self, **kwargs)
@@ -137,6 +146,9 @@ class Generator(Reader, keras.utils.PyDataset):
             anchor_config = anchor_config_from_parser(config)
             anchor_params, pyramid_levels = anchor_config.parameters, anchor_config.pyramid_levels
         self.anchor_targets = AnchorTargets(anchor_params, pyramid_levels, compute_shapes, compute_anchor_targets)
+        if tile_crop is not None and not isinstance(tile_crop, TileCrop):
+            raise TypeError(f"tile_crop must be a TileCrop (data.cropping.TileCrop.of(640)), got {type(tile_crop).__name__}")
+        self.tile_crop = tile_crop
 
         self.group_images()
         if self.shuffle_groups:
@@ -175,6 +187,35 @@ class Generator(Reader, keras.utils.PyDataset):
         if position is not None:
             return keyed_random_state(self.seed, position)
         return keyed_random_state(self._unpositioned_seed, next(self._unpositioned_draws), _UNPOSITIONED_STREAM)
+
+    def crop_rng(self, position=None) -> np.random.RandomState:
+        """The random state a batch's crops draw from (tiled training): as :meth:`augmentation_rng`, keyed apart."""
+        if position is not None:
+            return keyed_random_state(self.seed, position, _CROP_STREAM)
+        draw = next(self._unpositioned_draws)
+        return keyed_random_state(self._unpositioned_seed, draw, _UNPOSITIONED_STREAM, _CROP_STREAM)
+
+    def load_cropped_group(self, group, position=None):
+        """Images and annotations of a group, each image cropped by ``tile_crop`` as soon as it is read.
+
+        One whole image is held at a time, however large the images and the batch. The crops are drawn in the
+        group's order from :meth:`crop_rng` (``position``), each from its image's boxes after clipping them to it.
+
+        Returns:
+            (group, image_group, annotations_group): the image indices used (see :meth:`load_readable_group`),
+            the crops and their annotations.
+        """
+        rng = self.crop_rng(position)
+        used, images, annotations_group = [], [], []
+        for image_index in group:
+            (index,), (image,) = self.load_readable_group([image_index])
+            annotations = self.load_annotations_group([index])
+            (image,), (annotations,) = self.filter_annotations([image], annotations, [index])
+            image, annotations = self.tile_crop(image, annotations, rng)
+            used.append(index)
+            images.append(image)
+            annotations_group.append(annotations)
+        return used, images, annotations_group
 
     def augment_group(self, image_group, annotations_group, position=None):
         """Augment a group with the draws of :meth:`augmentation_rng` (nothing without augmentation)."""
@@ -297,16 +338,19 @@ class Generator(Reader, keras.utils.PyDataset):
         return self.anchor_targets(image_group, annotations_group, self.num_classes())
 
     def compute_input_output(self, group, position=None):
-        """Load, check, augment and preprocess a group; compute its inputs and targets.
+        """Load, check, (crop,) augment and preprocess a group; compute its inputs and targets.
 
         Args:
             group: image indices.
-            position: the batch's place in the training stream; its augmentation is then
-                drawn from ``(seed, position)`` alone (see :meth:`augmentation_rng`).
+            position: the batch's place in the training stream; its crops and augmentation are then
+                drawn from ``(seed, position)`` alone (see :meth:`augmentation_rng`, :meth:`crop_rng`).
         """
-        group, image_group = self.load_readable_group(group)
-        annotations_group = self.load_annotations_group(group)
-        image_group, annotations_group = self.filter_annotations(image_group, annotations_group, group)
+        if self.tile_crop is not None:
+            group, image_group, annotations_group = self.load_cropped_group(group, position)
+        else:
+            group, image_group = self.load_readable_group(group)
+            annotations_group = self.load_annotations_group(group)
+            image_group, annotations_group = self.filter_annotations(image_group, annotations_group, group)
         image_group, annotations_group = self.augment_group(image_group, annotations_group, position)
         image_group, annotations_group = self.preprocess_group(image_group, annotations_group)
         inputs = self.compute_inputs(image_group)
