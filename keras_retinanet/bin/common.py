@@ -210,6 +210,40 @@ def add_tile_arguments(parser):
                         help="With --tile, also detect on the whole image, for objects larger than a tile.")
 
 
+def add_train_tile_arguments(parser):
+    """--tile, --tile-min-visibility, --tile-object-chance: tiled training (see data/cropping.py)."""
+    parser.add_argument(
+        "--tile",
+        dest="data.tile",
+        type=tile_size,
+        metavar="N|HxW",
+        help="Train on a random crop of this size (N or HEIGHTxWIDTH) of each image, in its own pixels (a side "
+        "shorter than the tile is taken whole): large images within memory, their objects at their own size. "
+        "Without --image-min-side/--image-max-side/--no-resize the crops keep their own scale (resizing off); "
+        "with them each crop is resized as an image would be. Boxes are clipped to the crop. The anchor check and "
+        "--auto-anchors see the boxes as the crops do; the per-epoch evaluation slices validation images into "
+        "tiles of this size; the model's spec records it, and prediction reads whole images unless given --tile "
+        "(default: whole images).",
+    )
+    parser.add_argument(
+        "--tile-min-visibility",
+        dest="data.tile_min_visibility",
+        type=probability,
+        metavar="SHARE",
+        help="With --tile: drop a box that keeps less than this share (0-1) of its area in the crop "
+        f"(default: {default_of('data.tile_min_visibility')}).",
+    )
+    parser.add_argument(
+        "--tile-object-chance",
+        dest="data.tile_object_chance",
+        type=probability,
+        metavar="SHARE",
+        help="With --tile: the share (0-1) of crops placed around a random object (holding it whole when it fits), "
+        "so that sparse large images still give objects; the others fall anywhere "
+        f"(default: {default_of('data.tile_object_chance')}).",
+    )
+
+
 def tiling_of(args):
     """The Tiling the --tile arguments ask for, or None without --tile."""
     if args.tile is None:

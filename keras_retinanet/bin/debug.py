@@ -9,6 +9,9 @@ This is the first thing to run when a model's mAP stays at zero.
 to the dataset instead of drawing and writes them as a ``--config`` .ini:
 
     retinanet-debug --optimize-anchors --config-out anchors.ini csv annotations.csv classes.csv
+
+``--tile 640`` shows random crops as tiled training takes them, and the coverage and the fit see the
+boxes as those crops do.
 """
 
 import logging
@@ -43,6 +46,7 @@ def parse_args(args):
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Apply random augmentation first.")
     common.add_image_side_arguments(parser)
+    common.add_train_tile_arguments(parser)
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters.")
     parser.add_argument("--no-gui", action="store_true", default=False, help="Write images instead of showing them.")
     parser.add_argument("--output-dir", default=None, help="Folder for the images (with --no-gui).")
@@ -58,7 +62,8 @@ def parse_args(args):
         f"default {OPTIMIZE_IMAGES}; searches every box up to {MAX_BOXES:,}, a sample above that).",
     )
     parser.add_argument("--config-out", metavar="INI", default=None, help="With --optimize-anchors: write the fitted .ini here.")
-    parser.add_argument("--seed", type=int, default=0, help="With --optimize-anchors: seed of the search (default: 0).")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Seed of --optimize-anchors' search and of --tile's crops (default: 0).")
     args = parser.parse_args(args)
     if args.config_out and not args.optimize_anchors:
         raise common.CommandLineError("--config-out needs --optimize-anchors (it writes the fitted anchors)")
@@ -69,7 +74,7 @@ def parse_args(args):
 
 
 def render(generator, index, anchors=True, annotations=True, display_name=False, augmentation=None):
-    """One image, (augmented and) resized as for training, with anchors and annotations drawn.
+    """One image, (cropped with --tile, augmented and) resized as for training, with anchors and annotations drawn.
 
     Returns:
         (image (H, W, 3) uint8 BGR, number of annotations, number of them without an anchor).
@@ -136,6 +141,7 @@ def optimize_anchors(generator, args):
         the :class:`~keras_retinanet.data.diagnostics.DatasetAnchorFit`.
     """
     from ..config.anchors_ini import anchor_config_text, write_anchor_config
+    from ..data.cropping import describe_sizing
     from ..data.diagnostics import collect_boxes, describe_fit, fit_dataset_anchors, format_coverage
 
     data = collect_boxes(generator, max_images=args.max_images or OPTIMIZE_IMAGES)
@@ -146,8 +152,7 @@ def optimize_anchors(generator, args):
         logger.info(line)
     comment = (
         f"Anchors fitted by retinanet-debug --optimize-anchors --seed {args.seed} to {data.total} annotations "
-        f"of {len(data.shapes)} images\n(resized to min side {args.config.data.image_min_side}, max side "
-        f"{args.config.data.image_max_side}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
+        f"of {data.images} images\n({describe_sizing(args.config.data)}): coverage {100 * result.before.share:.1f}% -> {100 * result.after.share:.1f}%"
     )
     if args.config_out:
         write_anchor_config(args.config_out, result.anchors, comment)
@@ -166,10 +171,16 @@ def main(args=None):
     from .. import models
     from ..data.augmentation import random_transform_augmentation
     from ..data.build import configured_generator
+    from ..data.cropping import tile_crop_of, with_native_scale
 
-    config = args.config
+    config = args.config = with_native_scale(args.config)  # --tile: the crops as training sizes them
     # The backbone's feature sizes place the anchors; its preprocessing is not needed to draw.
-    generator = configured_generator(config, models.backbone(config.model.backbone))
+    generator = configured_generator(
+        config,
+        models.backbone(config.model.backbone),
+        tile_crop=tile_crop_of(config.data),
+        seed=args.seed if config.data.tile is not None else None,  # without tiles, augmentation stays unseeded
+    )
     augmentation = random_transform_augmentation() if config.data.random_transform else None
     if args.optimize_anchors:
         return optimize_anchors(generator, args)

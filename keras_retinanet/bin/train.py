@@ -165,6 +165,7 @@ def parse_args(args):
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Augment with random affine transforms and colour changes.")
     common.add_image_side_arguments(parser)
+    common.add_train_tile_arguments(parser)
     common.add_anchor_config_argument(parser)
     parser.add_argument(
         "--auto-anchors",
@@ -263,6 +264,9 @@ def notes(args):
         yield "--multi-gpu-force does nothing here: --strategy mirrored trains on several GPUs without it"
     if args.config.given("training.tensorboard_freq") and not args.config.training.tensorboard_dir:
         yield "--tensorboard-freq does nothing without --tensorboard-dir"
+    for key in ("data.tile_min_visibility", "data.tile_object_chance"):
+        if args.config.given(key) and args.config.data.tile is None and not args.config.training.snapshot:
+            yield f"--{key.split('.', 1)[1].replace('_', '-')} does nothing without --tile"
 
 
 @common.reports_errors

@@ -18,6 +18,7 @@ from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
 from ..data.build import configured_generator
+from ..data.cropping import describe_sizing, tile_crop_of, with_native_scale
 from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, report_coverage, training_boxes
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
@@ -250,12 +251,15 @@ def create_generators(config: RetinaNetConfig, backbone, batch_size: Optional[in
     ``batch_size`` is the global batch (per-replica batch times replicas; default the
     configured batch): every batch is padded to its largest image as on one device, and
     the strategy gives each replica a slice of it. The training augmentation of the
-    batch at stream position p is drawn from ``(seed, p)`` alone.
+    batch at stream position p is drawn from ``(seed, p)`` alone, and so are its crops with tiled
+    training. The validation set is cropped too, which bounds the memory of ``--compute-val-loss``;
+    the per-epoch evaluation slices whole validation images instead (see :func:`evaluation_model`).
     """
     data = config.data
     shared = dict(
         batch_size=batch_size or data.batch_size,
         group_method=data.group_method,
+        tile_crop=tile_crop_of(data),
     )
     train_generator = configured_generator(
         config,
@@ -271,6 +275,43 @@ def create_generators(config: RetinaNetConfig, backbone, batch_size: Optional[in
     return train_generator, validation_generator
 
 
+def evaluation_model(prediction_model, config: RetinaNetConfig):
+    """What the per-epoch evaluation runs: the inference model on whole validation images; with tiled training, a
+    :class:`~keras_retinanet.inference.Detector` slicing each of them into tiles of the training tile (overlap and
+    merging as ``retinanet-evaluate --tile``'s defaults).
+
+    Sliced, because that is how a model trained on crops is used on large images, and its memory does not grow with
+    the image; validation images no larger than a tile are one tile, the same as whole.
+    """
+    if config.data.tile is None:
+        return prediction_model
+    from ..inference.detector import Detector
+    from ..inference.slicing import Tiling
+
+    detector = Detector(prediction_model, models.spec_of(prediction_model))
+    detector.tiling = Tiling.of(tuple(config.data.tile))
+    return detector
+
+
+def describe_tiles(config: RetinaNetConfig) -> List[str]:
+    """What tiled training does, in a line or two (none without a tile)."""
+    data = config.data
+    if data.tile is None:
+        return []
+    height, width = data.tile
+    lines = [
+        f"Tiles: {describe_sizing(data)}, {100 * data.tile_object_chance:g}% of them around an object; boxes keeping "
+        f"less than {100 * data.tile_min_visibility:g}% of their area dropped; evaluation slices the validation images "
+        f"into {height}x{width} tiles"
+    ]
+    if not data.no_resize:
+        lines.append(
+            f"note: the crops are resized as whole images would be, and so is a whole image at prediction; predict "
+            f"large images in tiles (retinanet-predict --tile {height}x{width}, Detector.predict(image, tile=...))"
+        )
+    return lines
+
+
 def describe(config: RetinaNetConfig, train_generator, validation_generator, training_model, boxes=None):
     """Print what is about to be trained, and warn about objects no anchor can learn.
 
@@ -283,11 +324,11 @@ def describe(config: RetinaNetConfig, train_generator, validation_generator, tra
     print(f"Dataset: {data.dataset_type}, {train_generator.size()} training images", end="")
     print(f", {validation_generator.size()} validation images" if validation_generator is not None else "")
     print(f"Classes ({len(classes)}): {', '.join(classes)}")
-    print(
-        f"Backbone: {config.model.backbone}, {training_model.count_params():,} parameters; "
-        f"images resized to min side {data.image_min_side}, max side {data.image_max_side}"
-        + (" (resizing off)" if data.no_resize else "")
-    )
+    sizing = (f"images resized to min side {data.image_min_side}, max side {data.image_max_side}"
+              + (" (resizing off)" if data.no_resize else "")) if data.tile is None else "trained on tiles"  # fmt: skip
+    print(f"Backbone: {config.model.backbone}, {training_model.count_params():,} parameters; {sizing}")
+    for line in describe_tiles(config):
+        print(line)
     print(
         f"Anchors: levels {levels}, sizes {parameters.sizes}, strides {parameters.strides}, "
         f"ratios {[round(float(r), 3) for r in parameters.ratios]}, "
@@ -362,6 +403,7 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
     chief = distribute.is_chief(strategy)
     workers = distribute.num_workers(strategy)
 
+    config = with_native_scale(config)  # before the snapshot's spec, whose sizing a resumed run keeps
     resume_state = None
     if training.snapshot and os.path.splitext(training.snapshot)[1].lower() in MODEL_FILE_EXTENSIONS:
         resume_state = read_training_state(training.snapshot)
@@ -415,7 +457,7 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
     run_folder = choose_run_folder(config, resume_state) if chief else None  # once, after the model loaded
     callbacks = create_callbacks(
         config,
-        prediction_model,
+        evaluation_model(prediction_model, config),
         validation_generator,
         resume_state=resume_state,
         stream=stream,
