@@ -9,10 +9,11 @@ For each setting, measured on the same mosaics in a process of its own (for its 
 classes, keras-retinanet's evaluation), detections per image (scores above 0.05, at most --max-detections), seconds
 per megapixel (the network and the merging, images already in memory), peak resident memory. Settings: the
 validation images one by one (the reference), the mosaic whole, tiles with each merging rule ('border', 'nms',
-'merge'), 'border' with Soft-NMS, and 'border' with a whole-image pass. Writes benchmarks/results/dense.json and a
+'merge'), 'border' with Soft-NMS, and 'border' with a whole-image pass. Also draws a
 picture of one mosaic's detections (benchmarks/results/dense_mosaic.jpg, scores above 0.5).
+Writes benchmarks/results/dense_overlap<percent>.json.
 
-Run: python benchmarks/bench_dense.py [--grid 12] [--mosaics 2] [--overlap 0.25]
+Run: python benchmarks/bench_dense.py [--grid 12] [--mosaics 2] [--overlap 0.2]
 """
 
 import argparse
@@ -139,10 +140,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", type=int, default=12, help="Validation images per mosaic side (default 12).")
     parser.add_argument("--mosaics", type=int, default=2)
-    parser.add_argument("--overlap", type=float, default=0.25)
+    parser.add_argument("--overlap", type=float, default=0.2, help="Tile overlap (default 0.2, the detector's).")
     parser.add_argument("--max-detections", type=int, default=3000)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--output", help="Result file (default: benchmarks/results/dense.json).")
+    parser.add_argument("--output", help="Result file (default: benchmarks/results/dense_overlap<percent>.json).")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one setting, run by the parent in its own process
     args = parser.parse_args(argv)
     demo = trained_demo()
@@ -170,7 +171,7 @@ def main(argv=None):
             raise SystemExit(f"setting {name} failed:\n{completed.stderr[-3000:]}")
         results["settings"][name] = json.loads(lines[-1][len("RESULT "):])
         print(name, json.dumps(results["settings"][name]), flush=True)
-    write_result("dense", results, output=args.output)
+    write_result(f"dense_overlap{round(args.overlap * 100)}", results, output=args.output)
 
 
 if __name__ == "__main__":
