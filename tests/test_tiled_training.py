@@ -228,6 +228,19 @@ def test_the_anchor_check_sees_boxes_at_the_size_the_crops_give_them():
     np.testing.assert_allclose(np.concatenate(scaled.boxes), 2 * boxes)
 
 
+def test_the_anchor_fit_takes_crops_boxes_whose_ratios_put_the_start_on_a_bound():
+    """Crops of 20 px squares, two cut to 11 and 13 px wide: the ratio bounds (0.856 to 1.67) clip the start's ratio
+    0.5 onto the lower bound, which differential_evolution's scaling to [0, 1] rounded to -1e-16 and refused."""
+    from keras_retinanet import models
+    from keras_retinanet.data.diagnostics import DatasetBoxes, fit_dataset_anchors
+
+    sides = [(11, 20), (13, 20), (20, 15), (20, 19), (20, 19)] + [(20, 20)] * 49
+    boxes = tuple(np.array([[4.0, 4.0, 4.0 + w, 4.0 + h]]) for w, h in sides)
+    data = DatasetBoxes(boxes, (np.zeros(1, np.int64),) * len(sides), ((TILE, TILE),) * len(sides))
+    result = fit_dataset_anchors(data, None, models.backbone(BACKBONE).feature_shapes, seed=0, maxiter=3)
+    assert result.before.share == 0.0 and result.after.share > 0.9  # 20 px: below the default 32 px anchors
+
+
 def test_the_start_up_table_says_it_looked_at_crops(caplog):
     from keras_retinanet.engine.auto_anchors import report_coverage
 

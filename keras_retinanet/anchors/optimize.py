@@ -183,7 +183,9 @@ class SearchSpace:
              np.log2(np.asarray(parameters.scales, np.float64))]
         )  # fmt: skip
         low, high = np.array(self.bounds()).T
-        return np.clip(vector, low, high)
+        # Just inside: differential_evolution scales x0 to [0, 1] and refuses one a bound rounds to -1e-16.
+        margin = 1e-9 * (high - low)
+        return np.clip(vector, low + margin, high - margin)
 
 
 def start_parameters(levels: Sequence[int], parameters: Optional[AnchorParameters] = None) -> AnchorParameters:
