@@ -6,6 +6,7 @@ Modules, each with one job:
 * ``input_transform``: ``InputTransform``, the one owner of resizing and the backbone's preprocessing.
 * ``augmentation``, ``visual_effects``, ``affine``: ``Augmentation(image, annotations, rng)``, pure and seeded.
 * ``boxes``: annotation boxes against their image (the one clipping rule).
+* ``cropping``: ``TileCrop``, tiled training's random crops at native resolution with their boxes.
 * ``reader``, ``text_files``: the reader base the dataset formats subclass, and their text-file helpers.
 * ``targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
 * ``seeding``: random states keyed by (seed, position), so a batch does not depend on what ran before it.
