@@ -97,40 +97,65 @@
     $("threshold-value").textContent = threshold().toFixed(2);
     if (!state.image) return;
     const rows = shown();
-    context.drawImage(state.image, 0, 0);
-    // Lines and text keep their size on screen whatever the image's size.
-    const scale = Math.max(1, canvas.width / Math.max(1, canvas.clientWidth));
-    const lineWidth = 2 * scale;
-    const fontSize = Math.round(12 * scale);
+    // Drawn at the screen's resolution (not the image's), so that names and scores are sharp at any image size.
+    const ratio = window.devicePixelRatio || 1;
+    const display = fit();
+    canvas.width = Math.max(1, Math.round(display.width * ratio));
+    canvas.height = Math.max(1, Math.round(display.height * ratio));
+    const k = canvas.width / state.image.naturalWidth;  // image pixels to canvas pixels
+    context.drawImage(state.image, 0, 0, canvas.width, canvas.height);
+    const lineWidth = 2 * ratio;
+    const fontSize = Math.round(12 * ratio);
+    const pad = 2 * ratio;
     context.font = `600 ${fontSize}px system-ui, sans-serif`;
     context.textBaseline = "top";
     const result = state.result;
     const labels = $("show-labels").checked;
     // Worst first, so that the best boxes are drawn on top.
-    for (let k = rows.length - 1; k >= 0; k--) {
-      const i = rows[k];
-      const [x1, y1, x2, y2] = result.boxes[i];
+    for (let n = rows.length - 1; n >= 0; n--) {
+      const i = rows[n];
+      const [x1, y1, x2, y2] = result.boxes[i].map((value) => value * k);
       const hue = colour(result.labels[i]);
       context.lineWidth = lineWidth;
       context.strokeStyle = hue;
       context.strokeRect(x1, y1, x2 - x1, y2 - y1);
       if (labels) {
         const text = `${result.names[i]} ${result.scores[i].toFixed(2)}`;
-        const width = context.measureText(text).width + 4 * scale;
-        const top = y1 - fontSize - 3 * scale >= 0 ? y1 - fontSize - 3 * scale : y1;
+        const width = context.measureText(text).width + 2 * pad;
+        const height = fontSize + 1.5 * pad;
+        const top = y1 - height >= 0 ? y1 - height : y1;
         context.fillStyle = hue;
-        context.fillRect(x1, top, width, fontSize + 3 * scale);
+        context.fillRect(x1, top, width, height);
         context.fillStyle = "#fff";
-        context.fillText(text, x1 + 2 * scale, top + 1.5 * scale);
+        context.fillText(text, x1 + pad, top + 0.75 * pad);
       }
     }
     canvas.dataset.drawn = String(rows.length);
     renderCounts(rows);
   }
 
+  // The image as large as the viewer lets it be (small images enlarged up to 4x), its whole height on the screen:
+  // the size it is shown at, in CSS pixels.
+  function fit() {
+    const image = state.image;
+    const viewer = $("viewer");
+    const width = Math.max(1, viewer.clientWidth - 2);
+    const top = viewer.getBoundingClientRect().top + window.scrollY;
+    const height = Math.max(320, window.innerHeight - top - 16);
+    const factor = Math.min(width / image.naturalWidth, height / image.naturalHeight, 4);
+    const display = {
+      width: Math.max(1, Math.floor(image.naturalWidth * factor)),
+      height: Math.max(1, Math.floor(image.naturalHeight * factor)),
+    };
+    canvas.style.width = `${display.width}px`;
+    canvas.style.height = `${display.height}px`;
+    return display;
+  }
+
   function describeModel(model) {
-    const sides = model.resize === false ? "images at their own size"
-      : `images resized to ${model.image_min_side}-${model.image_max_side} px`;
+    const range = model.image_min_side === model.image_max_side ? `${model.image_min_side}`
+      : `${model.image_min_side}-${model.image_max_side}`;
+    const sides = model.resize === false ? "images at their own size" : `images resized to ${range} px`;
     const classes = model.class_names.length;
     $("model-line").textContent = `${model.model}: ${model.backbone}, ${classes} class${classes === 1 ? "" : "es"}, ` +
       `${sides}; scores above ${model.defaults.score_threshold ?? model.defaults.filter_threshold}, at most ` +
@@ -150,8 +175,8 @@
     const tile = model.tile ? Math.max(...model.tile) : model.image_min_side;
     $("tile-size").value = String(tile);
     $("tile-hint").textContent = `This image is ${image.naturalWidth}x${image.naturalHeight} px; the model sees ` +
-      `images shrunk to ${model.image_min_side}-${model.image_max_side} px, where small objects vanish. Tiles of ` +
-      `${tile} px are each seen at the model's scale.`;
+      `it shrunk to ${model.image_max_side} px at most, where small objects vanish. Tiles of ${tile} px are each ` +
+      "seen at the model's scale.";
   }
 
   async function detect() {
@@ -200,12 +225,11 @@
     state.file = file;
     state.result = null;
     $("file-name").textContent = file.name || "";
+    $("drop-zone").classList.add("compact");
     const url = URL.createObjectURL(file);
     const image = new Image();
     image.onload = () => {
       state.image = image;
-      canvas.width = image.naturalWidth;
-      canvas.height = image.naturalHeight;
       $("layout").hidden = false;
       canvas.dataset.drawn = "0";
       offerTiles(image);
