@@ -14,6 +14,8 @@ picture of one mosaic's detections (benchmarks/results/dense_mosaic.jpg, scores 
 Writes benchmarks/results/dense_overlap<percent>.json.
 
 Run: python benchmarks/bench_dense.py [--grid 12] [--mosaics 2] [--overlap 0.2]
+     python benchmarks/bench_dense.py --grid 63 --mosaics 1 --settings tiles_border --no-picture \
+         --output benchmarks/results/dense_10k.json     # one 10,080 x 10,080 image: memory stays bounded
 """
 
 import argparse
@@ -49,6 +51,9 @@ def make_mosaics(val_csv, grid, count, folder):
     annotations shifted into the mosaic; returns the CSV's path."""
     import cv2
 
+    path = os.path.join(folder, "mosaics.csv")
+    if os.path.exists(path):  # made by an earlier run or the parent process: the images are written before it
+        return path
     os.makedirs(folder, exist_ok=True)
     base = os.path.dirname(val_csv)
     rows_by_image = {}
@@ -73,9 +78,9 @@ def make_mosaics(val_csv, grid, count, folder):
         for y, x, image in tiles:
             canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
         cv2.imwrite(os.path.join(folder, f"mosaic{mosaic}.png"), canvas)
-    path = os.path.join(folder, "mosaics.csv")
-    with open(path, "w") as handle:
+    with open(path + ".part", "w") as handle:
         handle.write("\n".join(lines) + "\n")
+    os.replace(path + ".part", path)
     return path
 
 
@@ -144,6 +149,7 @@ def main(argv=None):
     parser.add_argument("--max-detections", type=int, default=3000)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--output", help="Result file (default: benchmarks/results/dense_overlap<percent>.json).")
+    parser.add_argument("--no-picture", action="store_true", help="Draw no picture (for very large mosaics).")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one setting, run by the parent in its own process
     args = parser.parse_args(argv)
     demo = trained_demo()
@@ -153,7 +159,8 @@ def main(argv=None):
     if args.child:
         setting = SETTINGS[args.child]
         annotations = demo["eval_csv"] if setting.get("dataset") == "val" else mosaics
-        picture = os.path.join(HERE, "results", "dense_mosaic.jpg") if args.child == "tiles_border" else None
+        drawn = args.child == "tiles_border" and not args.no_picture
+        picture = os.path.join(HERE, "results", "dense_mosaic.jpg") if drawn else None
         figures = run_setting(args.child, demo["model"], annotations, demo["classes_csv"], tile, args.overlap,
                               args.max_detections, picture)  # fmt: skip
         print("RESULT " + json.dumps(figures), flush=True)
@@ -163,7 +170,7 @@ def main(argv=None):
     for name in args.settings:
         command = [sys.executable, os.path.abspath(__file__), "--child", name, "--grid", str(args.grid),
                    "--mosaics", str(args.mosaics), "--overlap", str(args.overlap),
-                   "--max-detections", str(args.max_detections)]  # fmt: skip
+                   "--max-detections", str(args.max_detections)] + (["--no-picture"] if args.no_picture else [])  # fmt: skip
         completed = subprocess.run(command, capture_output=True, text=True,
                                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
         lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
