@@ -239,8 +239,8 @@ def quiet_libraries():
 
 
 class _Stopped:
-    """SIGTERM's handler around uvicorn: uvicorn answers the requests in flight, then raises the signal it caught
-    again with the handler it found, this one, which only notes it; the command then exits with status 0."""
+    """SIGTERM's and SIGINT's handler around uvicorn: uvicorn answers the requests in flight, then raises the signal
+    it caught again with the handler it found, this one, which only notes it; the command then exits with status 0."""
 
     def __init__(self):
         self.signal = None
@@ -268,22 +268,25 @@ def main(args=None):
     options = dict(host=args.host, port=args.port, access_log=args.access_log,
                    log_level="debug" if args.verbose else "info",
                    timeout_graceful_shutdown=max(5, int(args.timeout) + 5))  # fmt: skip
+    app = "keras_retinanet.bin.serve:worker_app"
+    if args.workers > 1:
+        os.environ[ARGS_VARIABLE] = json.dumps(argv)
+        options.update(factory=True, workers=args.workers)
+    else:
+        common.import_tensorflow(args.verbose)
+        app = build_app(args)
+        logger.info(f"serving {model_name(args)} on http://{display_host(args.host)}:{args.port}/ "
+                    "(the page; the API at /docs)")  # fmt: skip
+    # Installed once the model is loaded (Ctrl-C while it loads stops the command at once).
     stopped = _Stopped()
-    previous = signal.signal(signal.SIGTERM, stopped)
+    previous = {number: signal.signal(number, stopped) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if args.workers > 1:
-            os.environ[ARGS_VARIABLE] = json.dumps(argv)
-            uvicorn.run("keras_retinanet.bin.serve:worker_app", factory=True, workers=args.workers, **options)
-        else:
-            common.import_tensorflow(args.verbose)
-            app = build_app(args)
-            logger.info(f"serving {model_name(args)} on http://{display_host(args.host)}:{args.port}/ "
-                        "(the page; the API at /docs)")  # fmt: skip
-            uvicorn.run(app, **options)
+        uvicorn.run(app, **options)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if stopped.signal is not None:
-        logger.info("stopped on SIGTERM; the requests in flight were answered")
+        logger.info(f"stopped on {signal.Signals(stopped.signal).name}; the requests in flight were answered")
     return 0
 
 

@@ -35,6 +35,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..inference.slicing import MERGE_RULES, Tiling, TilingError, tile_starts
@@ -252,7 +253,7 @@ async def read_image_bytes(request: Request) -> bytes:
     if content_type == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=16)
-        except RequestError:
+        except (RequestError, ClientDisconnect):
             raise
         except Exception as error:  # noqa: BLE001 - starlette's multipart errors: a bad body, said in one line
             detail = getattr(error, "detail", None) or str(error) or type(error).__name__
@@ -322,6 +323,10 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
         value = first.get("input")
         return error_response(400, f"{where}: {first.get('msg', 'invalid')}" + (f", got {value!r}" if value else ""))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, error: ClientDisconnect):
+        return error_response(400, "the client went away before sending the whole body")  # nobody reads it
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, error: StarletteHTTPException):
