@@ -225,7 +225,15 @@ def test_every_bad_input_is_a_4xx_with_a_one_line_json_error(server, files, refe
     chunks = (bytes(100_000) for _ in range(20))
     response = requests.post(server + "/predict", data=chunks, timeout=60)
     assert response.status_code == 413 and "bytes" in response.json()["error"]
+    # A client that goes away in the middle of its upload.
+    import socket
+
+    host, port = server.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                           b"Content-Length: 50000\r\n\r\n" + read(files["images"]["a.png"])[:1000])  # fmt: skip
     # The server is as it was.
+    time.sleep(0.5)
     assert requests.get(server + "/health", timeout=30).json()["status"] == "ok"
     path = files["images"]["a.png"]
     assert_same(post(server, read(path)).json(), reference.predict(path), 120, 160)
@@ -335,7 +343,7 @@ class GatedDetector:
 def test_health_answers_while_a_prediction_runs_and_limits_answer_503_and_504(files, reference):
     detector = GatedDetector(load_detector(files["model"]))
     settings = ServeSettings(max_batch_size=2, max_queue=3, timeout_s=2.0)
-    app = create_app(detector, settings)
+    app = create_app(detector, settings, warm_up=False)
     body = read(files["images"]["c.png"])
     with running(app) as url:
         detector.gate.clear()
