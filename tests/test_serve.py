@@ -406,6 +406,26 @@ def test_batcher_groups_requests_by_prepared_shape(reference):
     np.testing.assert_array_equal(single.future.result()["scores"], expected["scores"])
 
 
+@pytest.mark.slow
+def test_an_onnx_export_is_served_as_load_detector_runs_it(files, tmp_path):
+    """An export runs in its own runtime, one request at a time (its graph is the export's): the same answers."""
+    pytest.importorskip("tf2onnx", reason="the ONNX export needs the [export] extra")
+    pytest.importorskip("onnxruntime", reason="the ONNX export needs the [export] extra")
+    from keras_retinanet.bin import convert_model
+
+    path = str(tmp_path / "detector.onnx")
+    convert_model.main([files["model"], path])
+    reference = load_detector(path)
+    with running(create_app(load_detector(path), model_name="detector.onnx")) as url:
+        assert requests.get(url + "/model", timeout=30).json()["format"] == "onnx"
+        image_path = files["images"]["a.png"]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: post(url, read(image_path)), range(4)))
+        for response in answers:
+            assert response.status_code == 200 and response.headers["x-batch-size"] == "1"
+            assert_same(response.json(), reference.predict(image_path), 120, 160, exact=True)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The command.
 
