@@ -232,9 +232,8 @@ class ServeState:
 
     def retry_after(self) -> str:
         """Seconds a refused client should wait: the requests ahead of it at the model's recent pace."""
-        per_request = self.seconds_per_request or 1.0
-        batches = max(1.0, self.in_flight / max(1, self.settings.max_batch_size if self.batcher.batchable else 1))
-        return str(max(1, min(600, int(math.ceil(batches * per_request)))))
+        per_request = self.seconds_per_request or 1.0  # the model's time per image, batches shared out
+        return str(max(1, min(600, int(math.ceil(self.in_flight * per_request)))))
 
     def decode_and_prepare(self, data: bytes, options: Dict[str, Any]) -> Job:
         """In a pool thread: the image, its size checked, and the job (network input prepared where it may be
@@ -396,7 +395,7 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
         per_image = (job.finished_at - job.started_at) / max(1, job.batch_size)
         state.seconds_per_request = per_image if not state.seconds_per_request else (
             0.8 * state.seconds_per_request + 0.2 * per_image)  # fmt: skip
-        timing = (f"decode;dur={1000 * (decoded - arrived):.1f}, queue;dur={1000 * (job.started_at - job.queued_at):.1f}, "
+        timing = (f"read;dur={1000 * (decoded - arrived):.1f}, queue;dur={1000 * (job.started_at - job.queued_at):.1f}, "
                   f"model;dur={1000 * (job.finished_at - job.started_at):.1f}")  # fmt: skip
         return Response(body, media_type="application/json",
                         headers={"Server-Timing": timing, "X-Batch-Size": str(job.batch_size)})  # fmt: skip
@@ -413,7 +412,7 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
             state.incoming -= 1
         try:
             result = await asyncio.wrap_future(future)  # cancelled on timeout: a job not yet started is dropped
-        except (TilingError, ValueError) as error:
+        except TilingError as error:
             raise RequestError(400, str(error)) from None
         height, width = job.image.shape[:2]
         job.image = job.prepared = None  # the pixels are not needed any more
