@@ -18,6 +18,14 @@ from keras_retinanet.bin import convert_model as convert_command
 
 BACKBONE = "mobilenet128_0.25"
 NUM_CLASSES = 3
+# A float32 export and the Keras model compute the same float32 graph; the runtimes only order their sums
+# differently. On the tests' model (seed 0), over every float32 comparison here, in test_export_raw and in
+# test_exported_detector, boxes differ by at most 2.3e-5 px and scores by 8.9e-7 (the same with TensorFlow's
+# oneDNN limited to AVX2 or off). Models drawn with seeds 0-4, at AVX-512, AVX2 and without oneDNN, showed how far
+# another summation order can go: 5.3e-5 px (a few float32 steps at 128-256 px) and 2.0e-6. The bounds are about
+# 9x and 6x the first, 4x and 2.5x the second; docs/export.md states them.
+BOX_TOLERANCE = 2e-4  # px
+SCORE_TOLERANCE = 5e-6
 # The runtime scripts: only numpy, OpenCV (to read the image) and the format's runtime are imported.
 PRELUDE = """
 import sys
@@ -169,7 +177,7 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
     ``max_unmatched`` expected detections may go unpaired (int8 features can flip an NMS decision).
 
     Returns:
-        (max box difference, max score difference) over the pairs.
+        (max box difference, max score difference) over the pairs, and the number of unpaired detections.
     """
     count = int((expected["labels"][0] >= 0).sum())
     actual_count = int((actual["labels"][0] >= 0).sum())
@@ -198,7 +206,7 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
         box_differences.append(box_difference[best])
         score_differences.append(score_difference[best])
     assert len(unmatched) <= max_unmatched, unmatched
-    return max(box_differences), max(score_differences)
+    return max(box_differences), max(score_differences), len(unmatched)
 
 
 def assert_valid_detections(outputs, detections=300):
@@ -225,14 +233,11 @@ def assert_valid_detections(outputs, detections=300):
 )
 @pytest.mark.slow
 def test_export_reproduces_the_keras_detections(setup, runtime, name):
-    if runtime == "onnx":
-        pytest.importorskip("tf2onnx")
-        pytest.importorskip("onnxruntime")
     output = setup["folder"] / name
     convert(setup, output)  # the format comes from the name
     outputs = run_runtime(runtime, output, setup["image"], setup["folder"])
     assert_valid_detections(outputs)
-    box_difference, score_difference = match_detections(setup["expected"], outputs, 0.5, 1e-3)
+    box_difference, score_difference, _ = match_detections(setup["expected"], outputs, BOX_TOLERANCE, SCORE_TOLERANCE)
     print(f"{runtime}: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
     assert not [n for n in os.listdir(setup["folder"]) if ".tmp" in n or ".old" in n]
 
@@ -244,8 +249,10 @@ def test_tflite_float16_keeps_the_detections(setup):
     assert os.path.getsize(output) < 0.6 * setup["float32_weight_bytes"]
     outputs = run_runtime("tflite", output, setup["image"], setup["folder"])
     assert_valid_detections(outputs)
-    # float16 weights: every detection clear of the 0.05 threshold is kept.
-    box_difference, score_difference = match_detections(setup["expected"], outputs, 0.5, 2e-3, min_score=0.1)
+    # float16 weights (the arithmetic stays float32): every detection clear of the 0.05 threshold is kept. Measured on
+    # this model: boxes within 1.7e-2 px, scores within 8.2e-4 (the same with oneDNN at AVX2; the weights' rounding,
+    # not the CPU, sets them).
+    box_difference, score_difference, _ = match_detections(setup["expected"], outputs, 0.1, 2e-3, min_score=0.1)
     print(f"tflite float16: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
 
 
@@ -262,15 +269,16 @@ def test_tflite_int8_calibrates_on_the_dataset(setup):
     # int8 features move the box deltas and logits a little: the best detections all stay, and of the
     # ~60 clear of the threshold NMS may decide one or two differently.
     match_detections(setup["expected"], outputs, 1.0, 0.03, min_score=0.25)
-    box_difference, score_difference = match_detections(setup["expected"], outputs, 1.0, 0.03, 0.1, max_unmatched=2)
-    print(f"tflite int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
+    box_difference, score_difference, unmatched = match_detections(
+        setup["expected"], outputs, 1.0, 0.03, 0.1, max_unmatched=2
+    )
+    print(f"tflite int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}, "
+          f"{unmatched} of those above 0.1 not found")  # fmt: skip
     assert_post_processing_in_float(output)
 
 
 @pytest.mark.slow
 def test_onnx_int8_calibrates_on_the_dataset(setup):
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
     output = setup["folder"] / "detector_int8.onnx"
     convert(
         setup, output, "--quantize", "int8", "--representative-samples", "4",
@@ -283,8 +291,11 @@ def test_onnx_int8_calibrates_on_the_dataset(setup):
     # The best detections all stay, scores within 0.05. Of the ~60 clear of the threshold, the ones in the crowded
     # 0.10-0.15 band are where NMS decides differently: measured 6 (int8 TFLite: 1) on an AVX-512 VNNI CPU.
     match_detections(setup["expected"], outputs, 1.0, 0.05, min_score=0.25)
-    box_difference, score_difference = match_detections(setup["expected"], outputs, 1.0, 0.05, 0.1, max_unmatched=9)
-    print(f"onnx int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
+    box_difference, score_difference, unmatched = match_detections(
+        setup["expected"], outputs, 1.0, 0.05, 0.1, max_unmatched=9
+    )
+    print(f"onnx int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}, "
+          f"{unmatched} of those above 0.1 not found")  # fmt: skip
     assert_onnx_post_processing_in_float(output, head_outputs=(9 * NUM_CLASSES, 9 * 4))
 
 

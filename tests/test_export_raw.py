@@ -13,9 +13,17 @@ import subprocess
 import sys
 
 import cv2
+import keras
 import numpy as np
 import pytest
-from test_export import BACKBONE, NUM_CLASSES, match_detections, scaled_training_model
+from test_export import (
+    BACKBONE,
+    BOX_TOLERANCE,
+    NUM_CLASSES,
+    SCORE_TOLERANCE,
+    match_detections,
+    scaled_training_model,
+)
 
 from keras_retinanet import export, models
 from keras_retinanet.bin import convert_model as convert_command
@@ -24,6 +32,13 @@ from keras_retinanet.data.input_transform import compute_resize_scale, preproces
 
 CLASS_NAMES = ("cat", "dog", "traffic light")
 MIN_SIDE, MAX_SIDE = 128, 256
+# At other sides (160, 200 for this image: a 0.985 scale) the graph's float32 sample positions put its resized
+# input further from cv2.resize's (test_graph_input_equals_opencv: 9.1e-6 of the value range, against 1.2e-7 at
+# this file's 128, 256); the network turns that into larger differences than test_export's float32 bounds.
+# Measured on the tests' model (seed 0): boxes within 8.0e-5 px, scores within 3.0e-6 (oneDNN at AVX-512, AVX2 or
+# off); on models drawn with seeds 0-4: 2.4e-4 px and 1.3e-5.
+RESAMPLED_BOX_TOLERANCE = 5e-4  # px
+RESAMPLED_SCORE_TOLERANCE = 2.5e-5
 # Only numpy, OpenCV (to read the image) and the format's runtime are imported.
 PRELUDE = """
 import json
@@ -130,6 +145,7 @@ def hand_assembled(inference, image, min_side=MIN_SIDE, max_side=MAX_SIDE):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export_raw")
+    keras.utils.set_random_seed(0)  # test_export's model: the measured differences depend on the weights
     model = spec_model()
     model_path = folder / "training.keras"
     model.save(model_path)
@@ -144,9 +160,6 @@ def setup(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime, name", [("savedmodel", "raw_detector"), ("tflite", "raw.tflite"), ("onnx", "raw.onnx")])
 def test_raw_input_export_gives_the_keras_pipeline_detections(setup, runtime, name):
-    if runtime == "onnx":
-        pytest.importorskip("tf2onnx")
-        pytest.importorskip("onnxruntime")
     output = setup["folder"] / name
     # No --backbone, --config or image sides: the file's spec says them.
     convert_command.main([setup["model"], str(output), "--raw-input"])
@@ -157,7 +170,7 @@ def test_raw_input_export_gives_the_keras_pipeline_detections(setup, runtime, na
     assert outputs["scores"].shape == (300,) and outputs["labels"].dtype == np.int32
     assert (outputs["boxes"][count:] == -1).all() and (outputs["scores"][count:] == -1).all()
     actual = {key: value[np.newaxis] for key, value in outputs.items()}
-    box_difference, score_difference = match_detections(setup["expected"], actual, 0.5, 1e-3)
+    box_difference, score_difference, _ = match_detections(setup["expected"], actual, BOX_TOLERANCE, SCORE_TOLERANCE)
     print(f"{runtime} raw input: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
 
     assert stored["input"] == "raw"
@@ -172,6 +185,7 @@ def test_raw_input_export_gives_the_keras_pipeline_detections(setup, runtime, na
     "shape, mode, min_side, max_side, resize",
     [
         ((150, 203), "tf", 128, 256, True),  # upscale, 173.23 columns round down
+        ((150, 203), "tf", 160, 200, True),  # a 0.985 scale: the sample positions drift the most
         ((97, 61), "caffe", 100, 1000, True),  # the smaller side is the width
         ((300, 120), "none", 128, 256, True),  # the larger side caps the scale (0.853)
         ((64, 200), "caffe", 32, 100, True),  # exactly half: OpenCV's area shortcut, the same values
@@ -190,10 +204,14 @@ def test_graph_input_equals_opencv(shape, mode, min_side, max_side, resize):
     values, scale = tf.function(lambda x: network_input(x, spec))(tf.constant(image))
     expected, expected_scale = InputTransform(mode, min_side, max_side, resize=resize)(image, preprocess_first=True)
     assert values.shape == expected.shape
-    assert float(scale) == pytest.approx(expected_scale, rel=1e-6)
-    # float32 sample positions (OpenCV computes them alike, in another order) move a value by ~1e-5 of the range.
+    # The graph's scale is float32: within one float32 step (measured: 2.9e-8 relative at most).
+    assert float(scale) == pytest.approx(expected_scale, rel=1.2e-7)
+    # float32 sample positions (OpenCV computes them alike, in another order) move a value by up to 9.1e-6 of the
+    # range (measured at the 0.985 scale; 7.0e-6 for the 97x61 upscale, 1.2e-7 or less for the others).
     value_range = 2.0 if mode == "tf" else 255.0
-    np.testing.assert_allclose(values.numpy(), expected, rtol=0, atol=2e-5 * value_range)
+    difference = float(np.abs(values.numpy() - expected).max()) / value_range
+    print(f"{shape} {mode} sides {min_side}/{max_side}: input within {difference:.2g} of the value range of OpenCV's")
+    assert difference <= 2e-5, difference
 
 
 def test_convert_reads_the_spec_and_keeps_it(setup, capsys):
@@ -212,7 +230,6 @@ def test_convert_an_inference_model_again(setup, capsys):
     inference = setup["folder"] / "inference_again.keras"
     convert_command.main([setup["model"], str(inference)])
     exported = setup["folder"] / "again.onnx"
-    pytest.importorskip("tf2onnx")
     convert_command.main([str(inference), str(exported), "--raw-input"])
     assert "is already an inference model" in capsys.readouterr().out
     assert export.read_exported_spec(exported).class_names == CLASS_NAMES
@@ -248,8 +265,6 @@ def test_contradicting_flags_are_one_line_errors(setup, options, message, capsys
 @pytest.mark.slow
 def test_raw_input_of_a_model_without_spec_takes_the_flags(setup, tmp_path):
     """A model without a spec (as keras-retinanet's files) gets one from --backbone and the image sides."""
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
     model = models.load_model(setup["model"], compile=False)
     model.spec = None
     path = tmp_path / "no_spec.keras"
@@ -260,7 +275,9 @@ def test_raw_input_of_a_model_without_spec_takes_the_flags(setup, tmp_path):
     outputs, stored = run_raw_runtime("onnx", output, setup["image"], tmp_path)
     expected = hand_assembled(models.convert_model(model), cv2.imread(setup["image"]), 160, 200)
     actual = {key: value[np.newaxis] for key, value in outputs.items()}
-    box_difference, score_difference = match_detections(expected, actual, 0.5, 1e-3)
+    box_difference, score_difference, _ = match_detections(
+        expected, actual, RESAMPLED_BOX_TOLERANCE, RESAMPLED_SCORE_TOLERANCE
+    )
     print(f"onnx raw input without spec: max box difference {box_difference:.2e} px, score {score_difference:.2e}")
     assert stored["class_names"] == ["0", "1", "2"] and stored["preprocessing"] == "tf"
     assert (stored["image_min_side"], stored["image_max_side"]) == (160, 200)

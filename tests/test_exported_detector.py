@@ -2,10 +2,10 @@
 
 A tiny RetinaNet (test_export's, logits spread so ~100 detections pass 0.05) is exported by
 retinanet-convert-model; each export, opened by load_detector and run by its own runtime, must give the
-detections of the Keras model file's Detector on an image of an odd size. Tolerances (as test_export_raw's,
-which compares the same graphs run outside the package): boxes within 0.5 px, scores within 1e-3. The raw-input
-graph resizes with the same sampling as OpenCV and the runtimes only reorder float32 sums (~1e-5 relative), so
-the bound leaves room for a score near a tie to swap places, never for a missing or moved detection.
+detections of the Keras model file's Detector on an image of an odd size. Tolerances (test_export's, as
+test_export_raw's, which compares the same graphs run outside the package): the same detections, boxes within
+2e-4 px and scores within 5e-6. The raw-input graph resizes with the same sampling as OpenCV and the runtimes
+only reorder float32 sums: measured on this model, boxes within 2.3e-5 px and scores within 8.9e-7.
 """
 
 import json
@@ -14,7 +14,13 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from test_export import NUM_CLASSES, assert_onnx_post_processing_in_float, match_detections
+from test_export import (
+    BOX_TOLERANCE,
+    NUM_CLASSES,
+    SCORE_TOLERANCE,
+    assert_onnx_post_processing_in_float,
+    match_detections,
+)
 from test_export_raw import CLASS_NAMES, odd_image, spec_model
 
 from keras_retinanet import load_detector
@@ -39,8 +45,6 @@ def batched(result):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
     folder = tmp_path_factory.mktemp("exported_detector")
     model_path = folder / "training.keras"
     keras.utils.set_random_seed(0)  # one model every run: int8's differences depend on the weights
@@ -64,7 +68,9 @@ def test_load_detector_runs_each_export_like_the_keras_model(setup, name):
     assert isinstance(detector, ExportedDetector) and detector.format == name.split()[0]
     assert detector.spec.class_names == CLASS_NAMES
     result = detector.predict(setup["image"], score_threshold=0.05)
-    box_difference, score_difference = match_detections(batched(setup["expected"]), batched(result), 0.5, 1e-3)
+    box_difference, score_difference, _ = match_detections(
+        batched(setup["expected"]), batched(result), BOX_TOLERANCE, SCORE_TOLERANCE
+    )
     print(f"{name}: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}")
     assert list(result["names"][:3]) == [CLASS_NAMES[label] for label in result["labels"][:3]]
     # A list of images gives a list of results; a path is read as an image file.
@@ -100,7 +106,9 @@ def test_evaluate_gives_the_keras_models_map_for_exports(setup):
     assert keras_map > 0.5  # the ground truth is the model's own detections
     for name in ("tflite raw", "savedmodel raw"):
         exported_map = float(evaluate_command.main(["csv", annotations, classes, setup["paths"][name]]))
-        assert abs(exported_map - keras_map) <= 1e-3, name
+        print(f"{name}: mAP {exported_map:.6f}, the Keras model's {keras_map:.6f}")
+        # The same detections in the same order make the same true and false positives: the same mAP, to the bit.
+        assert exported_map == keras_map, name
 
 
 @pytest.mark.slow
@@ -114,12 +122,18 @@ def test_int8_onnx_takes_raw_images_and_keeps_the_map(setup):
     detector = load_detector(path, threads=1)
     assert detector.format == "onnx" and detector.spec.class_names == CLASS_NAMES
     result = detector.predict(setup["image"], score_threshold=0.05)
-    # In the image's own pixels, as the float graph. This random model's features are tiny and its detections
-    # overlap densely: scores moved by up to 0.08 and NMS decided 2 of those above 0.25 the other way in the
-    # runs measured (other seeds). The mAP below is the measure that counts.
-    match_detections(batched(setup["expected"]), batched(result), 1.0, 0.1, min_score=0.25, max_unmatched=4)
+    # In the image's own pixels, as the float graph. int8 features move the logits and box deltas, and this random
+    # model's detections overlap densely, so NMS may decide a close pair the other way: of the detections above
+    # 0.25, at most one may be missing, the others are found within 1 px and 0.05 in score. Measured on this model
+    # (AVX-512 VNNI): none missing, boxes within 0.37 px, scores within 0.010. The mAP below is the measure that
+    # counts: measured equal to the Keras model's (1.0, its own detections as ground truth).
+    box_difference, score_difference, unmatched = match_detections(
+        batched(setup["expected"]), batched(result), 1.0, 0.05, min_score=0.25, max_unmatched=1
+    )
     keras_map = float(evaluate_command.main(["--convert-model", "csv", annotations, classes, setup["model"]]))
     int8_map = float(evaluate_command.main(["csv", annotations, classes, path]))
+    print(f"onnx int8 raw: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}, "
+          f"{unmatched} of those above 0.25 not found; mAP {int8_map:.4f}, the Keras model's {keras_map:.4f}")  # fmt: skip
     assert abs(int8_map - keras_map) <= 0.05
 
 
@@ -133,7 +147,9 @@ def test_predict_command_runs_an_onnx_export(setup, tmp_path):
     expected = setup["keras"].predict(setup["image"], score_threshold=0.3)
     assert len(records) == len(expected["scores"]) > 0
     assert [r["class_name"] for r in records] == list(expected["names"])
-    np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in records], expected["boxes"], atol=0.5)
+    boxes = [[r["x1"], r["y1"], r["x2"], r["y2"]] for r in records]
+    np.testing.assert_allclose(boxes, expected["boxes"], rtol=0, atol=BOX_TOLERANCE)
+    np.testing.assert_allclose([r["score"] for r in records], expected["scores"], rtol=0, atol=SCORE_TOLERANCE)
 
 
 @pytest.mark.parametrize(
