@@ -8,8 +8,10 @@ end of warm-up to the end is the figure of merit (target: under 5%).
 
     python benchmarks/bench_memory.py                       # mobilenet128_0.25, 1,000 predictions
     python benchmarks/bench_memory.py --backbone resnet50 --min-side 256 --max-side 512
+    python benchmarks/bench_memory.py --min-side 160 --max-side 161 --name memory_4_sizes   # 4 sizes, repeated
 
-Writes a table to stdout and JSON to benchmarks/results/memory_{backbone}.json (bench_shared.write_result).
+Writes a table to stdout and JSON to benchmarks/results/memory_{backbone}.json (--name: another name;
+bench_shared.write_result).
 """
 
 import argparse
@@ -51,7 +53,8 @@ def parse_args(argv):
     parser.add_argument("--max-side", type=int, default=224, help="Largest image side (default: %(default)s).")
     parser.add_argument("--samples", type=int, default=10, help="Memory samples after warm-up.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=None, help="JSON path (default: benchmarks/results/memory_{backbone}.json).")
+    parser.add_argument("--name", default=None, help="results/<name>.json (default: memory_{backbone}).")
+    parser.add_argument("--output", default=None, help="JSON path (default: benchmarks/results/<name>.json).")
     return parser.parse_args(argv)
 
 
@@ -128,7 +131,7 @@ def main(argv=None):
     }
     from bench_shared import write_result
 
-    write_result(f"memory_{args.backbone}", result, output=args.output)
+    write_result(args.name or f"memory_{args.backbone}", result, output=args.output)
     return result
 
 
