@@ -103,6 +103,7 @@ def test_the_page_draws_detections_and_filters_them_in_the_browser(server, brows
     browser.get(server + "/")
     wait(lambda: browser.find_element("tag name", "body").get_attribute("data-ready") == "1", what="the model line")
     assert "cells.keras: resnet50, 2 classes" in browser.find_element("id", "model-line").text
+    assert not browser.find_element("id", "layout").is_displayed()  # nothing but the drop zone before an image
     browser.find_element("id", "file-input").send_keys(path)
     wait(lambda: drawn(browser) > 0, what="the boxes")
     # At the slider's start (0.50) the page draws the server's detections above 0.50, and counts them.
