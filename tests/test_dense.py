@@ -6,41 +6,14 @@ import os
 from collections import Counter
 
 import cv2
-import keras
 import numpy as np
 import pytest
 
-from keras_retinanet import load_detector, models
+from keras_retinanet import load_detector
 from keras_retinanet.bin import predict as predict_command
-from keras_retinanet.config.spec import DetectorSpec
 from keras_retinanet.inference.slicing import Tiling, TilingError, merge_tiles, tile_windows
 
-CLASS_NAMES = ("cell", "debris")
-SIDE = 96  # the model's image side: tiles are resized to it
-
-
-def training_model():
-    """A narrow random ResNet-50 RetinaNet (its random features are large enough to spread the scores) whose
-    scores spread over (0, 1): hundreds of detections on a 96 px image."""
-    keras.utils.set_random_seed(3)
-    widths = dict(pyramid_feature_size=16, classification_feature_size=8, regression_feature_size=8)
-    model = models.backbone("resnet50").retinanet(len(CLASS_NAMES), **widths)
-    head = model.get_layer("classification_submodel").get_layer("pyramid_classification")
-    kernel, bias = head.get_weights()
-    head.set_weights([kernel * 30, np.full_like(bias, -1.0)])
-    model.spec = DetectorSpec(backbone="resnet50", preprocessing="caffe", class_names=CLASS_NAMES,
-                              image_min_side=SIDE, image_max_side=SIDE, **widths)  # fmt: skip
-    return model
-
-
-def scene(height, width, seed=0):
-    """A BGR image of bright squares on noise."""
-    rng = np.random.default_rng(seed)
-    image = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
-    for _ in range(height * width // 2500):
-        x, y = int(rng.integers(0, width - 20)), int(rng.integers(0, height - 20))
-        image[y : y + 20, x : x + 20] = rng.integers(150, 256, 3, dtype=np.uint8)
-    return image
+from scene_models import CLASS_NAMES, scene, training_model
 
 
 @pytest.fixture(scope="module")
