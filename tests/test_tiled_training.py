@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_retinanet.bin import common
+from keras_retinanet.bin import detection_options
 from keras_retinanet.bin import debug as debug_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config import DetectorSpec, RetinaNetConfig
@@ -316,7 +316,7 @@ def test_tile_settings_without_a_tile_say_they_do_nothing():
     args = train_command.parse_args(["--tile", "96x128", "--tile-object-chance", "1", "csv", "a.csv", "c.csv"])
     assert args.config.data.tile == (96, 128) and args.config.data.tile_object_chance == 1.0
     assert list(train_command.notes(args)) == []
-    assert common.tile_size("96x128") == (96, 128)
+    assert detection_options.tile_size("96x128") == (96, 128)
 
 
 def write_large_dataset(folder, count=4):

@@ -17,7 +17,7 @@ import logging
 import sys
 
 from .. import export, hub
-from . import common
+from . import common, detection_options
 
 logger = logging.getLogger("keras_retinanet.bin.convert_model")  # not __name__, which is '__main__' under python -m
 
@@ -91,8 +91,8 @@ def parse_args(args):
                         help="Min score (default: 0.05).")
     parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
                         help="Detections per image (default: 300).")
-    common.add_candidate_cap_argument(parser)
-    common.add_nms_method_arguments(parser)
+    detection_options.add_candidate_cap_argument(parser)
+    detection_options.add_nms_method_arguments(parser)
     # The dataset is optional: only int8 quantization reads one.
     dataset = common.add_dataset_subparsers(parser)
     dataset.required = False

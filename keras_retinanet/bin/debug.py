@@ -19,7 +19,7 @@ import os
 import sys
 
 from ..anchors.optimize import MAX_BOXES
-from . import common
+from . import common, detection_options
 
 logger = logging.getLogger("keras_retinanet.bin.debug")  # not __name__, which is '__main__' under python -m
 
@@ -46,7 +46,7 @@ def parse_args(args):
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Apply random augmentation first.")
     common.add_image_side_arguments(parser)
-    common.add_train_tile_arguments(parser)
+    detection_options.add_train_tile_arguments(parser)
     common.add_anchor_config_argument(parser, "Config .ini with anchor parameters.")
     parser.add_argument("--no-gui", action="store_true", default=False, help="Write images instead of showing them.")
     parser.add_argument("--output-dir", default=None, help="Folder for the images (with --no-gui).")

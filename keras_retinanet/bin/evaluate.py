@@ -13,7 +13,7 @@ import sys
 import time
 
 from .. import hub
-from . import common, console
+from . import common, console, detection_options
 
 MODEL_HELP = (
     "The model: a model file (an inference model, or a training model with --convert-model), or a preset "
@@ -40,9 +40,9 @@ def parse_args(args):
                         help="IoU for a match (default: 0.5).")
     parser.add_argument("--max-detections", dest="evaluation.max_detections", type=common.positive_int,
                         help="Detections per image (default: 100).")
-    common.add_candidate_cap_argument(parser)
-    common.add_nms_method_arguments(parser)
-    common.add_tile_arguments(parser)
+    detection_options.add_candidate_cap_argument(parser)
+    detection_options.add_nms_method_arguments(parser)
+    detection_options.add_tile_arguments(parser)
     parser.add_argument(
         "--save-path",
         dest="evaluation.save_path",
@@ -149,7 +149,7 @@ def main(args=None):
     detector, config = open_model_detector(
         model_path, args.config, convert=args.convert_model, unsafe_load=args.unsafe_load, spec=preset
     )
-    detector.tiling = common.tiling_of(args)  # evaluation then runs sliced inference, as retinanet-predict --tile
+    detector.tiling = detection_options.tiling_of(args)  # evaluation then runs sliced inference, as retinanet-predict --tile
     detector.allow_detections(config.evaluation.max_detections)  # --max-detections 3000: the model gives them
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)

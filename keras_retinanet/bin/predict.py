@@ -24,7 +24,7 @@ import sys
 
 from .. import hub
 from ..errors import DatasetError, RetinaNetError
-from . import common, console
+from . import common, console, detection_options
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -61,9 +61,9 @@ def parse_args(args):
                         help="Min score of a detection kept and drawn (default: %(default)s).")
     parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
                         help="Detections per image, at most (default: the model's own; 300 for a snapshot).")
-    common.add_candidate_cap_argument(parser)
-    common.add_nms_method_arguments(parser)
-    common.add_tile_arguments(parser)
+    detection_options.add_candidate_cap_argument(parser)
+    detection_options.add_nms_method_arguments(parser)
+    detection_options.add_tile_arguments(parser)
     parser.add_argument("--max-frames", type=common.positive_int, default=None,
                         help="Stop each video or camera after this many frames.")
     common.add_image_side_arguments(parser)
@@ -330,7 +330,7 @@ def main(args=None):
         model_path, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
         class_names=class_names, class_source=f"--classes {args.classes}", spec=preset,
     )  # fmt: skip
-    predictor = Predictor(detector, args.score_threshold, tile=common.tiling_of(args))
+    predictor = Predictor(detector, args.score_threshold, tile=detection_options.tiling_of(args))
     os.makedirs(args.output_dir, exist_ok=True)
     results, failed = run_inputs(predictor, inputs, args.output_dir, args.draw, max_frames=args.max_frames)
     write_results(results, args.output_dir, predictor.counts, detector.spec.class_names)

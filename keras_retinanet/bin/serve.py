@@ -24,7 +24,7 @@ import socket
 import sys
 
 from .. import hub
-from . import common, console
+from . import common, console, detection_options
 
 logger = logging.getLogger("keras_retinanet.bin.serve")  # not __name__, which is '__main__' under python -m
 
@@ -85,8 +85,8 @@ def parse_args(args):
     common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
     parser.add_argument("--classes", default=None,
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
-    common.add_candidate_cap_argument(parser)
-    common.add_nms_method_arguments(parser)
+    detection_options.add_candidate_cap_argument(parser)
+    detection_options.add_nms_method_arguments(parser)
     parser.add_argument("--image-min-side", dest="data.image_min_side", type=common.positive_int,
                         help="Resize the smaller image side to this (default: the model's own).")
     parser.add_argument("--image-max-side", dest="data.image_max_side", type=common.positive_int,

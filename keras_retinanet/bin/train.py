@@ -13,7 +13,7 @@ import sys
 from .. import hub
 from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.schema import DATASET_TYPES
-from . import common
+from . import common, detection_options
 
 # keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
 STRATEGY_CHOICES = ("auto", "one", "mirrored", "multi-worker")
@@ -165,7 +165,7 @@ def parse_args(args):
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Augment with random affine transforms and colour changes.")
     common.add_image_side_arguments(parser)
-    common.add_train_tile_arguments(parser)
+    detection_options.add_train_tile_arguments(parser)
     common.add_anchor_config_argument(parser)
     parser.add_argument(
         "--auto-anchors",
