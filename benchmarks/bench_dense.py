@@ -51,9 +51,9 @@ def make_mosaics(val_csv, grid, count, folder):
     annotations shifted into the mosaic; returns the CSV's path."""
     import cv2
 
-    path = os.path.join(folder, "mosaics.csv")
-    if os.path.exists(path):  # made by an earlier run or the parent process: the images are written before it
-        return path
+    csv_path = os.path.join(folder, "mosaics.csv")
+    if os.path.exists(csv_path):  # made by an earlier run or the parent process: the images are written before it
+        return csv_path
     os.makedirs(folder, exist_ok=True)
     base = os.path.dirname(val_csv)
     rows_by_image = {}
@@ -78,16 +78,15 @@ def make_mosaics(val_csv, grid, count, folder):
         for y, x, image in tiles:
             canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
         cv2.imwrite(os.path.join(folder, f"mosaic{mosaic}.png"), canvas)
-    with open(path + ".part", "w") as handle:
+    with open(csv_path + ".part", "w") as handle:
         handle.write("\n".join(lines) + "\n")
-    os.replace(path + ".part", path)
-    return path
+    os.replace(csv_path + ".part", csv_path)
+    return csv_path
 
 
 def run_setting(name, model, annotations, classes, tile, overlap, max_detections, picture=None):
     """One setting in this process: its figures as a dict."""
     from keras_retinanet import load_detector
-    from keras_retinanet.evaluation.average_precision import evaluate_detections, mean_average_precision
     from keras_retinanet.inference.slicing import Tiling
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
@@ -97,6 +96,20 @@ def run_setting(name, model, annotations, classes, tile, overlap, max_detections
         detector.tiling = Tiling(tile, tile, overlap=overlap, merge=setting["merge"],
                                  whole_image=setting.get("whole_image", False))  # fmt: skip
     generator = CSVGenerator(annotations, classes, shuffle_groups=False)
+    drawer = (lambda image, boxes, scores, labels: draw(image, boxes, scores, labels, generator.label_to_name, picture)
+              ) if picture else None  # fmt: skip
+    return measure(detector, generator, max_detections, drawer)
+
+
+def measure(detector, generator, max_detections, draw_first=None):
+    """A detector on every image of a dataset: AP@0.5 (keras-retinanet's evaluation), detections per image, seconds
+    per megapixel (the network and the merging, images in memory), peak memory of this process.
+
+    Args:
+        draw_first: called with (image, boxes, scores, labels) of the first image, or None.
+    """
+    from keras_retinanet.evaluation.average_precision import evaluate_detections, mean_average_precision
+
     labels = list(range(generator.num_classes()))
     all_detections, all_annotations, counts = [], [], []
     seconds, megapixels = 0.0, 0.0
@@ -113,8 +126,8 @@ def run_setting(name, model, annotations, classes, tile, overlap, max_detections
         all_detections.append([detections[found[keep] == label] for label in labels])
         annotation = generator.load_annotations(index)
         all_annotations.append([annotation["bboxes"][annotation["labels"] == label] for label in labels])
-        if picture and index == 0:
-            draw(image, boxes[keep], scores[keep], found[keep], generator.label_to_name, picture)
+        if draw_first is not None and index == 0:
+            draw_first(image, boxes[keep], scores[keep], found[keep])
     curves = evaluate_detections(all_detections, all_annotations, labels, iou_threshold=0.5)
     average_precisions = {label: (c.average_precision, c.num_annotations) for label, c in curves.items()}
     _, mean_ap = mean_average_precision(average_precisions)

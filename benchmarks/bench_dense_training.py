@@ -19,21 +19,18 @@ Run: python benchmarks/bench_dense_training.py [--steps 150 --epochs 4] [--side 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from bench_dense import measure  # noqa: E402
 from bench_shared import write_result  # noqa: E402
 from trained_models import CACHE  # noqa: E402
 
 TILE = 256
 SHRUNK_SIDE = 512
-SCORE_THRESHOLD = 0.05
 MAX_DETECTIONS = 3000
 MODELS = {
     "tiled": ["--tile", str(TILE)],
@@ -85,9 +82,8 @@ def train(name, data, folder, steps, epochs, batch_size, seed):
 
 
 def evaluate(model, data, setting, picture=None):
-    """One evaluation in this process: its figures."""
+    """One evaluation in this process: its figures (see bench_dense.measure)."""
     from keras_retinanet import load_detector
-    from keras_retinanet.evaluation.average_precision import evaluate_detections, mean_average_precision
     from keras_retinanet.inference.slicing import Tiling
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
@@ -96,40 +92,18 @@ def evaluate(model, data, setting, picture=None):
     if options.get("tile"):
         detector.tiling = Tiling(TILE, TILE, overlap=0.2, merge=options["merge"])
     generator = CSVGenerator(data["val"], data["classes"], shuffle_groups=False)
-    labels = list(range(generator.num_classes()))
-    detector.detect_array(generator.load_image(0)[:TILE, :TILE])  # warm-up
-    all_detections, all_annotations, counts, seconds, megapixels = [], [], [], 0.0, 0.0
-    for index in range(generator.size()):
-        image = generator.load_image(index)
-        start = time.perf_counter()
-        boxes, scores, found = detector.detect_array(image)[:3]
-        seconds += time.perf_counter() - start
-        megapixels += image.shape[0] * image.shape[1] / 1e6
-        keep = np.flatnonzero(scores > SCORE_THRESHOLD)[:MAX_DETECTIONS]
-        counts.append(len(keep))
-        detections = np.column_stack([boxes[keep], scores[keep]])
-        all_detections.append([detections[found[keep] == label] for label in labels])
-        annotation = generator.load_annotations(index)
-        all_annotations.append([annotation["bboxes"][annotation["labels"] == label] for label in labels])
-        if picture and index == 0:
-            import cv2
 
-            from keras_retinanet.utils.visualization import draw_detections
+    def draw_quarter(image, boxes, scores, labels):
+        """A quarter of the image at full size, its confident detections drawn: the objects stay visible."""
+        import cv2
 
-            drawn = image.copy()
-            draw_detections(drawn, boxes[keep], scores[keep], found[keep], label_to_name=generator.label_to_name,
-                            score_threshold=0.5)  # fmt: skip
-            crop = drawn[: image.shape[0] // 2, : image.shape[1] // 2]  # a quarter at full size: small objects
-            cv2.imwrite(picture, crop, [cv2.IMWRITE_JPEG_QUALITY, 80])
-    curves = evaluate_detections(all_detections, all_annotations, labels, iou_threshold=0.5)
-    _, mean_ap = mean_average_precision({label: (c.average_precision, c.num_annotations) for label, c in curves.items()})
-    return {
-        "mAP": mean_ap,
-        "annotations_per_image": float(np.mean([sum(len(a) for a in image) for image in all_annotations])),
-        "detections_per_image": float(np.mean(counts)),
-        "seconds_per_megapixel": seconds / megapixels,
-        "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-    }
+        from keras_retinanet.utils.visualization import draw_detections
+
+        drawn = image.copy()
+        draw_detections(drawn, boxes, scores, labels, label_to_name=generator.label_to_name, score_threshold=0.5)
+        cv2.imwrite(picture, drawn[: image.shape[0] // 2, : image.shape[1] // 2], [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+    return measure(detector, generator, MAX_DETECTIONS, draw_quarter if picture else None)
 
 
 def main(argv=None):
