@@ -11,7 +11,8 @@ evaluation images:
   mAP        Pascal VOC mAP@0.5 on the evaluation images (keras_retinanet.evaluation.voc.evaluate, as
              retinanet-evaluate computes it)
   found      the float32 Keras model's top-100 detections per evaluation image that the file finds again (same
-             label, IoU >= 0.9; keras_retinanet.inference.fidelity.found_again)
+             label, IoU >= 0.9; keras_retinanet.inference.fidelity.found_again), and how many detections score
+             above 0.05 per image
   time       median of --runs ``detector.predict(image, score_threshold=0.05)`` on the first evaluation image, after
              warm-up (image as decoded to detections, all in), and its ratio to the float32 Keras model's and to
              float32 ONNX Runtime's; --runs 0 leaves timing out
@@ -83,6 +84,8 @@ def main(argv=None):
     from keras_retinanet.bin.console import assume_frozen_weights
 
     assume_frozen_weights()  # this process only runs models, as retinanet-evaluate and retinanet-predict
+    import numpy as np
+
     from bench_shared import median_seconds, write_result
     from keras_retinanet import load_detector
     from keras_retinanet.evaluation.average_precision import mean_average_precision
@@ -117,7 +120,8 @@ def main(argv=None):
             average_precisions, _ = evaluate(generator, detector, verbose=0)
             measured = {"mAP": mean_average_precision(average_precisions)[1],
                         "AP": {generator.label_to_name(label): ap for label, (ap, _) in average_precisions.items()},
-                        "top100_found": found, "top100_total": total, "file_mib": size_mib(path)}
+                        "top100_found": found, "top100_total": total, "file_mib": size_mib(path),
+                        "detections_above_005_per_image": float(np.mean([len(d["scores"]) for d in detections]))}
             if command:
                 measured["export"] = command
             if args.runs:
