@@ -11,6 +11,7 @@ Run (about 15 min on 2 shared cores): ``nice -n 19 python benchmarks/bench_ancho
 """
 
 import argparse
+import csv
 import os
 import re
 import subprocess
@@ -110,7 +111,11 @@ def train(args, data, snapshots, config_file):
     maps = [float(match) for match in re.findall(r"^mAP: ([0-9.]+)$", done.stdout, flags=re.MULTILINE)]
     if done.returncode != 0 or len(maps) != args.epochs:
         raise RuntimeError(f"training failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return maps, seconds
+    # the run record: AP per class after each epoch
+    with open(os.path.join(snapshots, "metrics.csv"), encoding="utf-8") as handle:
+        epochs = list(csv.DictReader(handle))
+    per_class = {key[3:]: [float(row[key]) for row in epochs] for key in epochs[0] if key.startswith("AP/")}
+    return maps, per_class, seconds
 
 
 def main():
@@ -124,20 +129,24 @@ def main():
         record["fitted_anchors"] = fitted.parameters.get_config()
         for name, anchors in (("default", None), ("fitted", fitted)):
             train_cov, val_cov = coverages(args, data, anchors)
-            maps, seconds = train(args, data, os.path.join(folder, name), anchors.source if anchors else None)
+            maps, per_class, seconds = train(args, data, os.path.join(folder, name),
+                                             anchors.source if anchors else None)
             small = next(group for group in val_cov.by_size if group.name == "<16")
             record["runs"][name] = {
                 "train_coverage": train_cov.share, "val_coverage": val_cov.share,
                 "val_coverage_below_16px": small.share, "val_mean_best_iou": val_cov.overall.mean_best_iou,
-                "val_annotations": val_cov.overall.total, "mAP_per_epoch": maps, "train_seconds": seconds,
+                "val_annotations": val_cov.overall.total, "mAP_per_epoch": maps, "AP_per_class_per_epoch": per_class,
+                "train_seconds": seconds,
             }  # fmt: skip
             rows.append(f"| {name} | {100 * train_cov.share:.1f}% | {100 * val_cov.share:.1f}% | "
-                        f"{100 * small.share:.1f}% | {val_cov.overall.mean_best_iou:.3f} | {maps[-1]:.3f} | {seconds:.0f} |")
+                        f"{100 * small.share:.1f}% | {val_cov.overall.mean_best_iou:.3f} | {maps[-1]:.3f} | "
+                        + " / ".join(f"{values[-1]:.3f}" for values in per_class.values()) + f" | {seconds:.0f} |")
     steps = args.steps * args.epochs
     print(f"\n{args.backbone}, {steps} steps of {args.batch_size} images, 320 px, "
           f"{args.train_images} training / {args.val_images} validation images; anchor fit {fit_seconds:.1f} s\n")
-    print("| anchors | coverage (train) | coverage (val) | val <16 px | val mean best IoU | val mAP@0.5 | train s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| anchors | coverage (train) | coverage (val) | val <16 px | val mean best IoU | val mAP@0.5 | AP per class | "
+          "train s |")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_shared import write_result
