@@ -6,14 +6,13 @@ The graph-side twins (anchors of a feature map, box decoding) are :mod:`keras_re
 
     generation  AnchorParameters, generate_anchors, shift, guess_shapes, anchors_for_shape
     overlap     compute_overlap
-    box_coding  bbox_transform, bbox_transform_inv (mean/std: config.defaults.BOX_CODING_*)
-    matching    compute_gt_annotations, unmatched_annotations
+    box_coding  bbox_transform, bbox_transform_inv, BOX_CODING_MEAN/STD
+    matching    compute_gt_annotations, unmatched_annotations, POSITIVE_OVERLAP/NEGATIVE_OVERLAP
     targets     anchor_targets_bbox
     coverage    how well anchors cover boxes: best IoU per box, shares by class and object size
     optimize    fitting anchor ratios, scales and sizes to a dataset's boxes (scipy's differential evolution)
 """
 
-# generation first: config.anchors_ini, which box_coding reaches through config.defaults, needs AnchorParameters.
 from .generation import (
     DEFAULT_PYRAMID_LEVELS,
     AnchorParameters,

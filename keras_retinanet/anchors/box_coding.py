@@ -6,7 +6,10 @@ with ``aw = ax2 - ax1`` (no ``+ 1``), as in keras-retinanet 1.0.0.
 
 import numpy as np
 
-from ..config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
+# The box coding divides the corner offsets (in anchor widths/heights) by this standard deviation
+# (keras-retinanet 1.0.0's; config.defaults lists them with the other defaults).
+BOX_CODING_MEAN = (0.0, 0.0, 0.0, 0.0)
+BOX_CODING_STD = (0.2, 0.2, 0.2, 0.2)
 
 DEFAULT_BOX_MEAN = np.array(BOX_CODING_MEAN, dtype=np.float64)
 DEFAULT_BOX_STD = np.array(BOX_CODING_STD, dtype=np.float64)

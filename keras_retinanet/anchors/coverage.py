@@ -12,8 +12,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..config.defaults import POSITIVE_OVERLAP
-from .matching import unmatched_annotations
+from .matching import POSITIVE_OVERLAP, unmatched_annotations
 from .overlap import compute_overlap
 
 # Edges of the object-size buckets, in sqrt(area) pixels after resizing: <16, 16-32, ..., >=256.

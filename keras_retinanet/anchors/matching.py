@@ -2,8 +2,12 @@
 
 import numpy as np
 
-from ..config.defaults import NEGATIVE_OVERLAP, POSITIVE_OVERLAP
 from .overlap import _box_columns, _overlaps_with_box
+
+# keras-retinanet 1.0.0's matching: IoU at or above POSITIVE_OVERLAP is a positive, below NEGATIVE_OVERLAP a negative
+# (config.defaults lists them with the other defaults).
+POSITIVE_OVERLAP = 0.5
+NEGATIVE_OVERLAP = 0.4
 
 
 def _best_overlaps(anchor_columns, annotations):

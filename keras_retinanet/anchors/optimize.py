@@ -32,7 +32,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..config.defaults import POSITIVE_OVERLAP
+from .matching import POSITIVE_OVERLAP
 from .generation import AnchorParameters, generate_anchors
 
 # The objective: coverage (share of boxes with best IoU >= 0.5) plus this much of the mean best IoU,

@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from ..config.defaults import NEGATIVE_OVERLAP, POSITIVE_OVERLAP
 from .box_coding import _bbox_transform_into
-from .matching import _best_overlaps, _split_by_overlap
+from .matching import NEGATIVE_OVERLAP, POSITIVE_OVERLAP, _best_overlaps, _split_by_overlap
 from .overlap import _box_columns
 
 

@@ -9,13 +9,12 @@ and so do the configuration dataclasses of :mod:`keras_retinanet.config.schema`.
 IMAGE_MIN_SIDE = 800
 IMAGE_MAX_SIDE = 1333
 
-# The box coding divides the corner offsets (in anchor widths/heights) by this standard deviation.
-BOX_CODING_MEAN = (0.0, 0.0, 0.0, 0.0)
-BOX_CODING_STD = (0.2, 0.2, 0.2, 0.2)
-
-# Anchor matching: IoU at or above POSITIVE_OVERLAP is a positive, below NEGATIVE_OVERLAP a negative.
-POSITIVE_OVERLAP = 0.5
-NEGATIVE_OVERLAP = 0.4
+# The anchors' own defaults are defined where they are used (anchors sits below config) and listed here:
+# the box coding divides the corner offsets (in anchor widths/heights) by BOX_CODING_STD; anchor matching makes an
+# IoU at or above POSITIVE_OVERLAP a positive, below NEGATIVE_OVERLAP a negative; the default anchors are
+# AnchorParameters.default (anchors.generation).
+from ..anchors.box_coding import BOX_CODING_MEAN, BOX_CODING_STD  # noqa: E402,F401
+from ..anchors.matching import NEGATIVE_OVERLAP, POSITIVE_OVERLAP  # noqa: E402,F401
 
 # Numeric precisions a model can run in ('mixed': bfloat16 on CPU/TPU, float16 on GPU; 'auto': a 16-bit path only
 # where the hardware runs it fast and the detections are kept, see inference/auto_precision.py).
