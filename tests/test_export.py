@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import export, models
+from keras_retinanet.atomic_files import replace_folder, temporary_folder_for
 from keras_retinanet.bin import convert_model as convert_command
 
 BACKBONE = "mobilenet128_0.25"
@@ -412,8 +413,8 @@ def test_savedmodel_folder_is_replaced_whole(tmp_path):
     target = tmp_path / "detector"
     target.mkdir()
     (target / "stale.pb").write_text("old")
-    with export._temporary_folder_for(target) as temporary:
+    with temporary_folder_for(target) as temporary:
         open(os.path.join(temporary, "saved_model.pb"), "w").write("new")
-        export._replace_folder(temporary, str(target))
+        replace_folder(temporary, str(target))
     assert sorted(os.listdir(target)) == ["saved_model.pb"]
     assert sorted(os.listdir(tmp_path)) == ["detector"]

@@ -201,7 +201,7 @@ SAVE_LOOP = """
 import os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import keras, numpy as np
-from keras_retinanet.utils.atomic import save_model_atomically
+from keras_retinanet.atomic_files import save_model_atomically
 model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(2048), keras.layers.Dense(64)])
 step = 0
 while True:

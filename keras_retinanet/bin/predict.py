@@ -288,7 +288,7 @@ def write_results(results, output_dir, counts=(), class_names=()):
     """detections.json and detections.csv, one record per detection; counts.csv (see :func:`count_rows`) and
     counts.json (the totals per class, and each image's or frame's counts). Each file is written whole or not at
     all."""
-    from ..checkpoint.atomic import write_bytes_atomically
+    from ..atomic_files import write_bytes_atomically
 
     rows = count_rows(counts, class_names)
     totals = {}

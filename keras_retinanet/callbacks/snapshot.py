@@ -8,7 +8,7 @@ and the state of the learning-rate schedule and early stopping. A resumed run
 
 import keras
 
-from ..checkpoint.atomic import remove_stale_temporaries, save_model_atomically
+from ..atomic_files import remove_stale_temporaries, save_model_atomically
 from ..checkpoint.training_state import write_training_state
 
 # Attributes that make up a Keras callback's state between epochs (reset by on_train_begin).

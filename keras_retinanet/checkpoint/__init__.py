@@ -4,9 +4,6 @@ Every public name below can be imported from the package (``from keras_retinanet
 import load_model_file``); it loads its module on first use. Modules, lowest first:
 
     storage          HDF5 texts and groups, JSON stored beside a model
-    atomic           files and folders written through a temporary name and a rename
-                     (save_model_atomically, remove_stale_temporaries, write_bytes_atomically,
-                     temporary_folder_for, replace_folder)
     weights          HDF5 weights by layer name (read_layer_weights, assign_layer_weights)
     training_state   what a snapshot stores besides the model (write_training_state,
                      read_training_state, read_h5_optimizer_weights)
@@ -21,15 +18,9 @@ Nothing here imports :mod:`keras_retinanet.models`: the loaders take the Backbon
 
 import importlib
 
-# Public name -> the module that defines it. Each is loaded on first use (PEP 562): export
-# imports checkpoint.atomic, and the commands import export, so importing the package must
-# not load TensorFlow (which files, optimizer and the legacy modules need) before it is used.
+# Public name -> the module that defines it. Each is loaded on first use (PEP 562), so that importing
+# the package does not load TensorFlow (which files, optimizer and the legacy modules need) before it is used.
 _PUBLIC = {
-    "remove_stale_temporaries": "atomic",
-    "replace_folder": "atomic",
-    "save_model_atomically": "atomic",
-    "temporary_folder_for": "atomic",
-    "write_bytes_atomically": "atomic",
     "CODE_LAYER_CLASSES": "files",
     "MODEL_EXTENSIONS": "files",
     "UNSAFE_FLAG": "files",

@@ -19,7 +19,7 @@ def write_training_state(filepath: str, state: Dict[str, Any]) -> None:
 
     In a ``.h5`` file it is an attribute of the root group; in a ``.keras`` archive an
     extra member (Keras ignores both). Call it on the temporary file of
-    :func:`keras_retinanet.checkpoint.atomic.save_model_atomically` so that the model and
+    :func:`keras_retinanet.atomic_files.save_model_atomically` so that the model and
     its state appear together.
     """
     text = json.dumps(state, sort_keys=True)

@@ -232,7 +232,7 @@ def write_anchor_config(path, anchor_config: AnchorConfig, comment: Optional[str
     Returns:
         the :class:`AnchorConfig` read from the written file (its ``source`` is ``path``).
     """
-    from ..checkpoint.atomic import write_bytes_atomically  # checkpoint imports config: load it only here
+    from ..atomic_files import write_bytes_atomically
 
     path = os.fspath(path)
     write_bytes_atomically(anchor_config_text(anchor_config, comment).encode("utf-8"), path)

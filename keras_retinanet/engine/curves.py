@@ -4,7 +4,7 @@ import io
 import math
 from typing import Mapping, Optional, Sequence
 
-from ..checkpoint.atomic import write_bytes_atomically
+from ..atomic_files import write_bytes_atomically
 
 # Columns of metrics.csv drawn in the losses panel, in this order, when the run logged them.
 LOSS_COLUMNS = (

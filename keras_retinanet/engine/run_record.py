@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from .. import __version__
-from ..checkpoint.atomic import claim_new_folder, write_bytes_atomically
+from ..atomic_files import claim_new_folder, write_bytes_atomically
 from ..config import RetinaNetConfig
 from ..config.defaults import RUNS_FOLDER
 from ..errors import RetinaNetError

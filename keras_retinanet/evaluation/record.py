@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, NamedTuple, Optional
 
 from .. import __version__
-from ..checkpoint.atomic import claim_new_folder, write_bytes_atomically
+from ..atomic_files import claim_new_folder, write_bytes_atomically
 from ..config import RetinaNetConfig, defaults
 from .report import _safe_file_name, save_per_class_ap_chart
 from .run import run_evaluation

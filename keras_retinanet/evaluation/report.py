@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, TextIO, Tuple
 
 import numpy as np
 
-from ..checkpoint.atomic import write_bytes_atomically
+from ..atomic_files import write_bytes_atomically
 from .average_precision import PrecisionRecall, mean_average_precision
 
 # Class names longer than this are cut in the bar chart, so that the bars keep most of the width.

@@ -32,7 +32,6 @@ Nothing here imports TensorFlow at import time (the commands import this package
 ``--help`` should not wait for TensorFlow); the writers import it when they run.
 """
 
-from ..checkpoint.atomic import replace_folder, temporary_folder_for, write_bytes_atomically
 from .formats import (
     DEFAULT_ONNX_OPSET,
     FORMATS,
@@ -59,11 +58,6 @@ from .writers import (
     save_tflite,
     serving_function,
 )
-
-# The names these writers had here before they moved to checkpoint.atomic.
-_write_bytes_atomically = write_bytes_atomically
-_temporary_folder_for = temporary_folder_for
-_replace_folder = replace_folder
 
 __all__ = [
     "DEFAULT_ONNX_OPSET",

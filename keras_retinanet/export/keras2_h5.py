@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..checkpoint.atomic import write_bytes_atomically
+from ..atomic_files import write_bytes_atomically
 from ..checkpoint.legacy_reader import detect_backbone
 from ..config.defaults import DEFAULTS
 from .formats import ExportError

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Callable, Iterable, Optional
 
-from ..checkpoint.atomic import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
+from ..atomic_files import replace_folder, save_model_atomically, temporary_folder_for, write_bytes_atomically
 from ..config.spec import DetectorSpec
 from . import metadata
 from .float_parts import float_op_names

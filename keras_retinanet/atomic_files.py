@@ -1,4 +1,5 @@
-"""Writing files and folders so that a crash or kill never leaves a half-written one behind.
+"""Writing files and folders so that a crash or kill never leaves a half-written one behind: the package's one writer
+of configuration, records, exports and model snapshots, and of the run folders that hold them (claim_new_folder).
 
 Everything is first written under a hidden temporary name in the destination's folder
 (the same file system, so the final rename is atomic), then renamed into place.
