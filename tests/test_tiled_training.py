@@ -17,9 +17,9 @@ from keras_retinanet.bin import debug as debug_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config import DetectorSpec, RetinaNetConfig
 from keras_retinanet.config.spec import reconcile
+from keras_retinanet.config.tile_settings import TileCropError
 from keras_retinanet.data.cropping import (
     TileCrop,
-    TileCropError,
     crop_annotations,
     crop_image,
     crop_window,

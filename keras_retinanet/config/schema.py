@@ -13,6 +13,7 @@ from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from .anchors_ini import AnchorConfig
 from .defaults import DEFAULTS, PRESETS
+from .tile_settings import check_share, tile_shape
 
 DATASET_TYPES = ("csv", "coco", "pascal", "oid", "kitti", "demo")
 
@@ -157,15 +158,11 @@ class DataConfig:
     tile_object_chance: float = _default("data", "tile_object_chance")
 
     def __post_init__(self):
-        # Checked by the one owner of the crop rules; an int or a JSON list becomes (height, width).
-        from ..data.cropping import TileCrop, check_share
-
+        # The rules data.cropping.TileCrop checks its arguments with; an int or a JSON list becomes (height, width).
         check_share(self.tile_min_visibility, "tile_min_visibility")
         check_share(self.tile_object_chance, "tile_object_chance")
         if self.tile is not None:
-            crop = TileCrop.of(self.tile if isinstance(self.tile, int) else tuple(self.tile),
-                               min_visibility=self.tile_min_visibility, object_chance=self.tile_object_chance)  # fmt: skip
-            object.__setattr__(self, "tile", crop.tile)
+            object.__setattr__(self, "tile", tile_shape(self.tile if isinstance(self.tile, int) else tuple(self.tile)))
 
     @property
     def dataset_type(self) -> Optional[str]:
