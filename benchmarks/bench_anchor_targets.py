@@ -1,4 +1,4 @@
-"""Anchor target assignment: the current ``utils.anchors`` against the first (broadcast) implementation.
+"""Anchor target assignment: the current ``keras_retinanet.anchors`` against the first (broadcast) implementation.
 
 For each case (an image size with its P3-P7 anchors, and a number of random boxes) it times, on one
 CPU core, ``compute_overlap(anchors, boxes)`` and ``anchor_targets_bbox`` for one image, with the old
@@ -25,7 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
-from keras_retinanet.utils import anchors as current  # noqa: E402
+from keras_retinanet import anchors as current  # noqa: E402
 
 
 # --- baseline: the broadcast implementation this file measures the current one against -----------

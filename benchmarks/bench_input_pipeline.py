@@ -3,7 +3,7 @@
 Measures images per second of
   * each stage of ``Generator.compute_input_output`` (load, visual effect, transform, resize+preprocess, targets),
   * the generator called batch by batch (``generator[i]``),
-  * ``preprocessing.pipeline.make_dataset`` (tf.data, parallel map + prefetch),
+  * ``data.pipeline.make_dataset`` (tf.data, parallel map + prefetch),
   * optionally (``--model-steps N``) the training step of a ResNet50 RetinaNet on the same batches,
 and writes them as JSON (default ``benchmarks/results/input_pipeline.json``, bench_shared.write_result).
 
@@ -75,8 +75,8 @@ def main(argv=None):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
     from keras_retinanet.data.pipeline import make_dataset
-    from keras_retinanet.utils.image import random_visual_effect_generator
-    from keras_retinanet.utils.transform import random_transform_generator
+    from keras_retinanet.data.visual_effects import random_visual_effect_generator
+    from keras_retinanet.data.affine import random_transform_generator
 
     results = {"core": core, "images": args.images, "image_size": args.image_size, "boxes_per_image": args.boxes,
                "image_min_side": args.image_min_side, "image_max_side": args.image_max_side, "batch_size": args.batch_size}

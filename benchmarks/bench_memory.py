@@ -2,7 +2,7 @@
 
 Builds an inference model (random weights; memory does not depend on them), runs
 ``--warmup`` predictions, then ``--predictions`` more through the same path the commands
-use (``utils.inference.detect_image`` -> ``model.predict_on_batch``), each on an image of
+use (``inference.single_image.detect_image`` -> ``model.predict_on_batch``), each on an image of
 a new random size. Resident memory (VmRSS) is sampled along the way; the growth from the
 end of warm-up to the end is the figure of merit (target: under 5%).
 
@@ -64,7 +64,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_retinanet import models
-    from keras_retinanet.utils.inference import detect_image
+    from keras_retinanet.inference.single_image import detect_image
 
     keras.utils.set_random_seed(args.seed)
     backbone = models.backbone(args.backbone)

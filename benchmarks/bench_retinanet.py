@@ -106,7 +106,7 @@ def case_inference(args):
     import tensorflow as tf
 
     from keras_retinanet import models
-    from keras_retinanet.utils.image import resize_image
+    from keras_retinanet.data.input_transform import resize_image
     from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting
 
     keras.utils.set_random_seed(0)
@@ -180,7 +180,7 @@ def case_train(args):
     import numpy as np
 
     from keras_retinanet import losses, models
-    from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
+    from keras_retinanet.anchors import anchor_targets_bbox, anchors_for_shape
     from bench_shared import benchmark_image, median_seconds
 
     keras.utils.set_random_seed(0)

@@ -38,7 +38,7 @@ def _model(size):
     from bench_shared import benchmark_image, plain_setting
     from keras_retinanet import models
     from keras_retinanet.config.spec import DetectorSpec
-    from keras_retinanet.utils.image import resize_image
+    from keras_retinanet.data.input_transform import resize_image
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
@@ -80,7 +80,7 @@ def case_runtimes(args):
     inference_model, image, network_input, count = _model(size)
     from bench_shared import benchmark_image
     from keras_retinanet import models
-    from keras_retinanet.utils.image import resize_image
+    from keras_retinanet.data.input_transform import resize_image
 
     # int8 calibration: other images than the timed one (seed 0)
     calibration_images = [benchmark_image(size["shape"], seed=seed).astype(np.uint8) for seed in (1, 2, 3, 4)]

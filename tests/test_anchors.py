@@ -1,11 +1,11 @@
-"""utils.anchors against values worked out by hand from keras-retinanet's formulas."""
+"""keras_retinanet.anchors against values worked out by hand from keras-retinanet's formulas."""
 
 import math
 
 import numpy as np
 import pytest
 
-from keras_retinanet.utils import anchors as ua
+from keras_retinanet import anchors as ua
 
 RATIOS = [0.5, 1.0, 2.0]
 SCALES = [2 ** 0, 2 ** (1.0 / 3.0), 2 ** (2.0 / 3.0)]

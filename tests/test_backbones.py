@@ -27,7 +27,7 @@ from keras_retinanet.models.densenet import DenseNetBackbone
 from keras_retinanet.models.effnet import EfficientNetBackbone
 from keras_retinanet.models.mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbone
 from keras_retinanet.models.vgg import VGGBackbone
-from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
+from keras_retinanet.anchors import anchor_targets_bbox, anchors_for_shape
 from keras_retinanet.utils.model import freeze
 
 NARROW = {"pyramid_feature_size": 32, "classification_feature_size": 16, "regression_feature_size": 16}

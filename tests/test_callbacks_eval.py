@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras_retinanet.callbacks import RedirectModel
 from keras_retinanet.callbacks.coco import CocoEval
 from keras_retinanet.callbacks.eval import Evaluate
-from keras_retinanet.utils.coco_eval import COCO_STAT_NAMES
+from keras_retinanet.evaluation import COCO_STAT_NAMES
 from test_eval import A, B, C, HAND_DETECTIONS, InjectedModel, ToyDataset, blank
 
 # The hand-worked image of test_eval plus one 'square' annotation that the 0.95 square detection finds exactly:

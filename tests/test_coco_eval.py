@@ -1,4 +1,4 @@
-"""COCO evaluation (keras_retinanet.utils.coco_eval) equals pycocotools' COCOeval run directly on the same JSON."""
+"""COCO evaluation (keras_retinanet.evaluation.coco) equals pycocotools' COCOeval run directly on the same JSON."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from keras_retinanet.utils.coco_eval import COCO_STAT_NAMES, coco_ground_truth_dataset, evaluate_coco
+from keras_retinanet.evaluation import COCO_STAT_NAMES, coco_ground_truth_dataset, evaluate_coco
 from test_eval import InjectedModel, ToyDataset, blank
 
 # Two images. Ground truth (x1, y1, x2, y2, label):

@@ -1,10 +1,10 @@
-"""utils.config: the .ini format of keras-retinanet and its errors."""
+"""keras-retinanet's utils.config, from keras_retinanet.config.anchors_ini: the .ini format of keras-retinanet and its errors."""
 
 import numpy as np
 import pytest
 
 from keras_retinanet.errors import DatasetError
-from keras_retinanet.utils.config import parse_anchor_parameters, parse_pyramid_levels, read_config_file
+from keras_retinanet.config.anchors_ini import parse_anchor_parameters, parse_pyramid_levels, read_config_file
 
 GOOD = """
 [anchor_parameters]

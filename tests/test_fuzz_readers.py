@@ -23,7 +23,7 @@ from keras_retinanet.errors import DatasetError
 from keras_retinanet.preprocessing.coco import CocoGenerator
 from keras_retinanet.preprocessing.csv_generator import CSVGenerator, read_classes_file
 from keras_retinanet.preprocessing.pascal_voc import PascalVocGenerator
-from keras_retinanet.utils.config import parse_anchor_parameters, parse_pyramid_levels, read_config_file
+from keras_retinanet.config.anchors_ini import parse_anchor_parameters, parse_pyramid_levels, read_config_file
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

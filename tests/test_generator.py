@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from keras_retinanet.preprocessing.generator import Generator
-from keras_retinanet.utils.image import TransformParameters, VisualEffect, adjust_transform_for_image
-from keras_retinanet.utils.transform import random_transform_generator
+from keras_retinanet.data.affine import random_transform_generator
+from keras_retinanet.data.augmentation import TransformParameters, adjust_transform_for_image
+from keras_retinanet.data.visual_effects import VisualEffect
 
 
 class ShapesDataset(Generator):
@@ -201,7 +202,7 @@ def test_visual_effects_change_pixels_not_boxes():
 
 
 def test_config_anchor_parameters_and_levels(tmp_path):
-    from keras_retinanet.utils.config import read_config_file
+    from keras_retinanet.config.anchors_ini import read_config_file
 
     path = tmp_path / "c.ini"
     path.write_text("[anchor_parameters]\nsizes = 16 32\nstrides = 8 16\nratios = 1\nscales = 1 2\n"

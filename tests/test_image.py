@@ -1,20 +1,14 @@
-"""utils.image: reading any image as uint8 BGR, preprocessing, warping and visual effects."""
+"""keras-retinanet's utils.image, from keras_retinanet.data: reading any image as uint8 BGR, preprocessing, warping and visual effects."""
 
 import cv2
 import numpy as np
 import pytest
 
 from keras_retinanet.errors import DatasetError
-from keras_retinanet.utils.image import (
-    TransformParameters,
-    VisualEffect,
-    apply_transform,
-    compute_resize_scale,
-    preprocess_image,
-    random_visual_effect_generator,
-    read_image_bgr,
-    resize_image,
-)
+from keras_retinanet.data.augmentation import TransformParameters, apply_transform
+from keras_retinanet.data.image_io import read_image_bgr
+from keras_retinanet.data.input_transform import compute_resize_scale, preprocess_image, resize_image
+from keras_retinanet.data.visual_effects import VisualEffect, random_visual_effect_generator
 
 
 def _colour_image():

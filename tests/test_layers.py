@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import initializers, layers, models
-from keras_retinanet.utils import anchors as ua
+from keras_retinanet import anchors as ua
 
 
 def test_anchors_layer_equals_anchors_for_shape():

@@ -20,7 +20,9 @@ import tensorflow as tf
 from keras_retinanet import models
 from keras_retinanet.bin import convert_model
 from keras_retinanet.errors import ModelFileError
-from keras_retinanet.utils import legacy
+from keras_retinanet.checkpoint.legacy_builder import model_layer_names_of_stored
+from keras_retinanet.checkpoint.legacy_reader import backbone_matches, detect_backbone, read_legacy_file
+from keras_retinanet.checkpoint.storage import decode_texts
 
 LAYOUT = json.loads((Path(__file__).parent / "data" / "fizyr_resnet50_train_h5_layout.json").read_text())
 FULL = {"num_classes": 80, "num_anchors": 9, "pyramid": 256, "classification": 256, "regression": 256}
@@ -203,7 +205,7 @@ def test_layout_helper_reproduces_the_real_snapshot_at_full_size():
 
 def test_training_snapshot_loads_weight_by_weight(small_snapshot, tmp_path):
     path, values = small_snapshot
-    info = legacy.read_legacy_file(path)
+    info = read_legacy_file(path)
     assert (info.backbone_name, info.num_classes, info.num_anchors) == ("resnet50", 3, 9)
     assert info.pyramid_levels == [3, 4, 5, 6, 7]
     assert (info.pyramid_feature_size, info.classification_feature_size, info.regression_feature_size) == (32, 16, 16)
@@ -245,7 +247,7 @@ def test_keras_resnet_010_conv1_padding_is_rebuilt(tmp_path):
     names, weights = legacy_layout(SMALL, legacy_padding=True)
     values = random_weights(weights, seed=3)
     write_keras2_h5(path, names, values, keras_version="2.1.3")
-    info = legacy.read_legacy_file(path)
+    info = read_legacy_file(path)
     assert info.legacy_padding
 
     model = models.load_model(str(path), backbone_name="resnet50", compile=False)
@@ -310,19 +312,19 @@ def test_inference_model_options_and_anchors_are_read_back(tmp_path):
 
 def test_backbone_is_told_from_layer_names():
     base = ["res2a_branch2a", "res4b_branch2a"]
-    assert legacy.detect_backbone(base + ["res4f_branch2a"]) == "resnet50"
-    assert legacy.detect_backbone(base + ["res4b22_branch2a"]) == "resnet101"
-    assert legacy.detect_backbone(base + ["res4b22_branch2a", "res4b35_branch2a"]) == "resnet152"
-    assert legacy.detect_backbone(["block5_conv3"]) == "vgg16"
-    assert legacy.detect_backbone(["block5_conv3", "block5_conv4"]) == "vgg19"
-    assert legacy.detect_backbone(["conv5_block1_concat", "conv4_block24_concat"]) == "densenet121"
-    assert legacy.detect_backbone(["conv5_block1_concat", "conv4_block48_concat"]) == "densenet201"
-    assert legacy.detect_backbone(["conv_pw_13"], {"conv1": [("conv1/kernel:0", np.zeros((3, 3, 3, 16)))]}) == "mobilenet_0.5"
-    assert legacy.detect_backbone(["dense_1"]) is None
-    assert legacy.backbone_matches("mobilenet_0.5", "mobilenet224_0.5")
-    assert not legacy.backbone_matches("mobilenet_0.5", "mobilenet224_1.0")
-    assert legacy.backbone_matches("resnet101", "resnet101")
-    assert not legacy.backbone_matches("resnet50", "resnet101")
+    assert detect_backbone(base + ["res4f_branch2a"]) == "resnet50"
+    assert detect_backbone(base + ["res4b22_branch2a"]) == "resnet101"
+    assert detect_backbone(base + ["res4b22_branch2a", "res4b35_branch2a"]) == "resnet152"
+    assert detect_backbone(["block5_conv3"]) == "vgg16"
+    assert detect_backbone(["block5_conv3", "block5_conv4"]) == "vgg19"
+    assert detect_backbone(["conv5_block1_concat", "conv4_block24_concat"]) == "densenet121"
+    assert detect_backbone(["conv5_block1_concat", "conv4_block48_concat"]) == "densenet201"
+    assert detect_backbone(["conv_pw_13"], {"conv1": [("conv1/kernel:0", np.zeros((3, 3, 3, 16)))]}) == "mobilenet_0.5"
+    assert detect_backbone(["dense_1"]) is None
+    assert backbone_matches("mobilenet_0.5", "mobilenet224_0.5")
+    assert not backbone_matches("mobilenet_0.5", "mobilenet224_1.0")
+    assert backbone_matches("resnet101", "resnet101")
+    assert not backbone_matches("resnet50", "resnet101")
 
 
 def test_backbone_mismatch_is_refused(small_snapshot):
@@ -497,10 +499,10 @@ def test_application_backbone_snapshot_loads_weight_by_weight(backbone_name, det
     write_keras2_h5(path, names, values, extra_configs=configs)
     if backbone_name == "densenet121":
         with h5py.File(path, "r") as handle:  # Keras 2's slash names are nested HDF5 groups
-            assert legacy._texts(handle["model_weights/conv1/conv"].attrs["weight_names"])[0] == "conv1/conv/kernel:0"
+            assert decode_texts(handle["model_weights/conv1/conv"].attrs["weight_names"])[0] == "conv1/conv/kernel:0"
             assert "conv1_conv" not in handle["model_weights"]
 
-    info = legacy.read_legacy_file(path)
+    info = read_legacy_file(path)
     assert info.backbone_name == detected
     assert (info.num_classes, info.num_anchors, info.pyramid_levels) == (2, 9, [3, 4, 5, 6, 7])
     assert (info.pyramid_feature_size, info.classification_feature_size, info.regression_feature_size) == (32, 16, 16)
@@ -539,7 +541,7 @@ def test_application_inference_model_loads_with_its_options(tmp_path):
     path = tmp_path / "mobilenet_inference.h5"
     write_keras2_h5(path, names + extra_names, values, extra_configs=dict(configs, **extra_configs))
 
-    info = legacy.read_legacy_file(path)
+    info = read_legacy_file(path)
     assert info.is_inference and info.backbone_name == "mobilenet_0.5"
     assert (info.num_classes, info.num_anchors) == (3, 6)
     model = models.load_model(str(path), backbone_name="mobilenet160_0.5")
@@ -566,7 +568,7 @@ def test_keras22_mobilenet_conv1_pad_warns_and_matches_on_even_sizes(tmp_path):
     configs["conv1_pad"] = {"class_name": "ZeroPadding2D", "config": {"padding": [[0, 1], [0, 1]]}}
     path = tmp_path / "mobilenet_keras22.h5"
     write_keras2_h5(path, names, values, extra_configs=configs, keras_version="2.2.4")
-    assert legacy.read_legacy_file(path).mobilenet_conv1_pad
+    assert read_legacy_file(path).mobilenet_conv1_pad
     with pytest.warns(UserWarning, match="conv1_pad"):
         model = models.load_model(str(path), backbone_name="mobilenet128_0.25", compile=False)
     conv1 = keras.Model(model.inputs, model.get_layer("conv1").output)
@@ -592,11 +594,11 @@ def test_stored_names_translate_only_when_not_already_model_names():
     x = keras.layers.Dense(2, name="C3_reduced")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2, name="conv1_conv")(x))
     densenet = models.backbone("densenet121")
-    assert legacy.model_layer_names_of_stored(model, ["conv1/conv", "C3_reduced"], densenet) == {
+    assert model_layer_names_of_stored(model, ["conv1/conv", "C3_reduced"], densenet) == {
         "conv1/conv": "conv1_conv",
         "C3_reduced": "C3_reduced",
     }
     # MobileNetV3's translation lower-cases; names the model has are left alone.
     mobilenetv3 = models.backbone("mobilenetv3small")
-    assert legacy.model_layer_names_of_stored(model, ["C3_reduced"], mobilenetv3) == {"C3_reduced": "C3_reduced"}
-    assert legacy.model_layer_names_of_stored(model, ["conv1/conv"], None) == {"conv1/conv": "conv1/conv"}
+    assert model_layer_names_of_stored(model, ["C3_reduced"], mobilenetv3) == {"C3_reduced": "C3_reduced"}
+    assert model_layer_names_of_stored(model, ["conv1/conv"], None) == {"conv1/conv": "conv1/conv"}

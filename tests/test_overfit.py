@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_retinanet import losses, models
 from keras_retinanet.models.retinanet import retinanet
-from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape, compute_overlap
+from keras_retinanet.anchors import anchor_targets_bbox, anchors_for_shape, compute_overlap
 
 SIZE = 128
 # (x1, y1, x2, y2, class): boxes sized like the P3/P4 anchors so that each has positive anchors

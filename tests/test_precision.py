@@ -1,4 +1,4 @@
-"""utils.precision: mixed bfloat16 models keep float32 weights, logits and outputs, and agree with float32."""
+"""models.precision: mixed bfloat16 models keep float32 weights, logits and outputs, and agree with float32."""
 
 import keras
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 
 from keras_retinanet import losses, models
 from keras_retinanet.models.retinanet import FLOAT32_LAYER_NAMES
-from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape
-from keras_retinanet.utils.precision import policy_name, set_precision, with_precision
+from keras_retinanet.anchors import anchor_targets_bbox, anchors_for_shape
+from keras_retinanet.models.precision import policy_name, set_precision, with_precision
 
 TINY = {"pyramid_feature_size": 32, "classification_feature_size": 16, "regression_feature_size": 16}
 

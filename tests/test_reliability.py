@@ -23,8 +23,8 @@ from keras_retinanet import models
 from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.errors import DatasetError, ModelFileError
-from keras_retinanet.utils.image import read_image_bgr
-from keras_retinanet.utils.model_files import read_h5_optimizer_weights, read_training_state
+from keras_retinanet.checkpoint import read_h5_optimizer_weights, read_training_state
+from keras_retinanet.data.image_io import read_image_bgr
 
 BACKBONE = "mobilenet128_0.25"
 TRAIN_ARGS = [

@@ -1,11 +1,10 @@
-"""utils.transform: matrices worked out by hand, and boxes that follow the transformed objects."""
+"""keras-retinanet's utils.transform, from keras_retinanet.data.affine: matrices worked out by hand, and boxes that follow the transformed objects."""
 
 import cv2
 import numpy as np
 import pytest
 
-from keras_retinanet.utils.image import TransformParameters, adjust_transform_for_image, apply_transform
-from keras_retinanet.utils.transform import (
+from keras_retinanet.data.affine import (
     change_transform_origin,
     colvec,
     random_flip,
@@ -17,6 +16,7 @@ from keras_retinanet.utils.transform import (
     transform_aabb,
     translation,
 )
+from keras_retinanet.data.augmentation import TransformParameters, adjust_transform_for_image, apply_transform
 
 
 def test_colvec():

@@ -1,20 +1,11 @@
-"""Pascal-VOC evaluation, keras-retinanet's ``utils.eval``: re-exported from :mod:`keras_retinanet.evaluation`."""
+"""keras-retinanet's ``utils.eval``: Pascal-VOC evaluation, from :mod:`keras_retinanet.evaluation`.
 
-from ..evaluation.average_precision import (  # noqa: F401
-    PrecisionRecall,
-    _compute_ap,
-    evaluate_class,
-    evaluate_detections,
-    match_detections,
-    mean_average_precision,
-)
-from ..evaluation.detections import (  # noqa: F401
-    _get_annotations,
-    _get_detections,
-    _model_outputs,
-    _progbar,
-    _select_detections,
-    predict_image,
-)
-from ..evaluation.report import _safe_file_name, print_evaluation, save_precision_recall_plots  # noqa: F401
-from ..evaluation.voc import evaluate  # noqa: F401
+``_compute_ap``, ``_get_detections`` and ``_get_annotations`` keep keras-retinanet's leading underscore: scripts
+written for keras-retinanet imported them from here.
+"""
+
+from ..evaluation.average_precision import _compute_ap  # noqa: F401 (keras-retinanet's name)
+from ..evaluation.detections import _get_annotations, _get_detections  # noqa: F401 (keras-retinanet's names)
+from ..evaluation.voc import evaluate
+
+__all__ = ["evaluate"]
