@@ -149,7 +149,7 @@ def train(strategy, args, out):
 
     from keras_retinanet import distribute, models
     from keras_retinanet.callbacks.snapshot import Snapshot
-    from keras_retinanet.preprocessing.pipeline import make_dataset
+    from keras_retinanet.data.pipeline import make_dataset
 
     description = distribute.describe_strategy(strategy)
     print(description, flush=True)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_retinanet.datasets import CLASSES, make_demo_dataset
+from keras_retinanet.preprocessing.demo import CLASSES, make_demo_dataset
 from keras_retinanet.preprocessing.coco import CocoGenerator
 from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 

@@ -1,11 +1,11 @@
-"""preprocessing.pipeline: the tf.data input pipeline gives the generator's batches, and model.fit takes it."""
+"""data.pipeline: the tf.data input pipeline gives the generator's batches, and model.fit takes it."""
 
 
 import keras
 import numpy as np
 import pytest
 
-from keras_retinanet.preprocessing.pipeline import make_dataset
+from keras_retinanet.data.pipeline import make_dataset
 from square_images import SquareImages
 
 

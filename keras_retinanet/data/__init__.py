@@ -1,4 +1,7 @@
-"""Data: from image files and annotations to batches of network inputs and targets.
+"""Data: from image files and annotations to batches of network inputs and targets, for any dataset format.
+
+The formats' readers, the reader of a configured dataset and the demo dataset are :mod:`keras_retinanet.preprocessing`,
+one floor up.
 
 Modules, each with one job:
 
@@ -11,6 +14,5 @@ Modules, each with one job:
 * ``targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
 * ``seeding``: random states keyed by (seed, position), so a batch does not depend on what ran before it.
 * ``pipeline``: ``make_dataset``, a generator as a parallel, prefetching, resumable ``tf.data.Dataset``.
-* ``build``: the reader of a configured dataset and subset.
 * ``diagnostics``: which annotations no anchor can learn.
 """

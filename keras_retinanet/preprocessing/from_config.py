@@ -1,56 +1,23 @@
-"""Datasets from the configuration: the reader of a :class:`DatasetConfig` for a subset, and the demo data."""
+"""Readers from the configuration: the reader of a :class:`DatasetConfig` for a subset, sized for a backbone."""
 
-import json
-import logging
-import os
 from typing import Optional
 
 from ..config import DatasetConfig, RetinaNetConfig
-from ..config.defaults import DATASET_SETS, DEMO_DATASET
-from ..datasets.demo import make_demo_dataset
-from ..preprocessing.coco import CocoGenerator
-from ..preprocessing.csv_generator import CSVGenerator
-from ..preprocessing.kitti import KittiGenerator
-from ..preprocessing.open_images import OpenImagesGenerator
-from ..preprocessing.pascal_voc import PascalVocGenerator
+from ..config.defaults import DATASET_SETS
+from .coco import CocoGenerator
+from .csv_generator import CSVGenerator
+from .demo import ensure_demo_dataset
+from .kitti import KittiGenerator
+from .open_images import OpenImagesGenerator
+from .pascal_voc import PascalVocGenerator
 
 SUBSETS = ("train", "val", "eval")
-
-logger = logging.getLogger(__name__)
 
 
 def set_name(dataset: DatasetConfig, subset: str) -> str:
     """The set a subset reads: the one the configuration names, else the format's default (DATASET_SETS)."""
     named = {"train": dataset.train_set, "val": dataset.val_set, "eval": dataset.eval_set}[subset]
     return named or DATASET_SETS[dataset.type][subset]
-
-
-def demo_data_dir(dataset: DatasetConfig) -> str:
-    """Folder of the demo dataset: the configured one, else ``$XDG_CACHE_HOME/keras_retinanet/demo``."""
-    if dataset.path:
-        return dataset.path
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
-    return os.path.join(cache, "keras_retinanet", "demo")
-
-
-def ensure_demo_dataset(dataset: DatasetConfig) -> dict:
-    """Generate the demo dataset unless its folder already holds it; returns its CSV paths by split.
-
-    A marker written after the last file says the folder is complete and with which
-    settings, so an interrupted generation is redone rather than trusted.
-    """
-    folder = demo_data_dir(dataset)
-    marker = os.path.join(folder, "COMPLETE.json")
-    settings = json.dumps(DEMO_DATASET, sort_keys=True)
-    if os.path.isfile(marker):
-        with open(marker, encoding="utf8") as handle:
-            if handle.read() == settings:
-                return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
-    logger.info(f"Generating the demo dataset in {folder} ...")
-    written = make_demo_dataset(folder, **DEMO_DATASET)
-    with open(marker, "w", encoding="utf8") as handle:
-        handle.write(settings)
-    return {"train": written.train_csv, "val": written.val_csv, "classes": written.classes_csv}
 
 
 def create_generator(dataset: DatasetConfig, subset: str, **kwargs):

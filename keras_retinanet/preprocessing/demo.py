@@ -16,16 +16,25 @@ Written layout (one copy of the images, two annotation formats)::
         classes.csv  train.csv  val.csv                  # CSVGenerator
         annotations/instances_train.json, instances_val.json   # CocoGenerator(output_dir, 'train')
         images/train/000000.jpg ...  images/val/...
+
+``retinanet-train demo`` reads it through :func:`ensure_demo_dataset`, which writes it once (config.defaults'
+DEMO_DATASET settings) into the configured folder or the user's cache.
 """
 
 import csv
 import dataclasses
 import io
 import json
+import logging
 import os
 
 import cv2
 import numpy as np
+
+from ..config import DatasetConfig
+from ..config.defaults import DEMO_DATASET
+
+logger = logging.getLogger(__name__)
 
 CLASSES = ("rectangle", "ellipse", "triangle", "cross")
 SPLITS = {"train": 0, "val": 1}
@@ -281,3 +290,31 @@ def make_demo_dataset(
         train_images=train_images,
         val_images=val_images,
     )
+
+
+def demo_data_dir(dataset: DatasetConfig) -> str:
+    """Folder of the demo dataset: the configured one, else ``$XDG_CACHE_HOME/keras_retinanet/demo``."""
+    if dataset.path:
+        return dataset.path
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    return os.path.join(cache, "keras_retinanet", "demo")
+
+
+def ensure_demo_dataset(dataset: DatasetConfig) -> dict:
+    """Generate the demo dataset unless its folder already holds it; returns its CSV paths by split.
+
+    A marker written after the last file says the folder is complete and with which
+    settings, so an interrupted generation is redone rather than trusted.
+    """
+    folder = demo_data_dir(dataset)
+    marker = os.path.join(folder, "COMPLETE.json")
+    settings = json.dumps(DEMO_DATASET, sort_keys=True)
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf8") as handle:
+            if handle.read() == settings:
+                return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
+    logger.info(f"Generating the demo dataset in {folder} ...")
+    written = make_demo_dataset(folder, **DEMO_DATASET)
+    with open(marker, "w", encoding="utf8") as handle:
+        handle.write(settings)
+    return {"train": written.train_csv, "val": written.val_csv, "classes": written.classes_csv}
