@@ -199,12 +199,37 @@ def build_config(args):
     return args.config
 
 
-def create_generator(args, subset, **kwargs):
-    """The reader of the command's dataset for a subset ('train', 'val' or 'eval'); see ``data.build``."""
-    # Imported here, not at the top: it loads TensorFlow, which --help and argument errors should not wait for.
-    from ..data.build import create_generator as create
+def read_class_names(path):
+    """The class names of a keras-retinanet classes CSV in label order (label i is names[i])."""
+    from ..preprocessing.csv_generator import read_classes_file
 
-    return create(args.config.data.dataset, subset, **kwargs)
+    by_label = {label: name for name, label in read_classes_file(path).items()}
+    return [by_label.get(label, str(label)) for label in range(max(by_label, default=-1) + 1)]
+
+
+def open_detector(located, config, *, convert=None, unsafe_load=False, class_names=None, class_source="--classes"):
+    """The Detector of a command's model, through :func:`keras_retinanet.inference.open_model`, and the
+    configuration reconciled with its spec; what the settings overrode is said on stderr ('note: ...').
+
+    Args:
+        located: what :func:`keras_retinanet.hub.locate` gave for the model argument (before TensorFlow loaded).
+        config: the command's configuration (``evaluation.precision`` gives the precision).
+        convert: True (--convert-model) requires a training model; None converts one by itself.
+        unsafe_load: allow Lambda layers.
+        class_names, class_source: names from --classes in label order, and how to call them in messages.
+
+    Returns:
+        (Detector, reconciled RetinaNetConfig).
+    """
+    from ..inference import detector_of, open_model
+
+    opened = open_model(
+        located, config, class_names=class_names, class_source=class_source, convert=convert,
+        safe_mode=not unsafe_load, precision=config.evaluation.precision,
+    )  # fmt: skip
+    for note in opened.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return detector_of(opened), opened.config
 
 
 def check_file(path, what, folder=False):

@@ -9,6 +9,7 @@ descriptor pointed at a temporary file and passes on every captured line that is
 """
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -82,17 +83,20 @@ def assume_frozen_weights() -> None:
 
 
 def inference_command(main):
-    """The console entry point of an inference command: ``main`` in a process of its own, which only runs models.
+    """Mark ``main`` as an inference command's entry point: run as the process's command (no ``args``: the
+    installed script, the checkout's ``bin/retinanet-*`` and ``python -m`` alike), its process only runs models,
+    and lets oneDNN keep the convolution weights it has reordered (:func:`assume_frozen_weights`).
 
-    Such a process lets oneDNN keep the convolution weights it has reordered (:func:`assume_frozen_weights`);
-    ``main`` called from a program that also trains leaves TensorFlow as it is.
+    ``main(args)`` called from a program (which may also train) leaves TensorFlow as it is.
     """
 
-    def console_main(args=None):
-        assume_frozen_weights()
+    @functools.wraps(main)
+    def command(args=None):
+        if args is None:
+            assume_frozen_weights()
         return main(args)
 
-    return console_main
+    return command
 
 
 def setup_logging(verbose: bool = False) -> logging.Handler:
@@ -182,9 +186,9 @@ def filtered_stderr() -> Iterator[None]:
 def import_tensorflow(verbose: bool = False) -> None:
     """Import TensorFlow and Keras and look up the devices (where CUDA reports itself), without the start-up notices.
 
-    Called by the commands once their arguments and files are checked; with ``verbose`` everything shows.
+    Called by the commands once their arguments and files are checked, after ``common.start`` told TensorFlow to
+    keep quiet (:func:`quiet_tensorflow`, the one place that does); with ``verbose`` everything shows.
     """
-    quiet_tensorflow(verbose)
     with contextlib.nullcontext() if verbose else filtered_stderr():
         import keras
         import tensorflow as tf

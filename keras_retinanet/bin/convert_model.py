@@ -110,103 +110,49 @@ def parse_args(args):
 
 
 def convert(args):
-    """Load ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model.
+    """Open ``args.model_in``, convert it and export it to ``args.model_out``; returns the inference model.
 
-    The file's spec, if it has one, fills the settings the command line left out (``args.config`` is
-    replaced by the reconciled configuration); a contradicting --backbone or --config is a ModelError.
-    A preset is fetched first (before TensorFlow loads), and its spec describes its keras-retinanet file.
+    The model is opened through :func:`keras_retinanet.inference.open_model`, as every command opens one: the
+    file's spec, if it has one, fills the settings the command line left out (``args.config`` is replaced by the
+    reconciled configuration) and a contradicting --backbone or --config is a ModelError; a preset is fetched
+    first (before TensorFlow loads) and its spec describes its keras-retinanet file. An inference model keeps its
+    filter: one of this package refuses other filter flags, keras-retinanet's ignore them, as before.
     """
-    path, preset = hub.resolve_model(args.model_in, hint="or pass the local path of the model file instead")
+    located = hub.locate(args.model_in, hint="or pass the local path of the model file instead")
     common.import_tensorflow(getattr(args, "verbose", False))
-    from .. import models
-    from ..checkpoint.files import read_spec
-    from ..config.spec import reconcile
-    from ..inference.loading import with_preset_spec
-    from ..models.retinanet import output_names
+    from ..inference import open_model
+    from ..inference.exported import is_exported
 
-    spec = read_spec(path)
-    preset = preset if spec is None else None  # a file's own spec wins
-    spec = spec if spec is not None else preset
-    if spec is not None:
-        args.config, notes = reconcile(args.config, spec, args.model_in)
-        for note in notes:
-            logger.info(note)
-    config = args.config
+    if is_exported(located.path):
+        raise export.ExportError(
+            f"{args.model_in} is already an exported model; convert the .keras or .h5 model file it came from"
+        )
+    opened = open_model(located, args.config, safe_mode=not args.unsafe_load, keep_filter=True)
+    for note in opened.notes:
+        logger.info(note)
+    args.config = opened.config
+    if not opened.converted:
+        # Converted models keep the NMS and anchor settings stored in them.
+        logger.info(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
     # Calibration reads the dataset at the reconciled image sides: those the model was trained at.
     representative = _representative_images(args) if args.quantize == "int8" else None
-
-    model = models.load_model(path, backbone_name=config.model.backbone, compile=False, safe_mode=not args.unsafe_load)
-    if preset is not None:
-        model = with_preset_spec(model, preset, config, args.model_in)
-        spec = models.spec_of(model)
-    already_inference = spec is not None and "regression" not in output_names(model)
-    if already_inference or _is_keras_retinanet_inference_model(path, model):
-        # Converted models keep the NMS and anchor settings stored in them.
-        _refuse_filter_flags(args, spec)
-        logger.info(f"{args.model_in} is already an inference model; its own NMS and anchor settings are kept")
-        _export(model, args, export_format=args.export_format, representative=representative)
-        return model
-    inference = models.convert_model(model, **config.model.filter_options())
-    _export(inference, args, export_format=args.export_format, representative=representative)
-    return inference
+    _export(opened, args, export_format=args.export_format, representative=representative)
+    return opened.model
 
 
-def _refuse_filter_flags(args, spec):
-    """An inference model of this package cannot take other filter settings: a flag that asks for them is an error."""
-    if spec is None or not spec.is_inference:
-        return  # keras-retinanet's inference files: the flags are ignored, as before
-    config = args.config
-    given = [key for key in spec.filter if config.given(f"model.{key}") and getattr(config.model, key) != spec.filter[key]]
-    if given:
-        flags = ", ".join("--" + key.replace("_", "-") for key in given)
-        raise export.ExportError(
-            f"{args.model_in} is already an inference model with its own filter settings; {flags} cannot change "
-            "them: convert the training snapshot instead"
-        )
-
-
-def _export(model, args, export_format, representative):
+def _export(opened, args, export_format, representative):
+    """Write the opened model; an export carries its spec, with the image sides the command uses (a --raw-input
+    graph resizes to them; keras-retinanet's files get theirs from the command line, classes named '0', '1', ...)."""
     export.export_model(
-        model,
+        opened.model,
         args.model_out,
         export_format,
         quantize=args.quantize,
         representative_images=representative,
         opset=args.opset,
         raw_input=args.raw_input,
-        spec=_export_spec(model, args.config) if export_format not in ("keras", "h5", "h5-keras2") else None,
+        spec=opened.spec if export_format not in ("keras", "h5", "h5-keras2") else None,
     )
-
-
-def _export_spec(model, config):
-    """The spec stored in an export, with the image sides the command uses (a --raw-input graph resizes to them).
-
-    A model without a spec (keras-retinanet's files) gets one from the command line: its backbone's
-    preprocessing, the image sides, and the class count its heads give (named '0', '1', ...).
-    """
-    from .. import models
-    from ..config.spec import FILTER_KEYS, DetectorSpec
-    from ..models.retinanet import output_names
-
-    spec = models.spec_of(model)
-    if spec is None:
-        backbone = models.backbone(config.model.backbone)
-        class_names = [str(label) for label in range(_class_count(model))]
-        spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode)
-        if "regression" not in output_names(model):
-            options = config.model.filter_options()
-            spec = spec.with_filter(**{key: options[key] for key in FILTER_KEYS})
-    return spec.replace(
-        image_min_side=config.data.image_min_side, image_max_side=config.data.image_max_side, resize=not config.data.no_resize
-    )
-
-
-def _class_count(model) -> int:
-    """The number of classes a RetinaNet's classification head gives (0 if the model has none)."""
-    try:
-        return int(model.get_layer("classification").output.shape[-1])
-    except ValueError:  # no layer of that name
-        return 0
 
 
 def _representative_images(args):
@@ -216,14 +162,6 @@ def _representative_images(args):
 
     generator = configured_generator(args.config, models.backbone(args.config.model.backbone))
     return export.representative_images(generator, args.representative_samples, raw_input=args.raw_input)
-
-
-def _is_keras_retinanet_inference_model(path, model):
-    """True for an inference model read from a keras-retinanet (Keras 2) ``.h5`` file."""
-    from ..checkpoint.legacy_reader import is_keras_retinanet_file
-    from ..models.retinanet import output_names
-
-    return "regression" not in output_names(model) and is_keras_retinanet_file(path)
 
 
 @common.reports_errors

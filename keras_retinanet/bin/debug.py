@@ -80,7 +80,7 @@ def render(generator, index, anchors=True, annotations=True, display_name=False,
         (image (H, W, 3) uint8 BGR, number of annotations, number of them without an anchor).
     """
     from ..data.diagnostics import anchor_coverage
-    from ..utils.visualization import draw_annotations, draw_boxes
+    from ..drawing import draw_annotations, draw_boxes
 
     coverage = anchor_coverage(generator, index, augmentation=augmentation, positive_anchors=anchors)
     image, boxes, labels, unmatched = coverage.image, coverage.boxes, coverage.labels, coverage.unmatched

@@ -54,7 +54,7 @@ def parse_args(args):
     common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
     parser.add_argument("--convert-model", action="store_true", default=False,
                         help="Insist on a training model, converted first (keras-retinanet's flag; snapshots convert anyway).")
-    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (with --convert-model).")
+    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (for a training snapshot).")
     parser.add_argument("--classes", default=None,
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
     parser.add_argument("--score-threshold", type=common.probability, default=DRAW_SCORE_THRESHOLD,
@@ -74,14 +74,6 @@ def parse_args(args):
     args = parser.parse_args(args)
     common.build_config(args)
     return args
-
-
-def read_class_names(path):
-    """The class names of a keras-retinanet classes CSV in label order (label i is names[i])."""
-    from ..preprocessing.csv_generator import read_classes_file
-
-    by_label = {label: name for name, label in read_classes_file(path).items()}
-    return [by_label.get(label, str(label)) for label in range(max(by_label, default=-1) + 1)]
 
 
 def _open_camera(index):
@@ -149,7 +141,7 @@ class Predictor:
 
     def __call__(self, image, source=None, frame=None):
         """Returns (records, drawn image); each record a dict with box, score, label and class."""
-        from ..utils.visualization import draw_detections
+        from ..drawing import draw_detections
 
         result = self.detector.predict(image, score_threshold=self.score_threshold, **self.options)
         self.counts.append((source, frame, result["counts"]))
@@ -311,24 +303,23 @@ def write_results(results, output_dir, counts=(), class_names=()):
         write_bytes_atomically(text.encode("utf8"), os.path.join(output_dir, name))
 
 
+@console.inference_command
 @common.reports_errors
 def main(args=None):
     args = parse_args(sys.argv[1:] if args is None else args)
     common.start(args)
     inputs = collect_inputs(args.inputs)
-    from .evaluate import fetch_model, open_model_detector
-
-    model_path, preset = fetch_model(args.model)  # before TensorFlow loads: offline fails within seconds
+    located = hub.locate(args.model)  # before TensorFlow loads: offline fails within seconds
     class_names = None
     if args.classes:
         common.check_file(args.classes, "classes file")
-        class_names = read_class_names(args.classes)
+        class_names = common.read_class_names(args.classes)
 
     common.import_tensorflow(args.verbose)
-    detector, _ = open_model_detector(
+    detector, _ = common.open_detector(
         # A training snapshot converts by itself (None); --convert-model insists on one.
-        model_path, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
-        class_names=class_names, class_source=f"--classes {args.classes}", spec=preset,
+        located, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load,
+        class_names=class_names, class_source=f"--classes {args.classes}",
     )  # fmt: skip
     predictor = Predictor(detector, args.score_threshold, tile=detection_options.tiling_of(args))
     os.makedirs(args.output_dir, exist_ok=True)
@@ -343,10 +334,5 @@ def main(args=None):
     return results
 
 
-
-# ``retinanet-predict``: the entry point pyproject.toml installs.
-console_main = console.inference_command(main)
-
-
 if __name__ == "__main__":
-    console_main()
+    main()

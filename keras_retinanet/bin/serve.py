@@ -172,7 +172,6 @@ def open_detector(args):
 
     from ..inference import ExportedDetector, load_detector
     from ..inference.refilter import filter_settings
-    from .predict import read_class_names
 
     threads = model_threads(args)
     if threads is not None:
@@ -182,9 +181,9 @@ def open_detector(args):
         except RuntimeError:  # TensorFlow already running: it keeps its threads
             logger.debug("TensorFlow's threads were already set")
     detector = load_detector(
-        args.model,
+        getattr(args, "located", None) or args.model,  # located by main; a worker process locates it again
         backbone=getattr(args, "model.backbone", None),
-        class_names=read_class_names(args.classes) if args.classes else None,
+        class_names=common.read_class_names(args.classes) if args.classes else None,
         image_min_side=getattr(args, "data.image_min_side", None),
         image_max_side=getattr(args, "data.image_max_side", None),
         score_threshold=args.score_threshold,
@@ -249,6 +248,7 @@ class _Stopped:
         self.signal = number
 
 
+@console.inference_command
 @common.reports_errors
 def main(args=None):
     argv = sys.argv[1:] if args is None else list(args)
@@ -258,9 +258,8 @@ def main(args=None):
     check_address(args.host, args.port)
     if args.classes:
         common.check_file(args.classes, "classes file")
-    from .evaluate import fetch_model
-
-    fetch_model(args.model)  # a missing file or an unknown preset in one line, before TensorFlow loads
+    # A missing file or an unknown preset in one line, and a preset fetched, before TensorFlow loads.
+    args.located = hub.locate(args.model)
     settings_of(args)
     import uvicorn
 
@@ -294,9 +293,5 @@ def display_host(host):
     return f"[{host}]" if ":" in host else host
 
 
-# ``retinanet-serve``: the entry point pyproject.toml installs (a process that only runs a model).
-console_main = console.inference_command(main)
-
-
 if __name__ == "__main__":
-    console_main()
+    main()

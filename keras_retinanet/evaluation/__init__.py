@@ -3,7 +3,7 @@ interface the training callbacks use.
 
 Modules:
     average_precision: matching and VOC AP from detections, plain numpy.
-    detections: running an inference model over images and datasets (boxes in image pixels).
+    detections: running a detector (or a bare inference model) over a dataset (boxes in image pixels).
     voc: :func:`evaluate`, keras-retinanet's Pascal-VOC evaluation of a model on a dataset.
     coco: COCO metrics with pycocotools, on COCO or any dataset.
     report: the printed AP table, precision-recall plots and the per-class AP chart.
@@ -22,7 +22,7 @@ from .average_precision import (
     ranking_order,
 )
 from .coco import COCO_STAT_NAMES, coco_ground_truth, coco_ground_truth_dataset, evaluate_coco
-from .detections import detect_image, input_transform_of, keep_confident, predict_image
+from .detections import input_transform_of, keep_confident, predict_image
 from .evaluator import HEADLINE_KEY, COCOEvaluator, Evaluator, VOCEvaluator
 from .record import EvaluationRecord, record_evaluation
 from .report import print_evaluation, save_per_class_ap_chart, save_precision_recall_plots
@@ -39,7 +39,6 @@ __all__ = [
     "VOCEvaluator",
     "coco_ground_truth",
     "coco_ground_truth_dataset",
-    "detect_image",
     "evaluate",
     "evaluate_class",
     "evaluate_coco",

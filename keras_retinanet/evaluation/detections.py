@@ -1,8 +1,8 @@
-"""Running an inference model over images and datasets, with boxes back in each image's own pixels.
+"""Running a detector over a dataset, with boxes back in each image's own pixels.
 
-Images become network input through :class:`keras_retinanet.data.input_transform.InputTransform` only, in
-keras-retinanet's evaluation order (preprocess, then resize the float image: ``preprocess_first=True``), so
-that the same model gives the same detections, and APs, as keras-retinanet.
+Each image goes through the detector's own path (:meth:`keras_retinanet.inference.Detector.detect_array`), or,
+for a bare inference model (the training callbacks'), through :func:`keras_retinanet.inference.detect_image` with
+the dataset's InputTransform: the single-image primitive lives in :mod:`keras_retinanet.inference`.
 
 A dataset ("generator") is duck-typed after keras-retinanet's Generator: ``size()``, ``num_classes()``,
 ``has_label(label)``, ``label_to_name(label)``, ``load_image(i)``, ``load_annotations(i)``, and either an
@@ -12,53 +12,16 @@ A dataset ("generator") is duck-typed after keras-retinanet's Generator: ``size(
 """
 
 import os
-import time
-from typing import Callable, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import cv2
 import keras
 import numpy as np
 
 from ..data.input_transform import InputTransform
-from ..utils.visualization import draw_annotations, draw_detections
+from ..inference.single_image import as_input_transform, detect_image
+from ..drawing import draw_annotations, draw_detections
 from .average_precision import ranking_order
-
-
-class _StepsTransform(InputTransform):
-    """An :class:`InputTransform` whose two steps are given functions.
-
-    For datasets and callers that hold a ``preprocess_image`` and a ``resize_image`` of their own instead of an
-    InputTransform; the order of the steps still comes from :meth:`InputTransform.__call__`.
-
-    Args:
-        preprocess: image -> float network values.
-        resize: image -> (resized image, scale), or None to keep the size (scale 1).
-    """
-
-    def __init__(self, preprocess: Callable, resize: Optional[Callable] = None):
-        super().__init__(preprocess, resize=resize is not None)
-        self._resize_step = resize
-
-    def resize(self, image: np.ndarray) -> Tuple[np.ndarray, float]:
-        if self._resize_step is None:
-            return image, 1.0
-        return self._resize_step(image)
-
-
-def as_input_transform(
-    preprocess: Union[InputTransform, Callable], resize: Optional[Callable] = None
-) -> InputTransform:
-    """An InputTransform as given, or one made of a preprocess and an optional resize function.
-
-    Args:
-        preprocess: an InputTransform, or a function image -> float network values.
-        resize: with a function ``preprocess``: image -> (resized image, scale), or None to keep the size.
-    """
-    if isinstance(preprocess, InputTransform):
-        if resize is not None:
-            raise TypeError("an InputTransform resizes by itself; pass no separate resize function with it")
-        return preprocess
-    return _StepsTransform(preprocess, resize)
 
 
 def input_transform_of(generator) -> InputTransform:
@@ -70,66 +33,6 @@ def input_transform_of(generator) -> InputTransform:
     return as_input_transform(generator.preprocess_image, generator.resize_image)
 
 
-def _model_outputs(model, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run ``model.predict_on_batch`` and check it answered like an inference model.
-
-    Returns:
-        boxes (1, D, 4), scores (1, D), labels (1, D) as numpy arrays.
-    """
-    outputs = model.predict_on_batch(batch)
-    if not isinstance(outputs, (list, tuple)) or len(outputs) < 3:
-        what = f"{len(outputs)} arrays" if isinstance(outputs, (list, tuple)) else type(outputs).__name__
-        raise ValueError(
-            f"evaluation needs an inference model whose predict returns [boxes, scores, labels]; this model returns "
-            f"{what}. A training model must be converted first (models.convert_model, or --convert-model)."
-        )
-    boxes, scores, labels = (np.asarray(o) for o in outputs[:3])
-    if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2] or labels.shape != boxes.shape[:2]:
-        raise ValueError(
-            "evaluation needs outputs boxes (1, D, 4), scores (1, D), labels (1, D); got shapes "
-            f"{boxes.shape}, {scores.shape}, {labels.shape}. Is this a converted inference model?"
-        )
-    return boxes, scores, labels
-
-
-def _run_model(model, transform: InputTransform, image: np.ndarray):
-    """Prepare one image, predict, and time the prediction.
-
-    Returns:
-        (boxes (1, D, 4), scores (1, D), labels (1, D), scale, seconds); boxes in network-input pixels.
-    """
-    network_input, scale = transform(image, preprocess_first=True)
-    if keras.backend.image_data_format() == "channels_first":
-        network_input = network_input.transpose((2, 0, 1))
-    start = time.perf_counter()
-    boxes, scores, labels = _model_outputs(model, np.expand_dims(network_input, axis=0))
-    return boxes, scores, labels, scale, time.perf_counter() - start
-
-
-def detect_image(
-    model, image: np.ndarray, preprocess_image: Union[InputTransform, Callable], resize_image: Optional[Callable] = None
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Detections of an inference model on one BGR image.
-
-    Args:
-        model: inference model (outputs boxes, scores, labels).
-        image: (H, W, 3) uint8 BGR image.
-        preprocess_image: an InputTransform, or a function mapping the image to the network's input values.
-        resize_image: with a function ``preprocess_image``: image -> (resized image, scale), or None to keep
-            the size.
-
-    Returns:
-        boxes: (D, 4) float32 boxes in the coordinates of ``image``.
-        scores: (D,) float32 scores, best first; padded rows have score -1.
-        labels: (D,) int32 labels.
-        seconds: time taken by the model.
-    """
-    transform = as_input_transform(preprocess_image, resize_image)
-    boxes, scores, labels, scale, seconds = _run_model(model, transform, image)
-    boxes = np.asarray(boxes[0], dtype=np.float32) / scale
-    return boxes, np.asarray(scores[0], dtype=np.float32), np.asarray(labels[0], dtype=np.int32), seconds
-
-
 def keep_confident(
     boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, score_threshold: float
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,35 +41,28 @@ def keep_confident(
     return boxes[keep], scores[keep], labels[keep]
 
 
-def _transform_for(generator, model) -> InputTransform:
-    """How to prepare a dataset's images for a model: the model's own InputTransform when it brings one
-    (a :class:`keras_retinanet.inference.Detector`, so that evaluation runs the detector's inference path),
-    else the dataset's."""
-    transform = getattr(model, "input_transform", None)
-    return transform if isinstance(transform, InputTransform) else input_transform_of(generator)
-
-
 def predict_image(generator, model, index: int):
     """Detections of one dataset image, in the image's original pixels.
 
     Args:
         generator: the dataset.
-        model: an inference model, or a Detector (which prepares the images with its own InputTransform).
+        model: a :class:`keras_retinanet.inference.Detector` (anything with its ``detect_array``: it prepares the
+            image with its own InputTransform, and slices it into tiles when it has a ``tiling``, the path
+            retinanet-predict takes), or a bare inference model, run on the image as the dataset prepares it.
         index: image index.
 
     Returns:
         (raw_image (H, W, 3) uint8, boxes (D, 4), scores (D,), labels (D,), inference_seconds). D is the
-        model's number of outputs, padding (score -1) included; arrays keep the model's dtypes.
+        model's number of outputs, padding (score -1) included.
     """
     raw_image = generator.load_image(index)
-    if getattr(model, "tiling", None) is not None:
-        # A Detector slicing images into tiles (retinanet-evaluate --tile): its boxes are in the image's pixels.
-        boxes, scores, labels, seconds = model.detect_array(raw_image.copy())
-        return raw_image, boxes, scores, labels, seconds
     # A copy: raw_image is returned for drawing, whatever the preprocessing does to its input.
-    boxes, scores, labels, scale, seconds = _run_model(model, _transform_for(generator, model), raw_image.copy())
-    # Back to the original image's pixels (not in place: the model may hand out its own buffers).
-    return raw_image, boxes[0] / scale, scores[0], labels[0], seconds
+    detect_array = getattr(model, "detect_array", None)
+    if detect_array is not None:
+        boxes, scores, labels, seconds = detect_array(raw_image.copy())
+    else:
+        boxes, scores, labels, seconds = detect_image(model, raw_image.copy(), input_transform_of(generator))
+    return raw_image, boxes, scores, labels, seconds
 
 
 def _select_detections(boxes, scores, labels, score_threshold, max_detections):

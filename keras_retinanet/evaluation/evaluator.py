@@ -15,11 +15,12 @@ HEADLINE_KEY = "mAP"
 
 
 class Evaluator:
-    """Evaluates an inference model on a dataset.
+    """Evaluates a detector on a dataset.
 
     Subclasses implement :meth:`evaluate`. The dataset follows keras-retinanet's Generator API (see
-    :mod:`keras_retinanet.evaluation.detections`); the model needs ``predict_on_batch`` answering
-    ``[boxes (1, D, 4), scores (1, D), labels (1, D)]``.
+    :mod:`keras_retinanet.evaluation.detections`); the model is a :class:`keras_retinanet.inference.Detector`
+    (run on each image as it predicts), or a bare inference model whose ``predict_on_batch`` answers
+    ``[boxes (1, D, 4), scores (1, D), labels (1, D)]`` (run on the image as the dataset prepares it).
     """
 
     def evaluate(self, generator, model) -> Dict[str, Any]:

@@ -5,7 +5,7 @@
     >>> hub.fetch("/data/ResNet-50-model.keras.h5")  # a local file is returned as it is
     >>> hub.fetch("https://example.com/model.h5#sha256=<hex>")  # cached under weights/url/<key>/, hash checked
     >>> hub.weights_names()
-    >>> hub.resolve_model("resnet50_coco")  # a preset: (the cached file, the DetectorSpec the file lacks)
+    >>> hub.locate("resnet50_coco")  # a model by path, preset or URL: its file, and the DetectorSpec a preset's lacks
 
 Environment: ``KERAS_RETINANET_HOME`` (the cache, default ``$XDG_CACHE_HOME/keras_retinanet`` or
 ``~/.cache/keras_retinanet``; each name or URL has its own place in it, :func:`cache_path`) and
@@ -32,20 +32,22 @@ from .download import (
 )
 from .presets import (
     PRESETS,
+    Located,
     Preset,
     UnknownModelError,
     check_model_source,
     describe_presets,
     find_preset,
     is_path_like,
+    locate,
     preset_names,
-    resolve_model,
 )
 from .registry import REGISTRY, UnknownWeightsError, WeightsEntry, imagenet_weights_name, lookup, weights_names
 
 __all__ = [
     "ENV_HOME",
     "ENV_MIRROR",
+    "Located",
     "PRESETS",
     "Preset",
     "REGISTRY",
@@ -68,9 +70,9 @@ __all__ = [
     "is_path_like",
     "is_known_source",
     "is_url",
+    "locate",
     "lookup",
     "preset_names",
     "resolve",
-    "resolve_model",
     "weights_names",
 ]

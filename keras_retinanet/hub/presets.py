@@ -16,7 +16,7 @@ an offline machine is told so within seconds.
 
 import dataclasses
 import os
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Dict, List, Optional, TextIO
 
 from ..config.spec import DetectorSpec
 from .coco_names import COCO_CLASS_NAMES
@@ -117,40 +117,59 @@ def check_model_source(source: str, what: str = "model") -> None:
     raise unknown_model(source, what)
 
 
-def resolve_model(
-    source: str,
+@dataclasses.dataclass(frozen=True)
+class Located:
+    """Where a model named on a command line or in Python is: what :func:`locate` gives :func:`keras_retinanet.inference.open_model`.
+
+    Attributes:
+        source: what the user wrote (a path, a preset name or a URL), for messages.
+        path: the local file (or export folder).
+        preset: the preset's :class:`DetectorSpec` describing a file that holds none, or None.
+    """
+
+    source: str
+    path: str
+    preset: Optional[DetectorSpec] = None
+
+
+def locate(
+    source,
     *,
     hint: Optional[str] = None,
     progress: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     stream: Optional[TextIO] = None,
-) -> Tuple[str, Optional[DetectorSpec]]:
+) -> Located:
     """The local model file of a path, a preset name or a URL, and the preset's spec if it is one.
 
+    The one place a model's name becomes a file: the commands call it before TensorFlow loads (an offline
+    machine fails within seconds, in one line) and hand the result to ``open_model``, so nothing is fetched twice.
     An existing path is returned as it is, with no spec (a file of this package carries its own). A preset's
     file is fetched through the cache (:func:`keras_retinanet.hub.resolve`: downloaded once, verified), and so
     is a URL; a URL of a preset's file gets the preset's spec.
 
     Args:
-        source: a path, a preset name (:func:`preset_names`) or a URL.
+        source: a path, a preset name (:func:`preset_names`), a URL, or a :class:`Located` (returned as it is).
         hint: what else the user can do when the download fails, added to the message.
         progress, timeout, stream: see :func:`keras_retinanet.hub.resolve`.
 
-    Returns:
-        (local path, the preset's :class:`DetectorSpec` or None).
-
     Raises:
-        UnknownModelError: no such file, and not a URL or a preset.
+        FileNotFoundError: a path (a folder in it, or a model file extension) that does not exist.
+        UnknownModelError: not a file, a URL or a preset.
         DownloadError: the download failed; the one-line message names the URL and the local alternative.
         ChecksumError: the downloaded file has another hash (it was deleted).
     """
+    if isinstance(source, Located):
+        return source
     source = os.fspath(source)
     if os.path.exists(os.path.expanduser(source)):
-        return os.path.expanduser(source), None
+        return Located(source, os.path.expanduser(source))
+    if is_path_like(source) and not is_url(source):
+        raise FileNotFoundError(f"model '{source}' does not exist")
     check_model_source(source)
     preset = find_preset(source)
     target = preset.weights if preset is not None else source
     hint = hint or "or pass the local path of the model file instead"
     fetched = resolve(target, hint=hint, progress=progress, timeout=timeout, stream=stream)
     preset = preset or _preset_of_weights(fetched.name)
-    return fetched.path, (preset.spec if preset is not None else None)
+    return Located(source, fetched.path, preset.spec if preset is not None else None)

@@ -23,9 +23,9 @@ from ..config import RetinaNetConfig
 from ..config.spec import DetectorSpec
 from ..data.image_io import read_image_bgr
 from ..data.input_transform import InputTransform
-from ..evaluation.detections import detect_image
-from .exported import is_exported, open_exported_model
-from .loading import open_inference_model
+from ..hub import Located
+from .single_image import detect_image
+from .loading import OpenedModel, open_model
 from .refilter import filter_settings, refiltered
 from .runtimes import RawImageTransform
 from .slicing import Tiling, batches, merge_tiles, tile_windows
@@ -327,38 +327,20 @@ class ExportedDetector(Detector):
         return self.model
 
 
-def open_detector(
-    path: Union[str, os.PathLike],
-    config: RetinaNetConfig,
-    class_names: Optional[Sequence[str]] = None,
-    class_source: str = "class_names",
-    convert: Optional[bool] = None,
-    safe_mode: bool = True,
-    precision: str = "float32",
-    spec: Optional[DetectorSpec] = None,
-):
-    """A :class:`Detector` for a model file (or preset name), opened with a command's configuration.
+def detector_of(opened: OpenedModel, score_threshold: Optional[float] = None) -> Detector:
+    """The :class:`Detector` (an :class:`ExportedDetector` for an export) of a model :func:`open_model` opened.
 
-    See :func:`keras_retinanet.inference.loading.open_inference_model` for the arguments.
-
-    Returns:
-        (detector, the configuration reconciled with the file's spec); ``detector.notes`` says what the
-        configuration overrode.
+    Args:
+        opened: what :func:`keras_retinanet.inference.open_model` gave.
+        score_threshold: the threshold :meth:`Detector.predict` applies when given none (None: the model's own).
     """
-    if is_exported(path):
-        runner, spec, config, notes = open_exported_model(
-            path, config, class_names=class_names, class_source=class_source, convert=convert, precision=precision
-        )
-        return ExportedDetector(runner, spec, notes), config
-    model, spec, config, notes, from_file = open_inference_model(
-        path, config, class_names=class_names, class_source=class_source, convert=convert,
-        safe_mode=safe_mode, precision=precision, spec=spec,
-    )  # fmt: skip
-    return Detector(model, spec, notes, from_file=from_file), config
+    if opened.export_format is not None:
+        return ExportedDetector(opened.model, opened.spec, opened.notes, score_threshold=score_threshold)
+    return Detector(opened.model, opened.spec, opened.notes, score_threshold=score_threshold, from_file=opened.from_file)
 
 
 def load_detector(
-    path: Union[str, os.PathLike],
+    path: Union[str, os.PathLike, Located],
     backbone: Optional[str] = None,
     class_names: Optional[Sequence[str]] = None,
     image_min_side: Optional[int] = None,
@@ -382,7 +364,8 @@ def load_detector(
     Args:
         path: ``.keras`` or ``.h5`` file (a training snapshot is converted to an inference model), a preset
             name or a URL; or an export of ``retinanet-convert-model`` (a SavedModel folder, ``.tflite`` or
-            ``.onnx`` file, raw-input or not), run by its own runtime and described by the spec stored in it.
+            ``.onnx`` file, raw-input or not), run by its own runtime and described by the spec stored in it;
+            or what :func:`keras_retinanet.hub.locate` gave (opened by :func:`keras_retinanet.inference.open_model`).
         backbone: the backbone; must match the file's spec if it has one.
         class_names: label names in label order; their number must match the model's.
         image_min_side, image_max_side: resize images to these sides instead of those the model was trained at.
@@ -419,12 +402,7 @@ def load_detector(
         "model.soft_nms_sigma": soft_nms_sigma,
     }
     config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
-    if is_exported(path):
-        runner, spec, _, notes = open_exported_model(
-            path, config, class_names=class_names, precision=precision, threads=threads
-        )
-        return ExportedDetector(runner, spec, notes, score_threshold=score_threshold)
-    model, spec, _, notes, from_file = open_inference_model(
-        path, config, class_names=class_names, safe_mode=safe_mode, precision=precision
+    opened = open_model(
+        path, config, class_names=class_names, safe_mode=safe_mode, precision=precision, threads=threads
     )
-    return Detector(model, spec, notes, score_threshold=score_threshold, from_file=from_file)
+    return detector_of(opened, score_threshold)

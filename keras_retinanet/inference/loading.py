@@ -1,14 +1,17 @@
-"""Opening a model file for detection: its spec, or one built from the user's settings, and an inference model.
+"""The one door to a model: :func:`open_model` turns a path, preset name or URL into a model ready to run.
 
 A model file of this package says how to use it (its :class:`DetectorSpec`); the user's settings fill in
 what it does not say and may override what legitimately varies (image sides), but never contradict it
 (see :func:`keras_retinanet.config.spec.reconcile`). keras-retinanet's own files carry no spec: the
-settings (backbone, image sides, anchors, class names) describe them, as they always had to.
+settings (backbone, image sides, anchors, class names) describe them, as they always had to, or a preset's
+spec does. Training snapshots are converted; exports (SavedModel, TFLite, ONNX) are opened by their runtime
+(:mod:`.exported`). ``load_detector``, every command and the server open models here and nowhere else.
 """
 
+import dataclasses
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Union
 
 import keras
 
@@ -21,6 +24,7 @@ from ..models.precision import with_precision
 from ..models.retinanet import output_names
 from ..models.retinanet_model import RetinaNetModel, spec_of
 from .auto_precision import float32_parts_for, resolve_precision
+from .exported import is_exported, open_exported_model
 from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, is_training_model, refiltered
 
 logger = logging.getLogger(__name__)
@@ -78,27 +82,6 @@ def _spec_from_settings(model: keras.Model, config: RetinaNetConfig) -> Detector
     )
 
 
-def locate_model(path) -> Tuple[str, Optional[DetectorSpec]]:
-    """The local file of a model path, preset name or URL, and the preset's spec (None for a path).
-
-    A preset or URL is fetched through :mod:`keras_retinanet.hub` (cached, verified); a path that does not
-    exist is a FileNotFoundError as before, a name that is no preset an UnknownModelError listing the presets.
-
-    Raises:
-        FileNotFoundError, UnknownModelError, DownloadError, ChecksumError.
-    """
-    source = os.fspath(path)
-    if os.path.isfile(source):
-        return source, None
-    try:
-        hub.check_model_source(source)
-    except hub.UnknownModelError:
-        if hub.is_path_like(source):
-            raise FileNotFoundError(f"model file '{source}' does not exist") from None
-        raise
-    return hub.resolve_model(source)
-
-
 def _preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConfig, source: str) -> DetectorSpec:
     """A preset's spec completed by the inference model it describes: its anchors, filter and image sides.
 
@@ -119,7 +102,7 @@ def _preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConf
     )
 
 
-def with_preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConfig, source: str) -> RetinaNetModel:
+def _with_preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNetConfig, source: str) -> RetinaNetModel:
     """A keras-retinanet model of a preset as a :class:`RetinaNetModel` carrying the preset's spec (same layers).
 
     An inference model's spec is completed by the model (its anchors and filter); a training model's keeps the
@@ -143,57 +126,116 @@ def with_preset_spec(model: keras.Model, preset: DetectorSpec, config: RetinaNet
     return RetinaNetModel(inputs=model.inputs, outputs=model.outputs, name=model.name, spec=spec)
 
 
-def open_inference_model(
-    path: str,
+
+@dataclasses.dataclass
+class OpenedModel:
+    """A model opened by :func:`open_model`: what runs it, the spec that says how, and the settings it was opened with.
+
+    Attributes:
+        model: the Keras inference model (a training snapshot converted), or an export's runner (:mod:`.runtimes`),
+            either with ``predict_on_batch`` answering ``[boxes, scores, labels]``.
+        spec: its :class:`DetectorSpec`, with the image sides it is run at.
+        config: the user's configuration reconciled with the spec.
+        notes: what the user's settings overrode (image sides, class names), one line each.
+        from_file: whether the spec is the file's or its preset's (False: built from the settings, for
+            keras-retinanet's own files).
+        located: where the model was found (:func:`keras_retinanet.hub.locate`).
+        export_format: 'savedmodel', 'tflite' or 'onnx' for an export, else None.
+        converted: whether the file held a training model, converted on opening.
+    """
+
+    model: Any
+    spec: DetectorSpec
+    config: RetinaNetConfig
+    notes: List[str]
+    from_file: bool
+    located: hub.Located
+    export_format: Optional[str] = None
+    converted: bool = False
+
+
+def _refuse_filter_changes(spec: Optional[DetectorSpec], config: RetinaNetConfig, source: str) -> None:
+    """An inference model that keeps its filter (``keep_filter``) and names it in its spec takes no other filter
+    settings; keras-retinanet's inference files (no spec) keep theirs and the settings are ignored, as before.
+
+    Raises:
+        ModelError: a given filter setting differs from the spec's.
+    """
+    if spec is None or not spec.is_inference:
+        return
+    given = [key for key in spec.filter if config.given(f"model.{key}") and getattr(config.model, key) != spec.filter[key]]
+    if given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise ModelError(
+            f"{source} is already an inference model with its own filter settings; {flags} cannot change "
+            "them: convert the training snapshot instead"
+        )
+
+
+def open_model(
+    source: Union[str, os.PathLike, hub.Located],
     config: RetinaNetConfig,
+    *,
     class_names: Optional[Sequence[str]] = None,
     class_source: str = "class_names",
     convert: Optional[bool] = None,
     safe_mode: bool = True,
     precision: str = "float32",
-    spec: Optional[DetectorSpec] = None,
-) -> Tuple[keras.Model, DetectorSpec, RetinaNetConfig, List[str], bool]:
-    """Load a model file as an inference model, with the spec and the configuration to use it with.
+    threads: Optional[int] = None,
+    keep_filter: bool = False,
+) -> OpenedModel:
+    """Open a model by path, preset name or URL: ready to run, with the spec and configuration to use it with.
 
     Args:
-        path: a ``.keras`` or ``.h5`` file of this package or of keras-retinanet, or a preset name or URL
-            (fetched through :mod:`keras_retinanet.hub`; a preset's spec describes its keras-retinanet file).
-        config: the user's settings; with a spec file only those the user gave count (``config.given``).
-        class_names: names in label order, or None. Their number must match the model's; with a spec file
-            the spec's names are used (a note says when they differ), without one they name the labels.
+        source: a ``.keras`` or ``.h5`` file of this package or of keras-retinanet (a training snapshot is
+            converted), an export of ``retinanet-convert-model`` (SavedModel folder, ``.tflite``, ``.onnx``), a
+            preset name or a URL; or what :func:`keras_retinanet.hub.locate` gave for one (nothing is fetched again).
+        config: the user's settings; with a spec only those the user gave count (``config.given``).
+        class_names: names in label order, or None. Their number must match the model's; with a spec the
+            spec's names are used (a note says when they differ), without one they name the labels.
         class_source: how to call ``class_names`` in messages (e.g. '--classes classes.csv').
-        convert: None converts a training model by itself; False refuses one; True requires one.
+        convert: None converts a training model by itself; False refuses one; True requires one (keras-retinanet's
+            --convert-model).
         safe_mode: refuse files holding Lambda layers.
-        precision: 'float32', 'mixed', 'mixed_float16', 'mixed_bfloat16' or 'auto' (see :mod:`.auto_precision`).
-        spec: the spec of a file that holds none (what :func:`keras_retinanet.hub.resolve_model` gave with the
-            path); a file's own spec wins.
+        precision: 'float32', 'mixed', 'mixed_float16', 'mixed_bfloat16' or 'auto' (see :mod:`.auto_precision`);
+            an export runs as it was exported ('float32' or 'auto').
+        threads: an export's runtime threads (TFLite, ONNX Runtime); default: the cores this process may use.
+        keep_filter: an inference model keeps the filter stored in it (retinanet-convert-model): a filter setting
+            that contradicts its spec is refused. Otherwise given filter settings rebuild its filter.
 
     Returns:
-        (inference model, its spec, the reconciled configuration, notes about overridden settings, whether
-        the spec came from the file or a preset (False: built from the settings, for keras-retinanet's files)).
+        an :class:`OpenedModel`.
 
     Raises:
+        FileNotFoundError, UnknownModelError, DownloadError: no such model.
         ModelError, ModelFileError: a contradicting setting, a file that is not a RetinaNet, a bad file.
     """
-    source = os.fspath(path)
-    path, preset = locate_model(source)
-    preset = preset if preset is not None else spec
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file '{path}' does not exist")
+    located = hub.locate(source)
+    name, path = located.source, located.path
+    if is_exported(path):
+        runner, spec, config, notes = open_exported_model(
+            path, config, class_names=class_names, class_source=class_source, convert=convert, precision=precision,
+            threads=threads,
+        )  # fmt: skip
+        return OpenedModel(runner, spec, config, notes, True, located, export_format=runner.format)
     own_spec = read_spec(path)
-    file_spec = own_spec if own_spec is not None else preset
+    file_spec = own_spec if own_spec is not None else located.preset
     notes: List[str] = []
     if file_spec is not None:
-        config, notes = reconcile(config, file_spec, source)
+        config, notes = reconcile(config, file_spec, name)
         if class_names is not None:
-            check_class_count(file_spec, class_names, class_source, source)
-            if tuple(str(name) for name in class_names) != file_spec.class_names:
+            check_class_count(file_spec, class_names, class_source, name)
+            if tuple(str(class_name) for class_name in class_names) != file_spec.class_names:
                 named = ", ".join(file_spec.class_names[:5])
-                notes.append(f"naming the classes as {source} does ({named}), not as {class_source}")
+                notes.append(f"naming the classes as {name} does ({named}), not as {class_source}")
     backbone_name = None if own_spec is not None else config.model.backbone
     model = models.load_model(path, backbone_name=backbone_name, compile=False, safe_mode=safe_mode)
     training = _checked_kind(model, path, convert)
-    if not training:
+    if own_spec is None and file_spec is not None:  # keras-retinanet's file of a preset: the model carries its spec
+        model = _with_preset_spec(model, file_spec, config, name)
+    if not training and keep_filter:
+        _refuse_filter_changes(spec_of(model), config, name)
+    elif not training:
         overrides = filter_overrides(model, config)
         if overrides:  # a snapshot converts with them below; an inference model's filter is rebuilt with them
             model = refiltered(model, **overrides)
@@ -211,9 +253,7 @@ def open_inference_model(
         # With a spec the anchors come from it (reconcile put them into the configuration).
         model = models.convert_model(model, **config.model.filter_options())
     spec = spec_of(model)
-    if spec is None and file_spec is not None:  # keras-retinanet's file of a preset
-        spec = _preset_spec(model, file_spec, config, source)
-    elif spec is None:
+    if spec is None:  # keras-retinanet's file, described by the settings
         spec = _spec_from_settings(model, config)
         if class_names is not None:
             check_class_count(spec, class_names, class_source, path)
@@ -221,10 +261,11 @@ def open_inference_model(
     else:
         if spec.filter is None:  # an inference model whose spec predates filter settings
             spec = spec.with_filter(**filter_settings(model))
-        # Overridden image sides are how this detector prepares images.
+        # Overridden image sides are how this detector prepares images (the model keeps the sides it was
+        # trained at in its own spec).
         spec = spec.replace(
             image_min_side=config.data.image_min_side,
             image_max_side=config.data.image_max_side,
             resize=not config.data.no_resize,
         )
-    return model, spec, config, notes, file_spec is not None
+    return OpenedModel(model, spec, config, notes, file_spec is not None, located, converted=training)

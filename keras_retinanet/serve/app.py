@@ -462,11 +462,3 @@ def _warm_up(state: ServeState) -> None:
         detector.predict(np.full((spec.image_min_side, spec.image_max_side, 3), 114, np.uint8))
     logger.debug("warmed up in %.1f s", time.perf_counter() - started)
 
-
-def app_from_environment() -> FastAPI:
-    """The app a uvicorn worker process builds (``retinanet-serve --workers N``): the model and settings come from
-    the environment variable ``KERAS_RETINANET_SERVE`` that the command sets."""
-    from .cli_support import detector_from_environment
-
-    detector, settings, name = detector_from_environment()
-    return create_app(detector, settings, model_name=name)
