@@ -22,9 +22,9 @@ from ..data.cropping import describe_sizing, tile_crop_of, with_native_scale
 from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, report_coverage, training_boxes
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
+from ..models.base import freeze
 from ..models.precision import set_precision
 from ..checkpoint.weights import assign_layer_weights, read_layer_weights, set_layer_weights
-from ..utils.model import freeze
 from .callbacks import create_callbacks
 from .run_record import choose_run_folder
 

@@ -104,7 +104,7 @@ class ApplicationBackbone(Backbone):
             num_classes: number of classes.
             inputs: image input tensor (B, H, W, 3); a new ``input_1`` Input by default.
             modifier: called with the trunk model (inputs to [C3, C4, C5]) before the
-                heads are added, e.g. :func:`utils.model.freeze`.
+                heads are added, e.g. :func:`keras_retinanet.models.base.freeze`.
             kwargs: passed to :func:`models.retinanet.retinanet`.
 
         Returns:

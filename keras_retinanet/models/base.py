@@ -5,6 +5,13 @@ from ..anchors import DEFAULT_PYRAMID_LEVELS, guess_shapes
 from ..data.input_transform import preprocess_image
 
 
+def freeze(model):
+    """Make every layer of ``model`` untrainable; returns the model (a backbone ``modifier``, --freeze-backbone)."""
+    for layer in model.layers:
+        layer.trainable = False
+    return model
+
+
 class Backbone:
     """A backbone family: builds RetinaNets on it and preprocesses images for it.
 

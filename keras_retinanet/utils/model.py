@@ -1,8 +1,8 @@
-"""Helpers that act on whole models."""
+"""keras-retinanet's ``utils.model``: ``freeze``, a backbone modifier.
 
+The code lives in :mod:`keras_retinanet.models.base`.
+"""
 
-def freeze(model):
-    """Make every layer of ``model`` untrainable; returns the model."""
-    for layer in model.layers:
-        layer.trainable = False
-    return model
+from ..models.base import freeze
+
+__all__ = ["freeze"]
