@@ -6,7 +6,7 @@ import pytest
 from keras_retinanet.data.augmentation import Augmentation, TransformRanges, training_augmentation
 from keras_retinanet.data.boxes import clip_annotations_to_image
 from keras_retinanet.data.input_transform import CAFFE_MEANS_BGR, InputTransform
-from keras_retinanet.data.targets import AnchorTargets
+from keras_retinanet.data.batch_targets import AnchorTargets
 
 ALWAYS_FLIP_X = Augmentation(transform=TransformRanges(flip_x_chance=1.0))
 

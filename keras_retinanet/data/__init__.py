@@ -11,7 +11,7 @@ Modules, each with one job:
 * ``boxes``: annotation boxes against their image (the one clipping rule).
 * ``cropping``: ``TileCrop``, tiled training's random crops at native resolution with their boxes.
 * ``reader``, ``text_files``: the reader base the dataset formats subclass, and their text-file helpers.
-* ``targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
+* ``batch_targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
 * ``seeding``: random states keyed by (seed, position), so a batch does not depend on what ran before it.
 * ``pipeline``: ``make_dataset``, a generator as a parallel, prefetching, resumable ``tf.data.Dataset``.
 * ``diagnostics``: which annotations no anchor can learn.

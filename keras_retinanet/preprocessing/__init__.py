@@ -4,7 +4,7 @@ The per-image code the readers share (transforms, targets, the tf.data pipeline)
 
 * ``generator.Generator``: the base every reader subclasses; composes the reader interface
   (``data.reader.Reader``), augmentation (``data.augmentation.Augmentation``), input preparation
-  (``data.input_transform.InputTransform``) and anchor targets (``data.targets.AnchorTargets``)
+  (``data.input_transform.InputTransform``) and anchor targets (``data.batch_targets.AnchorTargets``)
   into a ``keras.utils.PyDataset`` of batches.
 * Readers: ``csv_generator.CSVGenerator``, ``coco.CocoGenerator``, ``pascal_voc.PascalVocGenerator``,
   ``open_images.OpenImagesGenerator``, ``kitti.KittiGenerator``.

@@ -15,7 +15,7 @@ A reader subclasses :class:`Generator` and implements what
 3. resize and preprocess (``self.input_transform``, an
    :class:`~keras_retinanet.data.input_transform.InputTransform`);
 4. pad into one batch and assign anchors (``self.anchor_targets``, an
-   :class:`~keras_retinanet.data.targets.AnchorTargets`).
+   :class:`~keras_retinanet.data.batch_targets.AnchorTargets`).
 
 As a ``keras.utils.PyDataset`` it can be given to ``model.fit``;
 :func:`keras_retinanet.data.pipeline.make_dataset` turns it into a tf.data stream.
@@ -36,7 +36,7 @@ from ..data.cropping import TileCrop
 from ..data.input_transform import InputTransform, preprocess_image
 from ..data.reader import Reader
 from ..data.seeding import fresh_seed, keyed_random_state
-from ..data.targets import AnchorTargets
+from ..data.batch_targets import AnchorTargets
 from ..errors import DatasetError
 from ..anchors import anchor_targets_bbox, guess_shapes
 
