@@ -109,7 +109,7 @@ def export_model(
         return save_keras2_h5(model, path)
     if spec is None:
         # Imported here: models loads Keras and TensorFlow, which this package's import avoids.
-        from ..models.retinanet_model import spec_of
+        from ..models.model_with_spec import spec_of
 
         spec = spec_of(model)
     if raw_input and spec is None:

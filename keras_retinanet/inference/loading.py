@@ -22,7 +22,7 @@ from ..config.spec import DetectorSpec, check_class_count, reconcile
 from ..errors import ModelError
 from ..models.precision import with_precision
 from ..models.retinanet import output_names
-from ..models.retinanet_model import RetinaNetModel, spec_of
+from ..models.model_with_spec import RetinaNetModel, spec_of
 from .auto_precision import float32_parts_for, resolve_precision
 from .exported import is_exported, open_exported_model
 from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, is_training_model, refiltered

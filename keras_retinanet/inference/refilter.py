@@ -16,7 +16,7 @@ from ..config.spec import FILTER_KEYS
 from ..errors import ModelError
 from ..layers import Anchors, FilterDetections
 from ..models.retinanet import output_names, retinanet_bbox
-from ..models.retinanet_model import RetinaNetModel, spec_of
+from ..models.model_with_spec import RetinaNetModel, spec_of
 
 # FilterDetections settings beyond the spec's, kept as they are when the filter is rebuilt.
 _EXTRA_FILTER_KEYS = ("parallel_iterations", "max_candidates")

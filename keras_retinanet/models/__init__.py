@@ -13,7 +13,7 @@ from .mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbo
 from .resnet import ResNetBackbone
 from .retinanet import assert_training_model as _assert_training_model
 from .retinanet import retinanet_bbox
-from .retinanet_model import RetinaNetModel, spec_of
+from .model_with_spec import RetinaNetModel, spec_of
 from .vgg import VGGBackbone
 
 # keras-retinanet's default, for its files, which do not say which backbone they hold.

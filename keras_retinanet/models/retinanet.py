@@ -9,7 +9,7 @@ import keras
 
 from .. import initializers, layers
 from ..errors import ModelError
-from .retinanet_model import RetinaNetModel, spec_of
+from .model_with_spec import RetinaNetModel, spec_of
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 
 # Layers that compute in float32 whatever the precision policy: the heads' last

@@ -1,4 +1,6 @@
-"""The Keras model class of every RetinaNet this package builds: a functional model that carries its spec."""
+"""RetinaNetModel, the Keras model class of every RetinaNet this package builds: a functional model that carries its
+spec (``spec_of`` reads it). Saved files name the class by its registered name, keras_retinanet>RetinaNetModel, so
+files written when this module was models/retinanet_model.py load as before."""
 
 from typing import Optional
 
