@@ -14,7 +14,8 @@ from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.evaluation import COCO_STAT_NAMES, PrecisionRecall, evaluate_class, save_per_class_ap_chart
 from keras_retinanet.evaluation.average_precision import _compute_ap, ranking_order
 from keras_retinanet.evaluation.detections import _select_detections
-from keras_retinanet.evaluation.record import new_run_folder, record_evaluation
+from keras_retinanet.atomic_files import claim_new_folder
+from keras_retinanet.evaluation.record import record_evaluation, record_folder_name
 from keras_retinanet.evaluation.report import chart_order, empty_curve_message
 
 from test_coco_eval import DETECTIONS, cocoeval_directly, expected_results, toy_dataset, write_ground_truth_json
@@ -133,11 +134,11 @@ def test_chart_orders_by_ap_then_label_and_is_a_png(tmp_path):
 
 def test_run_folders_count_up(tmp_path):
     root = str(tmp_path / "snapshots")
-    first = new_run_folder("snapshots/resnet50_csv_10.h5", "csv", root=root)
-    second = new_run_folder("other/resnet50_csv_10.keras", "csv", root=root)
+    first = claim_new_folder(root, record_folder_name("snapshots/resnet50_csv_10.h5", "csv"))
+    second = claim_new_folder(root, record_folder_name("other/resnet50_csv_10.keras", "csv"))
     assert first == os.path.join(root, "resnet50_csv_10_csv")
     assert second == os.path.join(root, "resnet50_csv_10_csv_2")
-    assert new_run_folder("exported/saved_model/", "coco", root=root) == os.path.join(root, "saved_model_coco")
+    assert claim_new_folder(root, record_folder_name("exported/saved_model/", "coco")) == os.path.join(root, "saved_model_coco")
 
 
 # ---- the command end to end -----------------------------------------------------------------------------------

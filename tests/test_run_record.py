@@ -13,7 +13,8 @@ import pytest
 import keras_retinanet
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config import DatasetConfig, RetinaNetConfig
-from keras_retinanet.engine.run_record import RunFolderError, RunRecord, choose_run_folder, new_run_folder
+from keras_retinanet.atomic_files import claim_new_folder
+from keras_retinanet.engine.run_record import RUNS_ROOT, RunFolderError, RunRecord, choose_run_folder
 
 from test_commands import _write_dataset
 
@@ -177,7 +178,7 @@ def test_a_resumed_run_continues_the_record_of_the_run_it_resumes(runs):
 
 def test_run_folders_are_numbered_and_an_explicit_one_is_used_as_is(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert [new_run_folder("resnet50_csv") for _ in range(3)] == [
+    assert [claim_new_folder(RUNS_ROOT, "resnet50_csv") for _ in range(3)] == [
         os.path.join("snapshots", "resnet50_csv"), os.path.join("snapshots", "resnet50_csv_2"), os.path.join("snapshots", "resnet50_csv_3")
     ]  # fmt: skip
     config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv")})

@@ -67,11 +67,6 @@ def default_run_name(config: RetinaNetConfig) -> str:
     return f"{config.model.backbone}_{config.data.dataset_type}"
 
 
-def new_run_folder(name: str, root: str = RUNS_ROOT) -> str:
-    """Create and return the first free one of ``root/name``, ``root/name_2``, ... (see :func:`claim_new_folder`)."""
-    return claim_new_folder(root, name)
-
-
 def choose_run_folder(config: RetinaNetConfig, resume_state: Optional[dict] = None) -> str:
     """The run's folder, created: ``training.run_dir`` if set, else the resumed run's, else a new one.
 
@@ -93,7 +88,7 @@ def choose_run_folder(config: RetinaNetConfig, resume_state: Optional[dict] = No
     stored = (resume_state or {}).get(STATE_KEY)
     if stored and os.path.isdir(stored):
         return stored
-    folder = new_run_folder(default_run_name(config))
+    folder = claim_new_folder(RUNS_ROOT, default_run_name(config))
     if stored:
         logger.warning(
             "The run folder %s of %s no longer exists; this run records in a new one, %s",

@@ -55,10 +55,10 @@ def model_stem(source: str) -> str:
     return _safe_file_name(os.path.splitext(name)[0] or name)
 
 
-def new_run_folder(model_source: str, dataset_type: str, root: str = RUNS_FOLDER) -> str:
-    """Create and return the first free one of ``{root}/{stem}_{dataset}``, ``..._2``, ... (two evaluations
-    started at once get two folders)."""
-    return claim_new_folder(root, f"{model_stem(model_source)}_{_safe_file_name(dataset_type)}")
+def record_folder_name(model_source: str, dataset_type: str) -> str:
+    """``{stem}_{dataset}``, the name of an evaluation's folder in RUNS_FOLDER (:func:`claim_new_folder` numbers it
+    ``..._2``, ``..._3``, ... when taken, so two evaluations started at once get two folders)."""
+    return f"{model_stem(model_source)}_{_safe_file_name(dataset_type)}"
 
 
 def describe_model(source: str, model_file: Optional[str], detector, config: RetinaNetConfig) -> Dict[str, Any]:
@@ -129,7 +129,7 @@ def record_evaluation(
     folder = config.evaluation.save_path
     created = not folder
     if created:
-        folder = new_run_folder(model_source, config.data.dataset_type)
+        folder = claim_new_folder(RUNS_FOLDER, record_folder_name(model_source, config.data.dataset_type))
     try:
         results = run_evaluation(generator, model, config, output_dir=folder)
     except BaseException:
