@@ -157,7 +157,7 @@ def test_evaluate_accepts_a_keras_tensorboard_callback(tmp_path):
 
 def test_early_stopping_says_why_it_ended_the_run(caplog):
     from keras_retinanet.callbacks.snapshot import callback_state
-    from keras_retinanet.engine.callbacks import ExplainedEarlyStopping
+    from keras_retinanet.callbacks.training_run import ExplainedEarlyStopping
 
     model = keras.Sequential([keras.layers.Input((1,)), keras.layers.Dense(1)])
     model.stop_training = False  # as fit sets it

@@ -14,7 +14,7 @@ import keras_retinanet
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config import DatasetConfig, RetinaNetConfig
 from keras_retinanet.atomic_files import claim_new_folder
-from keras_retinanet.engine.run_record import RUNS_ROOT, RunFolderError, RunRecord, choose_run_folder
+from keras_retinanet.callbacks.run_record import RUNS_ROOT, RunFolderError, RunRecord, choose_run_folder
 
 from test_commands import _write_dataset
 

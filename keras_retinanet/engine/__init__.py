@@ -6,6 +6,6 @@
     config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv", annotations="train.csv", classes="classes.csv")})
     history = train(config)
 
-Modules: ``trainer`` (models, data, resume and ``model.fit``), ``callbacks`` (guard, evaluation, schedule, snapshots),
-``run_record`` and ``curves`` (the run folder: config.json, metrics.csv, curves.png), ``auto_anchors`` (--auto-anchors).
+Modules: ``trainer`` (models, data, resume and ``model.fit``), ``auto_anchors`` (--auto-anchors). The run's callbacks
+(guard, evaluation, schedule, snapshots, the run folder's record) are :mod:`keras_retinanet.callbacks`'.
 """

@@ -16,7 +16,7 @@ from ..config.anchors_ini import write_anchor_config
 from ..config.defaults import POSITIVE_OVERLAP
 from ..data.cropping import describe_sizing
 from ..data.diagnostics import DatasetBoxes, collect_boxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
-from .run_record import choose_run_folder
+from ..callbacks.run_record import choose_run_folder
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from ..errors import RetinaNetError
 from ..models.base import freeze
 from ..models.precision import set_precision
 from ..checkpoint.weights import assign_layer_weights, read_layer_weights, set_layer_weights
-from .callbacks import create_callbacks
-from .run_record import choose_run_folder
+from ..callbacks.run_record import choose_run_folder
+from ..callbacks.training_run import create_callbacks
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ from typing import List, Optional, Sequence
 
 import keras
 
-from ..callbacks import RedirectModel
-from ..callbacks.coco import CocoEval
-from ..callbacks.eval import Evaluate
-from ..callbacks.guard import NonFiniteGuard
-from ..callbacks.snapshot import Snapshot
 from ..config import RetinaNetConfig
 from ..errors import RetinaNetError
+from . import RedirectModel
+from .coco import CocoEval
+from .eval import Evaluate
+from .guard import NonFiniteGuard
 from .run_record import STATE_KEY, RunRecord
+from .snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def create_callbacks(
             in the snapshots so a resumed run continues at the same batch.
         chief: whether this process is the chief (see ``keras_retinanet.distribute.is_chief``).
         workers: number of training processes.
-        run_folder: the run folder (:func:`keras_retinanet.engine.run_record.choose_run_folder`) on the
+        run_folder: the run folder (:func:`keras_retinanet.callbacks.run_record.choose_run_folder`) on the
             chief, or None for no record; snapshots go there unless ``training.snapshot_path`` is set.
         class_names: the dataset's class names in label order (for the record).
         command: the command line, for the record.
