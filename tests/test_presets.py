@@ -73,7 +73,7 @@ def tiny_preset(legacy_file, tmp_path, monkeypatch):
     entry = registry.WeightsEntry("tiny_coco", origin, FILE_NAME, hashlib.sha256(data).hexdigest(), "detector",
                                   BACKBONE, "a tiny test detector")  # fmt: skip
     monkeypatch.setitem(registry.REGISTRY, "tiny_coco", entry)
-    monkeypatch.setitem(presets.PRESETS, "tiny_coco", presets.Preset("tiny_coco", "tiny_coco", tiny_spec(), "test"))
+    monkeypatch.setitem(presets.MODEL_PRESETS, "tiny_coco", presets.Preset("tiny_coco", "tiny_coco", tiny_spec(), "test"))
     monkeypatch.setenv(hub.ENV_HOME, str(tmp_path / "home"))
     monkeypatch.delenv(hub.ENV_MIRROR, raising=False)
     with WeightServer() as server:

@@ -9,8 +9,8 @@ from keras_retinanet.bin import convert_model as convert_command
 from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config import (
+    CONFIG_PRESETS,
     DEFAULTS,
-    PRESETS,
     AnchorConfig,
     DatasetConfig,
     RetinaNetConfig,
@@ -53,7 +53,7 @@ def test_the_demo_preset_and_the_user_settings_over_it():
     assert config.preset == "demo"
     assert config.model.backbone == "resnet50"  # the user's choice wins over the preset's mobilenet128_0.5
     assert config.data.batch_size == 2
-    assert config.data.image_min_side == PRESETS["demo"]["data"]["image_min_side"] == 160
+    assert config.data.image_min_side == CONFIG_PRESETS["demo"]["data"]["image_min_side"] == 160
     assert config.training.steps is None and config.model.trainable_bn is True
     assert config.given("model.backbone") and not config.given("data.image_min_side")
 

@@ -6,7 +6,7 @@
 """
 
 from .anchors_ini import AnchorConfig, read_anchor_config
-from .defaults import DEFAULTS, PRESETS
+from .defaults import CONFIG_PRESETS, DEFAULTS
 from .spec import DetectorSpec
 from .schema import (
     DATASET_TYPES,
@@ -20,6 +20,7 @@ from .schema import (
 
 __all__ = [
     "AnchorConfig",
+    "CONFIG_PRESETS",
     "DATASET_TYPES",
     "DEFAULTS",
     "DataConfig",
@@ -27,7 +28,6 @@ __all__ = [
     "DetectorSpec",
     "EvaluationConfig",
     "ModelConfig",
-    "PRESETS",
     "RetinaNetConfig",
     "TrainingConfig",
     "read_anchor_config",

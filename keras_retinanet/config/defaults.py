@@ -115,8 +115,9 @@ DEFAULTS = {
     },
 }
 
-# Named presets: settings that differ from DEFAULTS, by section.
-PRESETS = {
+# Named configuration presets (RetinaNetConfig.build(preset=...)): settings that differ from DEFAULTS, by section.
+# Not hub.MODEL_PRESETS, which are published detectors by name.
+CONFIG_PRESETS = {
     # The built-in demo dataset (160 px synthetic shapes): a small MobileNet that trains on a CPU in minutes.
     "demo": {
         "model": {

@@ -12,7 +12,7 @@ import json
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from .anchors_ini import AnchorConfig
-from .defaults import DEFAULTS, PRESETS
+from .defaults import CONFIG_PRESETS, DEFAULTS
 from .tile_settings import check_share, tile_shape
 
 DATASET_TYPES = ("csv", "coco", "pascal", "oid", "kitti", "demo")
@@ -245,15 +245,15 @@ class RetinaNetConfig:
 
         Args:
             settings: {'section.name': value} the user chose, e.g. {'model.backbone': 'resnet101'}.
-            preset: a name of :data:`keras_retinanet.config.defaults.PRESETS`, or None.
+            preset: a name of :data:`keras_retinanet.config.defaults.CONFIG_PRESETS`, or None.
 
         Raises:
             ValueError: an unknown preset, section or setting.
         """
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset '{preset}'; presets: {', '.join(sorted(PRESETS))}")
+        if preset is not None and preset not in CONFIG_PRESETS:
+            raise ValueError(f"unknown preset '{preset}'; presets: {', '.join(sorted(CONFIG_PRESETS))}")
         values = {section: {} for section in _SECTIONS}
-        for section, overrides in (PRESETS[preset] if preset else {}).items():
+        for section, overrides in (CONFIG_PRESETS[preset] if preset else {}).items():
             values[section].update(overrides)
         settings = dict(settings or {})
         for key, value in settings.items():

@@ -31,7 +31,7 @@ from .download import (
     resolve,
 )
 from .presets import (
-    PRESETS,
+    MODEL_PRESETS,
     Located,
     Preset,
     UnknownModelError,
@@ -48,7 +48,7 @@ __all__ = [
     "ENV_HOME",
     "ENV_MIRROR",
     "Located",
-    "PRESETS",
+    "MODEL_PRESETS",
     "Preset",
     "REGISTRY",
     "ChecksumError",

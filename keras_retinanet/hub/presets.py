@@ -59,28 +59,29 @@ def _resnet50_coco() -> Preset:
     return Preset("resnet50_coco", "resnet50_coco", spec, lookup("resnet50_coco").description)
 
 
-PRESETS: Dict[str, Preset] = {preset.name: preset for preset in (_resnet50_coco(),)}
+# Published detectors by name (not config.CONFIG_PRESETS, which are named configuration settings).
+MODEL_PRESETS: Dict[str, Preset] = {preset.name: preset for preset in (_resnet50_coco(),)}
 
 
 def preset_names() -> List[str]:
     """Every preset name, in order."""
-    return list(PRESETS)
+    return list(MODEL_PRESETS)
 
 
 def find_preset(name: str) -> Optional[Preset]:
     """The preset of a name (any letter case), or None."""
-    return PRESETS.get(str(name).lower())
+    return MODEL_PRESETS.get(str(name).lower())
 
 
 def describe_presets() -> str:
     """The presets for a help text: 'resnet50_coco (keras-retinanet's ...)'."""
-    return "; ".join(f"{preset.name} ({preset.description})" for preset in PRESETS.values())
+    return "; ".join(f"{preset.name} ({preset.description})" for preset in MODEL_PRESETS.values())
 
 
 def _preset_of_weights(weights_name: Optional[str]) -> Optional[Preset]:
     if weights_name is None:
         return None
-    return next((preset for preset in PRESETS.values() if preset.weights == weights_name), None)
+    return next((preset for preset in MODEL_PRESETS.values() if preset.weights == weights_name), None)
 
 
 def is_path_like(source: str) -> bool:
@@ -95,9 +96,9 @@ def unknown_model(source: str, what: str = "model") -> UnknownModelError:
     entry = find(source)
     if entry is not None and entry.kind != "detector":
         return UnknownModelError(
-            f"{what} '{source}' names {entry.kind} backbone weights, not a detector; presets: {', '.join(PRESETS)}"
+            f"{what} '{source}' names {entry.kind} backbone weights, not a detector; presets: {', '.join(MODEL_PRESETS)}"
         )
-    return UnknownModelError(f"{what} '{source}' is not a file, a URL or a preset; presets: {', '.join(PRESETS)}")
+    return UnknownModelError(f"{what} '{source}' is not a file, a URL or a preset; presets: {', '.join(MODEL_PRESETS)}")
 
 
 def check_model_source(source: str, what: str = "model") -> None:
