@@ -7,6 +7,7 @@ os.environ["KERAS_RETINANET_IMAGENET_WEIGHTS"] = "none"
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+from helpers.datasets import write_square_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +28,12 @@ def _package_logger_propagates():
     runs a command's main() must not hide later tests' messages from pytest's caplog, which listens at the root."""
     yield
     logging.getLogger("keras_retinanet").propagate = True
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Four 64x64 PNGs with one white 32 px square each, as keras-retinanet CSV files: (annotations, classes) paths.
+
+    One copy per test module, so that what a module's tests write beside the data stays in that module.
+    """
+    return write_square_dataset(tmp_path_factory.mktemp("data"))

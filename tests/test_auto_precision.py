@@ -12,8 +12,6 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from test_export import scaled_training_model
-from test_export_raw import odd_image, spec_model
 
 from keras_retinanet import load_detector, models
 from keras_retinanet.bin import predict as predict_command
@@ -27,6 +25,8 @@ from keras_retinanet.inference.auto_precision import (
 )
 from keras_retinanet.inference.fidelity import Fidelity, compare_detectors, found_again
 from keras_retinanet.models.precision import part_of, with_precision
+
+from helpers.export_models import odd_image, scaled_training_model, spec_model
 
 THIS_MACHINE = {"avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "fma"}  # no bf16, no AMX
 

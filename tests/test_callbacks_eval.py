@@ -13,7 +13,7 @@ from keras_retinanet.callbacks import RedirectModel
 from keras_retinanet.callbacks.coco import CocoEval
 from keras_retinanet.callbacks.eval import Evaluate
 from keras_retinanet.evaluation import COCO_STAT_NAMES
-from test_eval import A, B, C, HAND_DETECTIONS, InjectedModel, ToyDataset, blank
+from helpers.evaluation_doubles import HAND_DETECTIONS, A, B, C, InjectedModel, ToyDataset, blank
 
 # The hand-worked image of test_eval plus one 'square' annotation that the 0.95 square detection finds exactly:
 # circle AP 5/9 over 3 annotations, square AP 1 over 1.

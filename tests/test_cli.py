@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import cv2
-import numpy as np
 import pytest
 
 import keras_retinanet
@@ -32,20 +30,6 @@ COMMANDS = {
 # What TensorFlow 2.21 prints on this kind of machine when it loads and finds no GPU (seen by hand):
 # absl's pre-initialisation notice, oneDNN's and the CUDA stub's INFO lines, the CPU feature guard, cuInit.
 TF_NOISE = ("absl::InitializeLog", "oneDNN custom operations", "cudart_stub", "cpu_feature_guard", "cuInit", "WARNING:absl")
-
-
-@pytest.fixture
-def dataset(tmp_path):
-    """Two 96 px images with one white square each, as keras-retinanet CSV files; returns (annotations, classes)."""
-    rows = []
-    for index in range(2):
-        image = np.full((96, 96, 3), 30, dtype=np.uint8)
-        image[10:50, 10:50] = 255
-        cv2.imwrite(str(tmp_path / f"img{index}.png"), image)
-        rows.append(f"img{index}.png,10,10,50,50,square\n")
-    (tmp_path / "annotations.csv").write_text("".join(rows))
-    (tmp_path / "classes.csv").write_text("square,0\n")
-    return str(tmp_path / "annotations.csv"), str(tmp_path / "classes.csv")
 
 
 @pytest.fixture

@@ -5,27 +5,19 @@ import json
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from keras_retinanet.evaluation import COCO_STAT_NAMES, coco_ground_truth_dataset, evaluate_coco
-from test_eval import InjectedModel, ToyDataset, blank
-
-# Two images. Ground truth (x1, y1, x2, y2, label):
-GROUND_TRUTH = [
-    [(10, 10, 30, 30, 0), (35, 30, 60, 60, 1)],  # image 0, 64x64
-    [(5, 5, 25, 45, 0)],  # image 1, 64x80
-]
-# Detections (x1, y1, x2, y2, score, label), in original pixels:
-DETECTIONS = {
-    (64, 64): [(10, 10, 30, 30, 0.9, 0), (36, 30, 60, 58, 0.8, 1), (40, 0, 60, 20, 0.3, 0), (0, 0, 5, 5, 0.01, 1)],
-    (64, 80): [(6, 5, 25, 44, 0.7, 0), (50, 10, 70, 30, 0.6, 1)],
-}
-SIZES = [(64, 64), (64, 80)]
-
-
-def toy_dataset():
-    annotations = [([row[:4] for row in rows], [row[4] for row in rows]) for rows in GROUND_TRUTH]
-    return ToyDataset([blank(*size) for size in SIZES], annotations, {0: "circle", 1: "square"})
+from helpers.evaluation_doubles import (
+    DETECTIONS,
+    GROUND_TRUTH,
+    SIZES,
+    InjectedModel,
+    ToyDataset,
+    cocoeval_directly,
+    expected_results,
+    toy_dataset,
+    write_ground_truth_json,
+)
 
 
 class CocoToyDataset(ToyDataset):
@@ -41,48 +33,6 @@ class CocoToyDataset(ToyDataset):
 
     def label_to_coco_label(self, label):
         return self.coco_labels[label]
-
-
-def write_ground_truth_json(path, image_ids, category_ids):
-    """The ground truth written out by hand in COCO format."""
-    annotations = []
-    for image_id, rows in zip(image_ids, GROUND_TRUTH):
-        for x1, y1, x2, y2, label in rows:
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": category_ids[label],
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
-            })
-    dataset = {
-        "images": [{"id": i, "width": w, "height": h, "file_name": f"{i}.png"} for i, (h, w) in zip(image_ids, SIZES)],
-        "annotations": annotations,
-        "categories": [{"id": category_ids[0], "name": "circle"}, {"id": category_ids[1], "name": "square"}],
-    }
-    path.write_text(json.dumps(dataset))
-    return path
-
-
-def expected_results(image_ids, category_ids, threshold=0.05):
-    """The detections at or above the threshold in COCO results format, worked out by hand."""
-    results = []
-    for image_id, size in zip(image_ids, SIZES):
-        for x1, y1, x2, y2, score, label in DETECTIONS[size]:
-            if score >= threshold:
-                results.append({
-                    "image_id": image_id, "category_id": category_ids[label],
-                    "score": score, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                })
-    return results
-
-
-def cocoeval_directly(ground_truth_file, results_file, image_ids):
-    coco_true = COCO(str(ground_truth_file))
-    coco_pred = coco_true.loadRes(str(results_file))
-    coco_eval = COCOeval(coco_true, coco_pred, "bbox")
-    coco_eval.params.imgIds = image_ids
-    coco_eval.evaluate()
-    coco_eval.accumulate()
-    coco_eval.summarize()
-    return coco_eval.stats
 
 
 def assert_same_results(written, expected):

@@ -18,6 +18,9 @@ from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import predict as predict_command
 from keras_retinanet.bin import train as train_command
 
+from helpers.datasets import SQUARE_AND_BAR_CLASSES as CLASSES
+from helpers.datasets import write_square_and_bar_dataset
+
 BACKBONE = "mobilenet128_0.25"
 IMAGE_SIDE = "96"
 NARROW = [
@@ -25,40 +28,17 @@ NARROW = [
     "--classification-feature-size", "8",
     "--regression-feature-size", "8",
 ]  # fmt: skip
-CLASSES = ("square", "bar")
-
-
-def _write_dataset(folder, count=4, tiny_box=False):
-    """Images with one bright square (class 0) and one bar (class 1) each; returns (annotations, classes) paths."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(count):
-        image = np.full((96, 96, 3), 30, dtype=np.uint8)
-        x, y = int(rng.integers(4, 40)), int(rng.integers(4, 40))
-        image[y : y + 40, x : x + 40] = (255, 255, 255)
-        rows.append([f"img{index}.png", x, y, x + 40, y + 40, "square"])
-        image[66:90, 10:86] = (0, 200, 255)
-        rows.append([f"img{index}.png", 10, 66, 86, 90, "bar"])
-        if tiny_box and index == 0:
-            rows.append([f"img{index}.png", 60, 5, 64, 9, "bar"])
-        cv2.imwrite(str(folder / f"img{index}.png"), image)
-    annotations = folder / "annotations.csv"
-    with open(annotations, "w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    classes = folder / "classes.csv"
-    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(CLASSES)))
-    return str(annotations), str(classes)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return _write_dataset(tmp_path_factory.mktemp("data"))
+def two_class_dataset(tmp_path_factory):
+    return write_square_and_bar_dataset(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, dataset):
+def trained(tmp_path_factory, two_class_dataset):
     """Two epochs of two steps, then a resume from the epoch-2 snapshot to epoch 3."""
-    annotations, classes = dataset
+    annotations, classes = two_class_dataset
     snapshots = tmp_path_factory.mktemp("snapshots")
     common = [
         "--backbone", BACKBONE, "--batch-size", "2", "--steps", "2", "--lr", "1e-3",
@@ -164,26 +144,26 @@ def _generator(args):
     return common.create_generator(args, "eval", no_resize=True, shuffle_groups=False)
 
 
-def test_evaluate_gives_map_one_for_perfect_detections(dataset, capsys):
-    args = _evaluation_args(dataset)
+def test_evaluate_gives_map_one_for_perfect_detections(two_class_dataset, capsys):
+    args = _evaluation_args(two_class_dataset)
     generator = _generator(args)
     assert evaluate_command.evaluate_generator(generator, GroundTruthModel(generator), args) == pytest.approx(1.0)
     assert "instances of class square with average precision: 1.0000" in capsys.readouterr().out
 
 
-def test_evaluate_counts_a_top_ranked_false_positive(dataset):
+def test_evaluate_counts_a_top_ranked_false_positive(two_class_dataset):
     # Each of the 4 images adds a square false positive (0.95) above its true square (0.9).
     # Ranked over all images: 4 false positives, then 4 true positives with precision
     # 1/5, 2/6, 3/7, 4/8 at recall 0.25, 0.5, 0.75, 1. The VOC envelope is the best precision
     # at this or higher recall: 0.5 at every recall step, so AP(square) = 0.5; AP(bar) = 1.
-    args = _evaluation_args(dataset)
+    args = _evaluation_args(two_class_dataset)
     generator = _generator(args)
     mean_ap = evaluate_command.evaluate_generator(generator, GroundTruthModel(generator, false_positive=True), args)
     assert mean_ap == pytest.approx((0.5 + 1.0) / 2)
 
 
-def test_evaluate_save_path_writes_images_and_precision_recall_plots(dataset, tmp_path):
-    args = _evaluation_args(dataset, ["--save-path", str(tmp_path)])
+def test_evaluate_save_path_writes_images_and_precision_recall_plots(two_class_dataset, tmp_path):
+    args = _evaluation_args(two_class_dataset, ["--save-path", str(tmp_path)])
     generator = _generator(args)
     evaluate_command.evaluate_generator(generator, GroundTruthModel(generator), args)
     written = os.listdir(tmp_path)
@@ -194,8 +174,8 @@ def test_evaluate_save_path_writes_images_and_precision_recall_plots(dataset, tm
 
 
 @pytest.mark.slow
-def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_path):
-    annotations, classes = dataset
+def test_evaluate_main_runs_on_a_trained_snapshot(trained, two_class_dataset, capsys, tmp_path):
+    annotations, classes = two_class_dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
     evaluate_command.main(
         ["--convert-model", "--backbone", BACKBONE, "--image-min-side", IMAGE_SIDE, "--image-max-side", IMAGE_SIDE,
@@ -207,8 +187,8 @@ def test_evaluate_main_runs_on_a_trained_snapshot(trained, dataset, capsys, tmp_
 
 
 @pytest.mark.slow
-def test_train_mixed_precision_writes_a_bfloat16_snapshot(dataset, tmp_path):
-    annotations, classes = dataset
+def test_train_mixed_precision_writes_a_bfloat16_snapshot(two_class_dataset, tmp_path):
+    annotations, classes = two_class_dataset
     try:
         train_command.main(
             ["--backbone", BACKBONE, "--batch-size", "2", "--steps", "1", "--epochs", "1", "--mixed-precision",
@@ -224,8 +204,8 @@ def test_train_mixed_precision_writes_a_bfloat16_snapshot(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys):
-    annotations, classes = dataset
+def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, two_class_dataset, capsys):
+    annotations, classes = two_class_dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
     maps = {}
     for precision in ("float32", "mixed_bfloat16"):
@@ -238,8 +218,8 @@ def test_evaluate_in_mixed_bfloat16_agrees_with_float32(trained, dataset, capsys
 
 
 @pytest.mark.slow
-def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, capsys):
-    annotations, classes = dataset
+def test_evaluate_refuses_a_training_model_without_convert(trained, two_class_dataset, capsys):
+    annotations, classes = two_class_dataset
     snapshot = str(trained / f"{BACKBONE}_csv_03.h5")
     with pytest.raises(SystemExit) as exit_info:
         evaluate_command.main(["--backbone", BACKBONE, "csv", annotations, classes, snapshot])
@@ -250,7 +230,7 @@ def test_evaluate_refuses_a_training_model_without_convert(trained, dataset, cap
 def test_debug_writes_images_and_counts_uncovered_annotations(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    annotations, classes = _write_dataset(data, count=2, tiny_box=True)
+    annotations, classes = write_square_and_bar_dataset(data, count=2, tiny_box=True)
     output = tmp_path / "debug"
     total, unmatched = debug_command.main(
         ["--anchors", "--annotations", "--no-resize", "--no-gui", "--output-dir", str(output),
@@ -276,8 +256,8 @@ def _confident_inference_model(snapshot, path):
 
 
 @pytest.mark.slow
-def test_predict_writes_drawn_images_video_and_detection_files(trained, dataset, tmp_path):
-    annotations, classes = dataset
+def test_predict_writes_drawn_images_video_and_detection_files(trained, two_class_dataset, tmp_path):
+    annotations, classes = two_class_dataset
     model = _confident_inference_model(str(trained / f"{BACKBONE}_csv_03.h5"), str(tmp_path / "inference.h5"))
     folder = os.path.dirname(annotations)
     video = str(tmp_path / "clip.mp4")

@@ -13,7 +13,7 @@ from keras_retinanet import load_detector
 from keras_retinanet.bin import predict as predict_command
 from keras_retinanet.inference.slicing import Tiling, TilingError, merge_tiles, tile_windows
 
-from scene_models import CLASS_NAMES, scene, training_model
+from helpers.scene_models import CLASS_NAMES, scene, training_model
 
 
 @pytest.fixture(scope="module")

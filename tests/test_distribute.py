@@ -1,7 +1,7 @@
 """keras_retinanet.distribute: training under tf.distribute ends where training on one device ends.
 
 The distributed runs need devices set before TensorFlow starts (two logical CPU devices;
-a two-process cluster on 127.0.0.1), so they run tests/distribute_worker.py in fresh
+a two-process cluster on 127.0.0.1), so they run tests/helpers/distribute_worker.py in fresh
 processes: one process trains on the default strategy and then on a MirroredStrategy
 over two logical CPUs, and two processes train as the workers of a
 MultiWorkerMirroredStrategy. All train the same tiny RetinaNet on the same global
@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_retinanet import distribute, losses
 
-WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distribute_worker.py")
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers", "distribute_worker.py")
 TIMEOUT = 400  # seconds; a worker whose peer died would otherwise wait for it forever
 
 # Float tolerance for weights after 2 and 3 Adam steps (lr 1e-3): summing the gradients of two replicas rounds
@@ -233,7 +233,7 @@ def _hand_computed_losses():
 
 # The losses in float32 against the hand computation in float64 (measured: up to 3.4e-7 relative, the focal loss).
 def test_one_device_loss_of_the_loss_case():
-    from distribute_worker import LOSS_CASE
+    from helpers.distribute_worker import LOSS_CASE
 
     regression_true, regression_pred, labels_true, labels_pred = (np.asarray(a, np.float32) for a in LOSS_CASE)
     regression, focal = _hand_computed_losses()

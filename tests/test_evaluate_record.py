@@ -18,9 +18,17 @@ from keras_retinanet.atomic_files import claim_new_folder
 from keras_retinanet.evaluation.record import record_evaluation, record_folder_name
 from keras_retinanet.evaluation.report import chart_order, empty_curve_message
 
-from test_coco_eval import DETECTIONS, cocoeval_directly, expected_results, toy_dataset, write_ground_truth_json
-from test_detector import CLASS_NAMES, OWN_THRESHOLD, make_spec, training_model, write_sample_dataset
-from test_eval import InjectedModel, hand_dataset, hand_model
+from helpers.evaluation_doubles import (
+    DETECTIONS,
+    InjectedModel,
+    cocoeval_directly,
+    expected_results,
+    hand_dataset,
+    hand_model,
+    toy_dataset,
+    write_ground_truth_json,
+)
+from helpers.detector_models import CLASS_NAMES, OWN_THRESHOLD, make_spec, training_model, write_sample_dataset
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

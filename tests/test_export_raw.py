@@ -16,25 +16,27 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from test_export import (
-    BACKBONE,
-    BOX_TOLERANCE,
-    NUM_CLASSES,
-    SCORE_TOLERANCE,
-    match_detections,
-    scaled_training_model,
-)
 
 from keras_retinanet import export, models
 from keras_retinanet.bin import convert_model as convert_command
 from keras_retinanet.config.spec import DetectorSpec
 from keras_retinanet.data.input_transform import compute_resize_scale, preprocess_image
 
-CLASS_NAMES = ("cat", "dog", "traffic light")
-MIN_SIDE, MAX_SIDE = 128, 256
+from helpers.export_models import (
+    BACKBONE,
+    BOX_TOLERANCE,
+    CLASS_NAMES,
+    MAX_SIDE,
+    MIN_SIDE,
+    SCORE_TOLERANCE,
+    match_detections,
+    odd_image,
+    spec_model,
+)
+
 # At other sides (160, 200 for this image: a 0.985 scale) the graph's float32 sample positions put its resized
 # input further from cv2.resize's (test_graph_input_equals_opencv: 9.1e-6 of the value range, against 1.2e-7 at
-# this file's 128, 256); the network turns that into larger differences than test_export's float32 bounds.
+# MIN_SIDE, MAX_SIDE = 128, 256); the network turns that into larger differences than test_export's float32 bounds.
 # Measured on the tests' model (seed 0): boxes within 8.0e-5 px, scores within 3.0e-6 (oneDNN at AVX-512, AVX2 or
 # off); on models drawn with seeds 0-4: 2.4e-4 px and 1.3e-5.
 RESAMPLED_BOX_TOLERANCE = 5e-4  # px
@@ -106,31 +108,6 @@ def run_raw_runtime(runtime, model_path, image_path, folder):
     with np.load(result_path) as result:
         outputs = {name: result[name] for name in result.files if name != "spec"}
         return outputs, json.loads(str(result["spec"]))
-
-
-def odd_image(seed, rows=150, cols=203):
-    """A BGR image of an odd size: noise with a bright and a coloured box."""
-    image = np.random.default_rng(seed).integers(0, 90, (rows, cols, 3)).astype(np.uint8)
-    image[25:90, 40:130] += 160
-    image[95:140, 110:190, 1:] += 150
-    return image
-
-
-def spec_model():
-    """The scaled test RetinaNet of test_export, carrying a spec with class names and small image sides."""
-    model = scaled_training_model()
-    assert len(CLASS_NAMES) == NUM_CLASSES
-    model.spec = DetectorSpec(
-        backbone=BACKBONE,
-        preprocessing="tf",
-        class_names=CLASS_NAMES,
-        image_min_side=MIN_SIDE,
-        image_max_side=MAX_SIDE,
-        pyramid_feature_size=32,
-        classification_feature_size=16,
-        regression_feature_size=16,
-    )
-    return model
 
 
 def hand_assembled(inference, image, min_side=MIN_SIDE, max_side=MAX_SIDE):

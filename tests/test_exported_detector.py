@@ -14,14 +14,6 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from test_export import (
-    BOX_TOLERANCE,
-    NUM_CLASSES,
-    SCORE_TOLERANCE,
-    assert_onnx_post_processing_in_float,
-    match_detections,
-)
-from test_export_raw import CLASS_NAMES, odd_image, spec_model
 
 from keras_retinanet import load_detector
 from keras_retinanet.bin import convert_model as convert_command
@@ -29,6 +21,17 @@ from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import predict as predict_command
 from keras_retinanet.errors import ModelError
 from keras_retinanet.inference import ExportedDetector
+
+from helpers.export_models import (
+    BOX_TOLERANCE,
+    CLASS_NAMES,
+    NUM_CLASSES,
+    SCORE_TOLERANCE,
+    assert_onnx_post_processing_in_float,
+    match_detections,
+    odd_image,
+    spec_model,
+)
 
 EXPORTS = {  # name -> (file name, convert-model options)
     "savedmodel raw": ("raw_detector", ["--raw-input"]),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet.data.pipeline import make_dataset
-from square_images import SquareImages
+from helpers.square_images import SquareImages
 
 
 SHAPES = [(64, 64), (64, 96), (80, 64), (64, 64), (96, 96), (72, 64)]

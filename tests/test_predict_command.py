@@ -17,8 +17,8 @@ from keras_retinanet.bin import evaluate as evaluate_command
 from keras_retinanet.bin import predict as predict_command
 from keras_retinanet.evaluation import evaluate
 
-from test_detector import CLASS_NAMES, MAX_SIDE, MIN_SIDE, OWN_THRESHOLD, hand_detections, make_spec
-from test_detector import training_model, write_sample_dataset
+from helpers.detector_models import CLASS_NAMES, MAX_SIDE, MIN_SIDE, OWN_THRESHOLD, hand_detections, make_spec
+from helpers.detector_models import training_model, write_sample_dataset
 
 PREDICT_THRESHOLD = 0.6  # above the model's own 0.5: the command only filters
 

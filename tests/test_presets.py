@@ -27,9 +27,9 @@ from keras_retinanet.config.spec import DetectorSpec
 from keras_retinanet.engine.trainer import build_training_model, transfer_layer_weights
 from keras_retinanet.hub import presets, registry
 
-from test_hub import WeightServer, refused_port
-from test_legacy import application_snapshot_layout, inference_additions, write_keras2_h5
-from test_train_weights import SMALL, dataset  # noqa: F401 - dataset is a fixture
+from helpers.weight_server import WeightServer, refused_port
+from helpers.legacy_files import application_snapshot_layout, inference_additions, write_keras2_h5
+from helpers.datasets import SMALL
 
 BACKBONE = "mobilenet128_0.25"
 NAMES = ("cat", "dog", "bird")

@@ -26,31 +26,14 @@ from keras_retinanet.errors import DatasetError, ModelFileError
 from keras_retinanet.checkpoint import read_h5_optimizer_weights, read_training_state
 from keras_retinanet.data.image_io import read_image_bgr
 
+from helpers.datasets import write_square_dataset
+
 BACKBONE = "mobilenet128_0.25"
 TRAIN_ARGS = [
     "--backbone", BACKBONE, "--batch-size", "2", "--steps", "2",
     "--image-min-side", "64", "--image-max-side", "64", "--no-evaluation",
     "--pyramid-feature-size", "16", "--classification-feature-size", "8", "--regression-feature-size", "8",
 ]  # fmt: skip
-
-
-def write_dataset(folder, count=4):
-    """``count`` 64x64 PNGs with one white square each; returns (annotations, classes) paths."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(count):
-        image = np.full((64, 64, 3), 20, dtype=np.uint8)
-        x, y = (int(v) for v in rng.integers(0, 30, size=2))
-        image[y : y + 32, x : x + 32] = 255
-        cv2.imwrite(os.path.join(folder, f"img{index}.png"), image)
-        rows.append(f"img{index}.png,{x},{y},{x + 32},{y + 32},square\n")
-    annotations = os.path.join(folder, "annotations.csv")
-    with open(annotations, "w") as handle:
-        handle.writelines(rows)
-    classes = os.path.join(folder, "classes.csv")
-    with open(classes, "w") as handle:
-        handle.write("square,0\n")
-    return annotations, classes
 
 
 def snapshot_name(folder, epoch):
@@ -70,11 +53,6 @@ def environment():
 def file_digest(path):
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_dataset(str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +276,7 @@ def test_corrupt_image_files_raise_dataset_error_naming_the_file(tmp_path):
 @pytest.mark.slow
 def test_skip_bad_images_trains_and_reports_them(tmp_path):
     folder = str(tmp_path)
-    annotations, classes = write_dataset(folder, count=6)
+    annotations, classes = write_square_dataset(folder, count=6)
     _corrupt_images(folder)
     args = [*TRAIN_ARGS, "--epochs", "1", "--steps", "4", "--workers", "0", "--no-snapshots", "--seed", "2"]
 
@@ -324,7 +302,7 @@ def test_skip_bad_images_fills_the_batch_with_the_next_readable_image(tmp_path):
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
     folder = str(tmp_path)
-    annotations, classes = write_dataset(folder, count=6)
+    annotations, classes = write_square_dataset(folder, count=6)
     _corrupt_images(folder)
     generator = CSVGenerator(annotations, classes, batch_size=2, group_method="none", shuffle_groups=False,
                              image_min_side=64, image_max_side=64, skip_bad_images=True)  # fmt: skip

@@ -16,7 +16,7 @@ from keras_retinanet.config import DatasetConfig, RetinaNetConfig
 from keras_retinanet.atomic_files import claim_new_folder
 from keras_retinanet.callbacks.run_record import RUNS_ROOT, RunFolderError, RunRecord, choose_run_folder
 
-from test_commands import _write_dataset
+from helpers.datasets import write_square_and_bar_dataset
 
 BACKBONE = "mobilenet128_0.25"
 NAME = f"{BACKBONE}_csv"
@@ -71,7 +71,7 @@ def runs(tmp_path_factory):
     """In a fresh working directory: a 2-epoch run with evaluation, a second 1-epoch run without evaluation and
     with --snapshot-path, then a resume of the first from its epoch-1 snapshot to epoch 2."""
     cwd = tmp_path_factory.mktemp("cwd")
-    annotations, classes = _write_dataset(tmp_path_factory.mktemp("data"))
+    annotations, classes = write_square_and_bar_dataset(tmp_path_factory.mktemp("data"))
     dataset = ["csv", annotations, classes, "--val-annotations", annotations]
     first_argv = [*TINY, "--no-weights", "--epochs", "2", *dataset]
     second_snapshots = str(cwd / "elsewhere")

@@ -24,7 +24,8 @@ from keras_retinanet.bin import serve as serve_command  # noqa: E402
 from keras_retinanet.serve import ServeSettings, create_app  # noqa: E402
 from keras_retinanet.serve.batching import Batcher  # noqa: E402
 
-from serve_support import free_port, running, scene, training_model  # noqa: E402
+from helpers.scene_models import scene, training_model  # noqa: E402
+from helpers.serve_support import free_port, running  # noqa: E402
 
 MAX_PIXELS = 2_000_000
 MAX_UPLOAD = 1_000_000

@@ -19,7 +19,8 @@ import requests  # noqa: E402
 from keras_retinanet import load_detector  # noqa: E402
 from keras_retinanet.serve import ServeSettings, create_app  # noqa: E402
 
-from serve_support import running, scene, training_model  # noqa: E402
+from helpers.scene_models import scene, training_model  # noqa: E402
+from helpers.serve_support import running  # noqa: E402
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
                 None)  # fmt: skip

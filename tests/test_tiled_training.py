@@ -29,7 +29,7 @@ from keras_retinanet.data.cropping import (
 )
 from keras_retinanet.data.diagnostics import collect_boxes
 from keras_retinanet.data.pipeline import make_dataset
-from square_images import SquareImages
+from helpers.square_images import SquareImages
 
 IMAGE_SHAPE = (400, 600)
 OBJECT = 20

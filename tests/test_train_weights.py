@@ -1,13 +1,12 @@
 """retinanet-train's initial weights: the backbone's ImageNet weights by default, by path, name or URL,
 --weights, --no-weights, the demo preset, the frozen-BatchNorm warning and the offline error.
 
-Downloads come from a local HTTP server (tests/test_hub.py's) or fail against a refused local port;
+Downloads come from a local HTTP server (tests/helpers/weight_server.py) or fail against a refused local port;
 nothing here reaches the internet.
 """
 
 import os
 
-import cv2
 import h5py
 import keras
 import numpy as np
@@ -18,31 +17,11 @@ from keras_retinanet.bin import train as train_command
 from keras_retinanet.config.defaults import IMAGENET_WEIGHTS_ENV
 from keras_retinanet.engine.trainer import build_training_model, imagenet_weights_source, load_initial_weights
 
-from test_hub import WeightServer, refused_port
+from helpers.datasets import SMALL
+from helpers.weight_server import WeightServer, refused_port
 
 BACKBONE = "mobilenet128_0.25"
 NOTOP_FILE = "mobilenet_2_5_128_tf_no_top.h5"  # the file name of mobilenet128_0.25_imagenet
-SMALL = [
-    "--image-min-side", "64", "--image-max-side", "64", "--batch-size", "2", "--workers", "0",
-    "--pyramid-feature-size", "16", "--classification-feature-size", "8", "--regression-feature-size", "8",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Four 64x64 PNGs with one white square each; (annotations, classes) paths."""
-    folder = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(4):
-        image = np.full((64, 64, 3), 20, dtype=np.uint8)
-        x, y = (int(v) for v in rng.integers(0, 30, size=2))
-        image[y : y + 32, x : x + 32] = 255
-        cv2.imwrite(str(folder / f"img{index}.png"), image)
-        rows.append(f"img{index}.png,{x},{y},{x + 32},{y + 32},square\n")
-    (folder / "annotations.csv").write_text("".join(rows))
-    (folder / "classes.csv").write_text("square,0\n")
-    return str(folder / "annotations.csv"), str(folder / "classes.csv")
 
 
 @pytest.fixture(scope="module")

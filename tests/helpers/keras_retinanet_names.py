@@ -35,10 +35,18 @@ KERAS_RETINANET_UTILS = {
 
 # keras-retinanet names this package does not provide: layer_shapes / make_shapes_callback walked a Keras 2
 # model's inbound nodes (Keras 3 has no such public graph; ``backbone.retinanet`` gives the shapes), _check_range,
-# _clip and _uniform were private helpers whose signatures differ here, and the ``colors`` list is ``COLORS`` (a
-# tuple of tuples) in utils.colors.
+# _clip and _uniform were private helpers whose signatures differ here, and the ``colors`` list is ``COLORS``.
 NOT_PROVIDED = {
     "anchors": {"layer_shapes", "make_shapes_callback"},
     "colors": {"colors"},
     "image": {"_check_range", "_clip", "_uniform"},
 }
+
+# Names that stand in for a keras-retinanet name under another spelling: utils.colors' ``COLORS`` (a tuple of
+# tuples) is keras-retinanet's ``colors`` list.
+STAND_INS = {"colors": {"COLORS"}}
+
+
+def allowed_names(module):
+    """What may be imported from ``keras_retinanet.utils.<module>``: keras-retinanet's names and their stand-ins."""
+    return KERAS_RETINANET_UTILS[module] | STAND_INS.get(module, set())

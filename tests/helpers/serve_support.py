@@ -1,12 +1,10 @@
-"""What the retinanet-serve tests share (not a test module): a small model that finds many objects, test images, and
-a real uvicorn server on 127.0.0.1 in a thread."""
+"""What the retinanet-serve tests share: a real uvicorn server on 127.0.0.1 in a thread (their model and images are
+helpers.scene_models')."""
 
 import contextlib
 import socket
 import threading
 import time
-
-from scene_models import CLASS_NAMES, SIDE, scene, training_model  # noqa: F401  (re-exported for the serve tests)
 
 
 def free_port():

@@ -7,8 +7,8 @@ global batches from the tf.data pipeline, ``model.fit``, a snapshot written by t
 chief only; then it resumes from that snapshot under the same strategy and trains on.
 It writes the final weights and what it saw to ``--out``.
 
-    python tests/distribute_worker.py --strategies auto mirrored --logical-cpus 2 --out /tmp/run
-    python tests/distribute_worker.py train-command 2 --strategy mirrored ... csv annotations.csv classes.csv
+    python tests/helpers/distribute_worker.py --strategies auto mirrored --logical-cpus 2 --out /tmp/run
+    python tests/helpers/distribute_worker.py train-command 2 --strategy mirrored ... csv annotations.csv classes.csv
 """
 
 import argparse
@@ -20,9 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.dirname(TESTS), TESTS]  # the checkout's package, and tests/ for the helpers package
 
-from square_images import SquareImages  # noqa: E402  (tests/ is this script's folder)
+from helpers.square_images import SquareImages  # noqa: E402
 
 # (height, width) of the training images: a few sizes, so global batches differ in shape.
 SHAPES = [(64, 64), (64, 96), (80, 64), (64, 64), (96, 96), (72, 64), (64, 80), (96, 64)]
