@@ -251,9 +251,11 @@ def _run_case(name, extra, timeout, env=None):
 
 def _reference(python, runs, timeout, script="reference_keras_retinanet.py"):
     script = os.path.join(HERE, script)
-    # cwd and sys.path[0] are benchmarks/, so the reference environment cannot import this project's package.
+    # cwd and sys.path[0] are benchmarks/, and PYTHONPATH is dropped (it may name this checkout), so the reference
+    # environment cannot import this project's package instead of keras-retinanet 1.0.0.
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     completed = subprocess.run([python, script, "--runs", str(runs)], capture_output=True, text=True, timeout=timeout,
-                               cwd=HERE)
+                               cwd=HERE, env=environment)
     if completed.returncode != 0:
         return {"error": (completed.stderr or completed.stdout).strip().splitlines()[-3:]}
     return json.loads(completed.stdout.strip().splitlines()[-1])
