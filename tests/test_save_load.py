@@ -1,6 +1,7 @@
 """Saving and loading training and inference models gives identical outputs."""
 
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -57,6 +58,27 @@ def test_training_model_round_trip(trained_tiny_model, tmp_path, extension):
     assert loaded.compiled
     restored = keras.tree.flatten(loaded.loss)
     assert sorted(type(loss).__name__ for loss in restored) == ["FocalLoss", "SmoothL1Loss"]
+
+
+def test_a_keras_file_naming_the_model_class_s_old_module_still_loads(trained_tiny_model, tmp_path):
+    """RetinaNetModel's module was models/retinanet_model.py until issue 27; .keras files store that module beside the
+    class's registered name, and the registered name is what finds the class."""
+    model, images = trained_tiny_model
+    path = tmp_path / "new.keras"
+    model.save(path)
+    old_path = tmp_path / "old.keras"
+    with zipfile.ZipFile(path) as new, zipfile.ZipFile(old_path, "w") as old:
+        for item in new.infolist():
+            data = new.read(item)
+            if item.filename == "config.json":
+                text = data.decode("utf8")
+                assert text.count('"module": "keras_retinanet.models.model_with_spec"') == 1
+                data = text.replace("keras_retinanet.models.model_with_spec", "keras_retinanet.models.retinanet_model")
+            old.writestr(item, data)
+    loaded = models.load_model(str(old_path), backbone_name="resnet50")
+    assert type(loaded) is type(model) and loaded.spec == model.spec
+    for a, b in zip(outputs_of(model, images), outputs_of(loaded, images)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_inference_model_loads_without_custom_objects(trained_tiny_model, tmp_path):
