@@ -215,9 +215,9 @@ seen = {}
 for name, module in (("train", train), ("predict", predict), ("evaluate", evaluate)):
     if sys.argv[1] == "unset":
         os.environ.pop("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", None)
-    entry = getattr(module, "console_main", module.main)
+    sys.argv = [f"retinanet-{name}", "--version"]  # run as the command is: no arguments, the command line read
     try:
-        entry(["--version"])
+        module.main()
     except SystemExit:
         pass
     seen[name] = os.environ.get("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS")
@@ -241,6 +241,17 @@ def test_only_the_inference_commands_let_onednn_assume_frozen_weights(user_value
     assert seen == {"train": None if user_value == "unset" else user_value, "predict": expected, "evaluate": expected}
     with open(os.path.join(os.path.dirname(__file__), os.pardir, "pyproject.toml"), "rb") as file:
         scripts = tomllib.load(file)["project"]["scripts"]
-    assert scripts["retinanet-predict"] == "keras_retinanet.bin.predict:console_main"
-    assert scripts["retinanet-evaluate"] == "keras_retinanet.bin.evaluate:console_main"
+    # One entry point per command, the same for the installed command and the checkout's bin/ script.
+    assert scripts["retinanet-predict"] == "keras_retinanet.bin.predict:main"
+    assert scripts["retinanet-evaluate"] == "keras_retinanet.bin.evaluate:main"
     assert scripts["retinanet-train"] == "keras_retinanet.bin.train:main"
+
+
+def test_calling_main_from_a_program_leaves_onednn_as_it_is(monkeypatch):
+    """``main(args)`` from a program that may also train does not set the process-wide oneDNN variable."""
+    from keras_retinanet.bin import predict
+
+    monkeypatch.delenv("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", raising=False)
+    with pytest.raises(SystemExit):
+        predict.main(["--version"])
+    assert "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS" not in os.environ

@@ -179,3 +179,19 @@ def test_what_an_export_cannot_do_is_a_one_line_error(setup, options, message, c
 def test_load_detector_refuses_a_16_bit_precision_for_an_export(setup):
     with pytest.raises(ModelError, match="runs as it was exported"):
         load_detector(setup["paths"]["onnx raw"], precision="mixed_bfloat16")
+
+
+@pytest.mark.slow
+def test_open_model_opens_an_export_and_convert_model_refuses_one(setup, tmp_path, capsys):
+    """The one door opens exports by their runtime; retinanet-convert-model, which writes from a Keras model, says
+    in one line that an export is not one."""
+    from keras_retinanet.config import RetinaNetConfig
+    from keras_retinanet.inference import open_model
+
+    opened = open_model(setup["paths"]["onnx raw"], RetinaNetConfig.build({}), threads=1)
+    assert opened.export_format == "onnx" and not opened.converted and opened.spec.class_names == CLASS_NAMES
+    with pytest.raises(SystemExit) as exit_info:
+        convert_command.main([setup["paths"]["onnx raw"], str(tmp_path / "again.keras")])
+    assert exit_info.value.code == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is already an exported model" in errors[0]

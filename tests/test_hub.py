@@ -65,6 +65,18 @@ def warnings(caplog):
     return messages
 
 
+def test_locate_turns_a_model_path_into_its_file_and_says_what_is_missing(tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not read here")
+    located = hub.locate(str(model))
+    assert located == hub.Located(str(model), str(model), None)
+    assert hub.locate(located) is located  # what a command located is passed on, never looked up again
+    with pytest.raises(FileNotFoundError, match="^model 'missing/model.keras' does not exist$"):
+        hub.locate("missing/model.keras")
+    with pytest.raises(hub.UnknownModelError, match="is not a file, a URL or a preset; presets: resnet50_coco"):
+        hub.locate("resnet50_cooc")
+
+
 def test_download_is_verified_cached_and_not_requested_again(server, cache):
     server.files["/tiny.h5"] = PAYLOAD
     url = f"{server.url}/tiny.h5#md5={hashlib.md5(PAYLOAD).hexdigest()}"

@@ -174,6 +174,24 @@ def test_load_detector_by_preset_name_equals_the_described_local_file(tiny_prese
     assert sorted(os.listdir(cache)) == [FILE_NAME]  # a published hash: nothing pinned, no .part
 
 
+def test_open_model_takes_what_locate_found_and_fetches_nothing_again(tiny_preset, tmp_path, monkeypatch):
+    """hub.locate is the one place a name becomes a file: open_model given its result reads only that file."""
+    from keras_retinanet.config import RetinaNetConfig
+    from keras_retinanet.inference import open_model
+
+    located = hub.locate("tiny_coco", progress=False)
+    assert (located.source, located.preset) == ("tiny_coco", tiny_spec()) and os.path.isfile(located.path)
+    assert tiny_preset.requests == {f"/{FILE_NAME}": 1}
+    # Neither the cache nor the mirror can give it again: only the located file can be opened.
+    monkeypatch.setenv(hub.ENV_HOME, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(hub.ENV_MIRROR, f"http://127.0.0.1:{refused_port()}")
+    opened = open_model(located, RetinaNetConfig.build({}))
+    assert opened.located is located and opened.export_format is None and not opened.converted
+    assert opened.from_file and opened.spec.class_names == NAMES and opened.spec.filter["max_detections"] == 20
+    assert models.spec_of(opened.model).class_names == NAMES  # the preset's spec travels with the model
+    assert tiny_preset.requests == {f"/{FILE_NAME}": 1}
+
+
 @pytest.mark.slow
 def test_predict_evaluate_and_convert_commands_take_a_preset(tiny_preset, images, tmp_path, capsys):
     out = tmp_path / "out"

@@ -164,7 +164,7 @@ def model_threads(args):
     return None
 
 
-def open_detector(args):
+def served_detector(args):
     """The served Detector: ``load_detector(MODEL, ...)`` with the command's settings, so that the server answers
     what ``load_detector(MODEL).predict(image)`` gives; its filter rebuilt once for a --score-threshold below the
     model's own."""
@@ -213,7 +213,7 @@ def build_app(args):
     """The app of parsed arguments: the model loaded (TensorFlow imported), the settings applied."""
     from ..serve.app import create_app
 
-    detector = open_detector(args)
+    detector = served_detector(args)
     return create_app(detector, settings_of(args), model_name=model_name(args))
 
 

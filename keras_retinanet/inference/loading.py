@@ -34,15 +34,15 @@ def _checked_kind(model: keras.Model, path: str, convert: Optional[bool]) -> boo
     """Whether the loaded model is a training model, refusing what ``convert`` rules out.
 
     Args:
-        convert: None converts a training model by itself; False refuses one (the commands without
-            --convert-model); True requires one.
+        convert: None converts a training model by itself; False refuses one; True requires one
+            (keras-retinanet's --convert-model).
 
     Raises:
         ModelError: the model is not the kind asked for, or not a RetinaNet.
     """
     training = is_training_model(model)
     if convert is False and training:
-        raise ModelError(f"{path} is a training model; pass --convert-model to use it")
+        raise ModelError(f"{path} is a training model, not an inference model")
     if convert is True and not training:
         raise ModelError(
             f"{path} is not a RetinaNet training model (outputs: {', '.join(output_names(model))}); "

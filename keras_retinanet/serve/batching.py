@@ -233,7 +233,7 @@ class Batcher:
     def _predict_batch(self, jobs: List[Job]) -> List[Dict[str, Any]]:
         """``Detector.predict`` of each job's whole image, its network input run in one batch with the others'.
 
-        The same steps as ``Detector.predict`` without tiles (``evaluation.detections.detect_image``): the prepared
+        The same steps as ``Detector.predict`` without tiles (``inference.detect_image``): the prepared
         input, the inference model's outputs, boxes divided by the scale, then the detector's own selection.
         """
         detector = self.detector
