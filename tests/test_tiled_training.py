@@ -29,6 +29,7 @@ from keras_retinanet.data.cropping import (
 )
 from keras_retinanet.data.diagnostics import collect_boxes
 from keras_retinanet.data.pipeline import make_dataset
+from helpers.datasets import write_csv_dataset
 from helpers.square_images import SquareImages
 
 IMAGE_SHAPE = (400, 600)
@@ -328,15 +329,9 @@ def write_large_dataset(folder, count=4):
         for _ in range(3):
             x, y = int(rng.integers(0, 600 - OBJECT)), int(rng.integers(0, 400 - OBJECT))
             image[y : y + OBJECT, x : x + OBJECT] = 230
-            rows.append(f"img{index}.png,{x},{y},{x + OBJECT},{y + OBJECT},square\n")
+            rows.append([f"img{index}.png", x, y, x + OBJECT, y + OBJECT, "square"])
         cv2.imwrite(os.path.join(folder, f"img{index}.png"), image)
-    annotations = os.path.join(folder, "annotations.csv")
-    with open(annotations, "w") as handle:
-        handle.writelines(rows)
-    classes = os.path.join(folder, "classes.csv")
-    with open(classes, "w") as handle:
-        handle.write("square,0\n")
-    return annotations, classes
+    return write_csv_dataset(folder, rows, ("square",))
 
 
 @pytest.fixture(scope="module")

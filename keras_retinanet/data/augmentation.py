@@ -19,15 +19,7 @@ import numpy as np
 
 from .affine import change_transform_origin, random_transform, transform_aabb
 from .boxes import clip_annotations_to_image
-from .visual_effects import (  # noqa: F401 (keras-retinanet's names, imported from here by utils.image)
-    VisualEffect,
-    VisualEffectRanges,
-    adjust_brightness,
-    adjust_contrast,
-    adjust_hue,
-    adjust_saturation,
-    random_visual_effect_generator,
-)
+from .visual_effects import VisualEffect, VisualEffectRanges
 
 Annotations = Dict[str, np.ndarray]
 

@@ -23,13 +23,19 @@ def write_square_dataset(folder, count=4):
         x, y = (int(v) for v in rng.integers(0, 30, size=2))
         image[y : y + 32, x : x + 32] = 255
         cv2.imwrite(os.path.join(folder, f"img{index}.png"), image)
-        rows.append(f"img{index}.png,{x},{y},{x + 32},{y + 32},square\n")
+        rows.append([f"img{index}.png", x, y, x + 32, y + 32, "square"])
+    return write_csv_dataset(folder, rows, ("square",))
+
+
+def write_csv_dataset(folder, rows, class_names):
+    """keras-retinanet's annotations.csv (``rows``: [path, x1, y1, x2, y2, class]) and classes.csv (``class_names``
+    in label order) in ``folder``; returns their paths as strings."""
     annotations = os.path.join(folder, "annotations.csv")
-    with open(annotations, "w") as handle:
-        handle.writelines(rows)
+    with open(annotations, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
     classes = os.path.join(folder, "classes.csv")
     with open(classes, "w") as handle:
-        handle.write("square,0\n")
+        handle.write("".join(f"{name},{label}\n" for label, name in enumerate(class_names)))
     return annotations, classes
 
 
@@ -47,9 +53,4 @@ def write_square_and_bar_dataset(folder, count=4, tiny_box=False):
         if tiny_box and index == 0:
             rows.append([f"img{index}.png", 60, 5, 64, 9, "bar"])
         cv2.imwrite(str(folder / f"img{index}.png"), image)
-    annotations = folder / "annotations.csv"
-    with open(annotations, "w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-    classes = folder / "classes.csv"
-    classes.write_text("".join(f"{name},{i}\n" for i, name in enumerate(SQUARE_AND_BAR_CLASSES)))
-    return str(annotations), str(classes)
+    return write_csv_dataset(str(folder), rows, SQUARE_AND_BAR_CLASSES)
