@@ -73,7 +73,8 @@ def assume_frozen_weights() -> None:
 
     TensorFlow's convolutions read weights from variables, so oneDNN reorders them at every call; with this
     variable set it reorders them once and reuses them, as it does for constants (and as ONNX Runtime does):
-    float32 ResNet50 RetinaNet inference at 800x1067 ran about 1.3x faster on a 2-core AVX-512 CPU. TensorFlow
+    float32 ResNet50 RetinaNet inference at 800x1067 ran 1.26x faster end to end on a 2-core AVX-512/AMX CPU
+    (benchmarks/results/retinanet.json, frozen_weights_speedup). TensorFlow
     reads the variable once, at its first oneDNN kernel, for the whole process, and a compiled function then
     keeps the weights it first saw: so only the inference commands set it, in their own process, before TensorFlow
     loads (``retinanet-predict``, ``retinanet-evaluate``), never a process that trains or changes weights. A value
