@@ -63,13 +63,13 @@ def _model_outputs(model, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np
     if not isinstance(outputs, (list, tuple)) or len(outputs) < 3:
         what = f"{len(outputs)} arrays" if isinstance(outputs, (list, tuple)) else type(outputs).__name__
         raise ValueError(
-            f"evaluation needs an inference model whose predict returns [boxes, scores, labels]; this model returns "
+            f"detection needs an inference model whose predict returns [boxes, scores, labels]; this model returns "
             f"{what}. A training model must be converted first (models.convert_model, or --convert-model)."
         )
     boxes, scores, labels = (np.asarray(o) for o in outputs[:3])
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or scores.shape != boxes.shape[:2] or labels.shape != boxes.shape[:2]:
         raise ValueError(
-            "evaluation needs outputs boxes (1, D, 4), scores (1, D), labels (1, D); got shapes "
+            "detection needs outputs boxes (1, D, 4), scores (1, D), labels (1, D); got shapes "
             f"{boxes.shape}, {scores.shape}, {labels.shape}. Is this a converted inference model?"
         )
     return boxes, scores, labels
