@@ -1,12 +1,14 @@
 """The synthetic demo dataset: reproducible from its seed, readable by both readers, boxes on the shapes."""
 
 import filecmp
+import hashlib
+import json
 import os
 
 import numpy as np
 import pytest
 
-from keras_retinanet.preprocessing.demo import CLASSES, make_demo_dataset
+from keras_retinanet.preprocessing.demo import CLASSES, make_demo_dataset, render_image
 from keras_retinanet.preprocessing.coco import CocoGenerator
 from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
@@ -28,6 +30,18 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
     other = make_demo_dataset(tmp_path / "c", seed=6, **SMALL)
     assert not filecmp.cmp(os.path.join(first.root, "train.csv"), os.path.join(other.root, "train.csv"), shallow=False)
+
+
+def test_a_crowded_image_renders_as_the_figures_data_did():
+    """The pixels and boxes of one crowded image, as rendered by the version the README's demo figures were measured
+    with (18ecfec, which drew each shape in an image-sized mask): drawing each shape in its own rectangle must not
+    change a pixel."""
+    image, objects = render_image(np.random.default_rng([7, 0, 3]), 192, 256, 8, 40, 40, 60, 0.1)
+    assert len(objects) == 55
+    assert hashlib.sha256(image.tobytes()).hexdigest() == "c71963242cd4598d452d5eea3c4d75c542bd7d8d49994b037674e940eb88606d"
+    assert hashlib.sha256(json.dumps(objects).encode()).hexdigest() == (
+        "3762842bf53ac276e67b535d23ad58aeb85e68dcc39afb9b96a57ff32bf44615"
+    )
 
 
 def test_more_images_keep_the_first_ones(tmp_path):

@@ -164,12 +164,17 @@ def render_image(rng, height, width, min_object_size, max_object_size, min_objec
                 break
         if placed is None:
             continue
-        mask = shape_mask(CLASSES[class_index], *placed, height, width, rng).astype(bool)
-        colour = _contrasting_colour(rng, _luminance(image[mask].mean(axis=0)))
+        x, y, w, h = placed
+        # The shape is drawn in its own rectangle, not in an image-sized mask: the same pixels (cv2 draws
+        # integer coordinates alike wherever they lie), without a pass over the whole image per object.
+        mask = shape_mask(CLASSES[class_index], 0, 0, w, h, h, w, rng).astype(bool)
+        window = image[y : y + h, x : x + w]
+        colour = _contrasting_colour(rng, _luminance(window[mask].mean(axis=0)))
         texture = rng.normal(0, 6, size=(int(mask.sum()), 3))
-        image[mask] = np.clip(colour + texture, 0, 255)
+        window[mask] = np.clip(colour + texture, 0, 255)
         ys, xs = np.nonzero(mask)
-        objects.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1, class_index, int(mask.sum())))
+        objects.append((x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1,
+                        class_index, int(mask.sum())))  # fmt: skip
     return np.round(image).astype(np.uint8), objects
 
 
