@@ -140,6 +140,37 @@ def test_predict_skips_a_corrupt_image_and_writes_the_others(setup, tmp_path, ca
     assert (output / "img0.png").exists() and (output / "img1.png").exists() and not (output / "broken.png").exists()
 
 
+def test_sources_from_python_give_the_hand_assembled_detections_and_counts(setup, tmp_path):
+    """retinanet-predict's pipeline used from Python (inference.sources, inference.prediction_files)."""
+    from keras_retinanet import load_detector
+    from keras_retinanet.inference.prediction_files import write_prediction_files
+    from keras_retinanet.inference.sources import SourceError, SourcePredictor, collect_sources, predict_sources
+
+    sources = collect_sources([setup["images"]])
+    assert [(os.path.basename(path), kind) for path, kind in sources] == [(f"img{i}.png", "image") for i in range(3)]
+    with pytest.raises(SourceError, match="input 'nope.png' does not exist"):
+        collect_sources([setup["images"], "nope.png"])
+    detector = load_detector(setup["model"])
+    predictor = SourcePredictor(detector, PREDICT_THRESHOLD)
+    output = tmp_path / "out"
+    output.mkdir()
+    records, failed = predict_sources(predictor, sources, str(output))
+    assert failed == [] and {path for path, _ in sources} == {r["source"] for r in records}
+    reference = keras.models.load_model(setup["model"])
+    expected_counts = []
+    for path, _ in sources:
+        boxes, scores, labels = hand_detections(reference, cv2.imread(path), threshold=PREDICT_THRESHOLD)
+        mine = [r for r in records if r["source"] == path]
+        np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in mine], boxes, atol=1e-3)
+        assert [r["class_name"] for r in mine] == [CLASS_NAMES[label] for label in labels]
+        expected_counts += [[path, name, str(int(np.sum(labels == index)))] for index, name in enumerate(CLASS_NAMES)]
+        assert (output / os.path.basename(path)).exists()  # drawn
+    write_prediction_files(records, str(output), predictor.counts, detector.spec.class_names)
+    with open(output / "counts.csv", newline="") as handle:
+        assert [[row["source"], row["class_name"], row["count"]] for row in csv.DictReader(handle)] == expected_counts
+    assert json.loads((output / "detections.json").read_text()) == records
+
+
 def test_predict_camera_index_without_camera_is_a_one_line_error(setup, tmp_path, capsys):
     capture = cv2.VideoCapture(0)
     opened = capture.isOpened()

@@ -14,15 +14,30 @@ Modules:
     fidelity: whether a faster numeric path keeps the float32 detections (issue 18's bar).
     slicing: sliced inference's tiles and the merging of their detections (numpy).
     results: results as COCO's results list and as supervision's Detections.
+    sources: detection over images, folders, videos and cameras (what retinanet-predict runs).
+    prediction_files: the detections and per-class counts a prediction run writes.
 """
 
-from .detector import Detector, ExportedDetector, detector_of, load_detector
-from .loading import OpenedModel, open_model
-from .results import to_coco_results, to_supervision
-from .single_image import detect_image
-from .slicing import Tiling, TilingError
+import importlib
 
-__all__ = [
-    "Detector", "ExportedDetector", "OpenedModel", "Tiling", "TilingError", "detect_image", "detector_of",
-    "load_detector", "open_model", "to_coco_results", "to_supervision",
-]
+# Each public name loads its module on first use (PEP 562): the numpy-only modules (slicing, results, sources,
+# prediction_files) then import without Keras, so that the commands check their inputs before TensorFlow loads.
+_MODULE_OF = {
+    "Detector": "detector", "ExportedDetector": "detector", "detector_of": "detector", "load_detector": "detector",
+    "OpenedModel": "loading", "open_model": "loading",
+    "to_coco_results": "results", "to_supervision": "results",
+    "detect_image": "single_image",
+    "Tiling": "slicing", "TilingError": "slicing",
+}  # fmt: skip
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_MODULE_OF))
