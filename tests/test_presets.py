@@ -24,7 +24,8 @@ from keras_retinanet.bin import train as train_command
 from keras_retinanet.checkpoint import read_spec
 from keras_retinanet.checkpoint.weights import read_layer_weights
 from keras_retinanet.config.spec import DetectorSpec
-from keras_retinanet.engine.trainer import build_training_model, transfer_layer_weights
+from keras_retinanet.engine.initial_weights import transfer_layer_weights
+from keras_retinanet.engine.trainer import build_training_model
 from keras_retinanet.hub import presets, registry
 
 from helpers.weight_server import WeightServer, refused_port
@@ -317,7 +318,7 @@ def test_unknown_model_names_list_the_presets(images, tmp_path, capsys):
 
 
 def test_train_weights_preset_of_another_backbone_is_a_one_line_error(tiny_preset, dataset):
-    from keras_retinanet.engine.trainer import load_initial_weights
+    from keras_retinanet.engine.initial_weights import load_initial_weights
     from keras_retinanet.errors import RetinaNetError
 
     argv = ["--backbone", "mobilenet128_0.5", "--weights", "tiny_coco", "csv", *dataset]

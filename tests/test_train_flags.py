@@ -7,7 +7,7 @@ import pytest
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config.defaults import IMAGENET_WEIGHTS_ENV
 from keras_retinanet.callbacks.training_run import create_callbacks
-from keras_retinanet.engine.trainer import imagenet_weights_source
+from keras_retinanet.engine.initial_weights import imagenet_weights_source
 
 # keras-retinanet 1.0.0's keras_retinanet/bin/train.py, parse_args: the command's flags, then each subcommand's.
 KERAS_RETINANET_FLAGS = (

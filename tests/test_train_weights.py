@@ -15,7 +15,8 @@ import pytest
 from keras_retinanet import hub, models
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config.defaults import IMAGENET_WEIGHTS_ENV
-from keras_retinanet.engine.trainer import build_training_model, imagenet_weights_source, load_initial_weights
+from keras_retinanet.engine.initial_weights import imagenet_weights_source, load_initial_weights
+from keras_retinanet.engine.trainer import build_training_model
 
 from helpers.datasets import SMALL
 from helpers.weight_server import WeightServer, refused_port

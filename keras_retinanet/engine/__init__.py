@@ -6,6 +6,7 @@
     config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv", annotations="train.csv", classes="classes.csv")})
     history = train(config)
 
-Modules: ``trainer`` (models, data, resume and ``model.fit``), ``auto_anchors`` (--auto-anchors). The run's callbacks
+Modules: ``trainer`` (models, data, resume and ``model.fit``), ``initial_weights`` (--weights, ImageNet weights or
+random), ``auto_anchors`` (--auto-anchors). The run's callbacks
 (guard, evaluation, schedule, snapshots, the run folder's record) are :mod:`keras_retinanet.callbacks`'.
 """
