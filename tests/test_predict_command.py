@@ -144,11 +144,11 @@ def test_sources_from_python_give_the_hand_assembled_detections_and_counts(setup
     """retinanet-predict's pipeline used from Python (inference.sources, inference.prediction_files)."""
     from keras_retinanet import load_detector
     from keras_retinanet.inference.prediction_files import write_prediction_files
-    from keras_retinanet.inference.sources import SourceError, SourcePredictor, collect_sources, predict_sources
+    from keras_retinanet.inference.sources import InputError, SourcePredictor, collect_sources, predict_sources
 
     sources = collect_sources([setup["images"]])
     assert [(os.path.basename(path), kind) for path, kind in sources] == [(f"img{i}.png", "image") for i in range(3)]
-    with pytest.raises(SourceError, match="input 'nope.png' does not exist"):
+    with pytest.raises(InputError, match="input 'nope.png' does not exist"):
         collect_sources([setup["images"], "nope.png"])
     detector = load_detector(setup["model"])
     predictor = SourcePredictor(detector, PREDICT_THRESHOLD)

@@ -27,15 +27,16 @@ Record = Dict[str, Any]  # one detection: source, frame, x1, y1, x2, y2, score, 
 logger = logging.getLogger(__name__)
 
 
-class SourceError(RetinaNetError):
-    """An input that does not exist, or a video or camera that cannot be opened."""
+class InputError(RetinaNetError):
+    """An input that does not exist, or a video or camera that cannot be opened (not to be confused with
+    :class:`keras_retinanet.hub.SourceError`, a weights URL that cannot be used)."""
 
 
 def open_camera(index: int):
     """An opened ``cv2.VideoCapture`` of camera ``index``.
 
     Raises:
-        SourceError: OpenCV finds no camera with that index.
+        InputError: OpenCV finds no camera with that index.
     """
     import cv2
 
@@ -48,7 +49,7 @@ def open_camera(index: int):
         cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         capture.release()
-        raise SourceError(f"cannot open camera {index}: OpenCV finds no camera with that index")
+        raise InputError(f"cannot open camera {index}: OpenCV finds no camera with that index")
     return capture
 
 
@@ -58,7 +59,7 @@ def collect_sources(paths: Sequence[str]) -> List[Tuple[Source, str]]:
     A bare number that is not a file is a camera index, and the camera must open.
 
     Raises:
-        SourceError: an input does not exist, a camera does not open, or there is nothing to read.
+        InputError: an input does not exist, a camera does not open, or there is nothing to read.
     """
     found: List[Tuple[Source, str]] = []
     for path in paths:
@@ -70,13 +71,13 @@ def collect_sources(paths: Sequence[str]) -> List[Tuple[Source, str]]:
             open_camera(int(path)).release()  # checked now, before a model is loaded
             found.append((int(path), "camera"))
         elif not os.path.exists(path):
-            raise SourceError(f"input '{path}' does not exist")
+            raise InputError(f"input '{path}' does not exist")
         elif path.lower().endswith(VIDEO_EXTENSIONS):
             found.append((path, "video"))
         else:
             found.append((path, "image"))
     if not found:
-        raise SourceError("no images or videos found in the inputs")
+        raise InputError("no images or videos found in the inputs")
     return found
 
 
@@ -102,14 +103,15 @@ class SourcePredictor:
         return self.detector.spec.name_of(int(label))
 
     def __call__(self, image: np.ndarray, source: Source = None, frame: Optional[int] = None):
-        """image: (H, W, 3) BGR. Returns (records, drawn image); each record a dict of box, score, label, class."""
+        """image: (H, W, 3) BGR. Returns (records, drawn image); each record a dict of source, frame (None for an
+        image), box, score, label and class name."""
         from ..drawing import draw_detections
 
         result = self.detector.predict(image, score_threshold=self.score_threshold, **self.options)
         self.counts.append((source, frame, result["counts"]))
         records = [
-            {"x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]), "y2": float(b[3]), "score": float(s),
-             "label": int(label), "class_name": str(n)}
+            {"source": source, "frame": frame, "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]),
+             "y2": float(b[3]), "score": float(s), "label": int(label), "class_name": str(n)}
             for b, s, label, n in zip(result["boxes"], result["scores"], result["labels"], result["names"])
         ]  # fmt: skip
         drawn = image.copy()
@@ -133,7 +135,7 @@ def predict_image_file(predictor: SourcePredictor, path: str, output_dir: str, d
     records, drawn = predictor(read_image_bgr(path), source=path)
     if draw:
         cv2.imwrite(os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png"), drawn)
-    return [dict(source=path, frame=None, **r) for r in records]
+    return records
 
 
 def predict_video(
@@ -144,7 +146,7 @@ def predict_video(
     A camera runs until it stops giving frames, ``max_frames``, or Ctrl-C; what it gave is kept.
 
     Raises:
-        SourceError: the video or camera cannot be opened.
+        InputError: the video or camera cannot be opened.
     """
     import cv2
     import keras
@@ -152,7 +154,7 @@ def predict_video(
     camera = isinstance(source, int)
     capture = open_camera(source) if camera else cv2.VideoCapture(source)
     if not capture.isOpened():
-        raise SourceError(f"{source}: cannot open video (corrupt, or a format OpenCV does not read)")
+        raise InputError(f"{source}: cannot open video (corrupt, or a format OpenCV does not read)")
     label = f"camera:{source}" if camera else source
     stem = f"camera{source}" if camera else os.path.splitext(os.path.basename(source))[0]
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -169,7 +171,7 @@ def predict_video(
             if not ok:
                 break
             records, drawn = predictor(frame, source=label, frame=index)
-            results.extend(dict(source=label, frame=index, **r) for r in records)
+            results.extend(records)
             if draw:
                 if writer is None:
                     height, width = drawn.shape[:2]
@@ -216,7 +218,7 @@ def predict_sources(
                 results.extend(predict_image_file(predictor, source, output_dir, draw))
             else:
                 results.extend(predict_video(predictor, source, output_dir, draw, max_frames=max_frames))
-        except (DatasetError, SourceError, OSError) as error:
+        except (DatasetError, InputError, OSError) as error:
             # Only unreadable inputs are skipped; a problem of the model stops the run.
             print(f"skipped {error}", file=sys.stderr)
             failed.append(source)
