@@ -87,14 +87,13 @@ def make_mosaics(val_csv, grid, count, folder):
 def run_setting(name, model, annotations, classes, tile, overlap, max_detections, picture=None):
     """One setting in this process: its figures as a dict."""
     from keras_retinanet import load_detector
-    from keras_retinanet.inference.slicing import Tiling
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
     setting = SETTINGS[name]
     detector = load_detector(model, max_detections=max_detections, nms_method=setting.get("nms_method"))
     if setting.get("tile"):
-        detector.tiling = Tiling(tile, tile, overlap=overlap, merge=setting["merge"],
-                                 whole_image=setting.get("whole_image", False))  # fmt: skip
+        detector = detector.with_tiles(tile, overlap=overlap, merge=setting["merge"],
+                                       whole_image=setting.get("whole_image", False))  # fmt: skip
     generator = CSVGenerator(annotations, classes, shuffle_groups=False)
     drawer = (lambda image, boxes, scores, labels: draw(image, boxes, scores, labels, generator.label_to_name, picture)
               ) if picture else None  # fmt: skip
@@ -113,11 +112,12 @@ def measure(detector, generator, max_detections, draw_first=None):
     labels = list(range(generator.num_classes()))
     all_detections, all_annotations, counts = [], [], []
     seconds, megapixels = 0.0, 0.0
-    detector.detect_array(generator.load_image(0))  # warm-up: the model is compiled for its batch shapes once
+    detector.predict(generator.load_image(0))  # warm-up: the model is compiled for its batch shapes once
     for index in range(generator.size()):
         image = generator.load_image(index)
         start = time.perf_counter()
-        boxes, scores, found = detector.detect_array(image)[:3]
+        result = detector.predict(image)
+        boxes, scores, found = result.boxes, result.scores, result.labels
         seconds += time.perf_counter() - start
         megapixels += image.shape[0] * image.shape[1] / 1e6
         keep = np.flatnonzero(scores > SCORE_THRESHOLD)[:max_detections]

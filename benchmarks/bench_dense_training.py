@@ -87,13 +87,12 @@ def train(name, data, folder, steps, epochs, batch_size, seed):
 def evaluate(model, data, setting, picture=None):
     """One evaluation in this process: its figures (see bench_dense.measure)."""
     from keras_retinanet import load_detector
-    from keras_retinanet.inference.slicing import Tiling
     from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 
     options = EVALUATIONS[setting]
     detector = load_detector(model, max_detections=MAX_DETECTIONS, nms_method=options.get("nms_method"))
     if options.get("tile"):
-        detector.tiling = Tiling(TILE, TILE, overlap=0.2, merge=options["merge"])
+        detector = detector.with_tiles(TILE, overlap=0.2, merge=options["merge"])
     generator = CSVGenerator(data["val"], data["classes"], shuffle_groups=False)
 
     def draw_quarter(image, boxes, scores, labels):

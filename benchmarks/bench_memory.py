@@ -2,7 +2,7 @@
 
 Builds an inference model (random weights; memory does not depend on them), runs
 ``--warmup`` predictions, then ``--predictions`` more through the same path the commands
-use (``inference.single_image.detect_image`` -> ``model.predict_on_batch``), each on an image of
+use (``Detector.predict`` -> ``Detector.run_batch`` -> ``model.predict_on_batch``), each on an image of
 a new random size. Resident memory (VmRSS) is sampled along the way; the growth from the
 end of warm-up to the end is the figure of merit (target: under 5%).
 
@@ -64,7 +64,8 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_retinanet import models
-    from keras_retinanet.inference.single_image import detect_image
+    from keras_retinanet.data.input_transform import InputTransform
+    from keras_retinanet.inference import Detector
 
     keras.utils.set_random_seed(args.seed)
     backbone = models.backbone(args.backbone)
@@ -75,12 +76,13 @@ def main(argv=None):
         regression_feature_size=args.feature_size,
     )
     model = models.convert_model(training)
+    detector = Detector(model, spec=None, input_transform=InputTransform(backbone.preprocess_image, resize=False))
     rng = np.random.default_rng(args.seed)
 
     def one_prediction():
         height, width = (int(side) for side in rng.integers(args.min_side, args.max_side + 1, size=2))
         image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-        detect_image(model, image, backbone.preprocess_image)
+        detector.predict(image)
         return height, width
 
     start_mib = resident_mib()

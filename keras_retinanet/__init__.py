@@ -3,7 +3,7 @@
 __version__ = "1.2.0.dev0"
 
 # Loaded on first use (PEP 562), so that importing the package (and every command's --help) stays free of TensorFlow.
-_LAZY = ("load_detector", "Detector")
+_LAZY = ("load_detector", "Detector", "Detections")
 
 
 def __getattr__(name: str):

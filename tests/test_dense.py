@@ -29,22 +29,22 @@ def detector(model_file):
 
 
 def test_tiles_are_detected_at_the_model_scale_and_mapped_back(detector):
-    """Each tile by hand: cropped, detected on its own, shifted by its corner; then the same merge."""
+    """Each tile by hand: cropped, detected on its own above the threshold (which comes before merging), shifted by
+    its corner; then the same merge."""
     image = scene(200, 330)
     tiling = Tiling(128, 128, overlap=0.25, batch_size=3)
     parts = []
     for number, (x1, y1, x2, y2) in enumerate(tile_windows(200, 330, tiling)):
-        boxes, scores, labels, _ = detector.detect_array(image[y1:y2, x1:x2].copy())
-        keep = labels >= 0
-        parts.append((boxes[keep] + [x1, y1, x1, y1], scores[keep], labels[keep],
-                      np.tile([x1, y1, x2, y2], (keep.sum(), 1)), np.full(keep.sum(), number)))  # fmt: skip
+        found = detector.predict(image[y1:y2, x1:x2].copy())  # the detector's threshold, 0.3
+        assert found.scores.min() > 0.3
+        parts.append((found.boxes + [x1, y1, x1, y1], found.scores, found.labels,
+                      np.tile([x1, y1, x2, y2], (len(found), 1)), np.full(len(found), number)))  # fmt: skip
     boxes, scores, labels, windows, tiles = (np.concatenate(column) for column in zip(*parts))
     expected = merge_tiles(boxes, scores, labels, windows, tiles, (200, 330), "border")
-    keep = expected[1] > 0.3
     result = detector.predict(image, tile=128, tile_overlap=0.25, tile_batch_size=1, max_detections=5000)
-    assert len(result["scores"]) == keep.sum() > 20
-    np.testing.assert_allclose(result["boxes"], expected[0][keep], atol=1e-3)
-    np.testing.assert_allclose(result["scores"], expected[1][keep], atol=1e-6)
+    assert len(result["scores"]) == len(expected[1]) > 20 and not result.capped
+    np.testing.assert_allclose(result["boxes"], expected[0], atol=1e-3)
+    np.testing.assert_allclose(result["scores"], expected[1], atol=1e-6)
     # In batches of 3 the network's last bits may differ from a tile run alone: a near tie in a merge may go the
     # other way, nothing more.
     batched = detector.predict(image, tile=128, tile_overlap=0.25, tile_batch_size=3, max_detections=5000)
@@ -130,8 +130,10 @@ def test_an_evaluation_keeping_thousands_lets_the_model_give_them(model_file):
     detector = load_detector(model_file, image_min_side=320, image_max_side=320)
     image = scene(320, 320, seed=3)
     before = detector.predict(image, score_threshold=0.05)
-    detector.allow_detections(2000)
-    assert detector.max_detections == detector.spec.filter["max_detections"] == 2000
-    after = detector.predict(image, score_threshold=0.05)
+    keeping = detector.with_filter(max_detections=2000)
+    assert keeping.max_detections == keeping.spec.filter["max_detections"] == 2000
+    assert detector.max_detections == detector.spec.filter["max_detections"] == 300  # a new detector; this one is kept
+    after = keeping.predict(image, score_threshold=0.05)
     assert len(before["scores"]) == 300 < len(after["scores"])
+    assert before.capped  # the model found more than its 300
     np.testing.assert_allclose(after["scores"][:300], before["scores"], atol=1e-6)

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_retinanet import load_detector, models
+from keras_retinanet import Detections, load_detector, models
 from keras_retinanet.errors import ModelError
 
 from helpers.detector_models import (
@@ -67,9 +67,10 @@ def test_predict_equals_the_hand_assembled_pipeline_on_three_sizes(files):
         # in the image's own pixels: boxes fit in the image, not in the resized network input
         height, width = image.shape[:2]
         assert result["boxes"][:, 2].max() <= width + 1e-3 and result["boxes"][:, 3].max() <= height + 1e-3
-    # one image (a path works too) gives one dict, equal to its entry in the list
+    # one image (a path works too) gives one Detections (read as the dict it was: result["scores"]), equal to its
+    # entry in the list
     single = detector.predict(images[1])
-    assert isinstance(single, dict)
+    assert isinstance(single, Detections) and set(single.keys()) == {"boxes", "scores", "labels", "names", "counts"}
     np.testing.assert_array_equal(single["scores"], results[1]["scores"])
 
 

@@ -128,7 +128,7 @@ def test_predict_answers_what_load_detector_predicts(server, files, reference, p
 def test_json_numbers_read_back_as_the_detectors_float32_values(server, files):
     """Boxes and scores are written as the shortest decimals of their float32 values ('0.87', not
     '0.8700000047683716'), which read back as those values exactly."""
-    from keras_retinanet.serve.app import json_float32
+    from keras_retinanet.inference.detections import json_float32
 
     values = np.array([0.87, 1 / 3, 123.456, 1e-7, 0.0, 4095.9998], np.float32)
     decoded = json.loads(json.dumps(json_float32(values)))
@@ -314,28 +314,19 @@ def test_load_200_requests_at_concurrency_8(server, files, reference):
 # A model that holds its predictions until the test lets them go: /health while one runs, 503 and 504.
 
 
-class GatedModel:
-    """An inference model whose predict_on_batch waits for ``gate`` (set: runs at once)."""
-
-    def __init__(self, model, gate, entered):
-        self.model, self.gate, self.entered = model, gate, entered
-
-    def predict_on_batch(self, batch):
-        self.entered.set()
-        assert self.gate.wait(60)
-        return self.model.predict_on_batch(batch)
-
-
 class GatedDetector:
-    """A Detector whose model waits for a gate; everything else is the detector's."""
+    """A Detector whose one network step (``run_batch``) waits for a gate (set: runs at once); everything else is the
+    detector's."""
 
     def __init__(self, detector):
         self.detector = detector
         self.gate, self.entered = threading.Event(), threading.Event()
         self.gate.set()
 
-    def model_for(self, *args, **kwargs):
-        return GatedModel(self.detector.model_for(*args, **kwargs), self.gate, self.entered)
+    def run_batch(self, *args, **kwargs):
+        self.entered.set()
+        assert self.gate.wait(60)
+        return self.detector.run_batch(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.detector, name)
@@ -389,7 +380,7 @@ def test_batcher_groups_requests_by_prepared_shape(reference):
     jobs = [batcher.prepare(image, {}) for image in images]
     jobs.append(batcher.prepare(scene(150, 200, 5), {"tile": (96, 96), "tile_overlap": 0.2}))
     batcher.run(jobs)
-    assert [job.prepared[0].shape[:2] for job in jobs[:5]] == [(72, 96)] * 3 + [(96, 72), (72, 96)]
+    assert [job.prepared.network_input.shape[:2] for job in jobs[:5]] == [(72, 96)] * 3 + [(96, 72), (72, 96)]
     assert [job.batch_size for job in jobs] == [4, 4, 4, 1, 4, 1]
     assert jobs[5].prepared is None  # a tiled request runs alone
     assert batcher.stats["batch_sizes"] == {4: 1, 1: 2}

@@ -284,7 +284,7 @@ def test_the_per_epoch_evaluation_slices_validation_images_into_training_tiles()
     model = models.RetinaNetModel(inputs=inputs, outputs=[keras.layers.Identity()(inputs)], spec=spec)
     sliced = evaluation_model(model, config)
     assert isinstance(sliced, Detector) and sliced.model is model  # the training weights, as they change
-    assert (sliced.tiling.height, sliced.tiling.width) == (96, 128)
+    assert (sliced.tiles.height, sliced.tiles.width) == (96, 128)
     assert not sliced.input_transform.resize_enabled
     assert evaluation_model(model, RetinaNetConfig.build({})) is model  # whole images without tiles
 
@@ -383,7 +383,7 @@ def test_a_tiled_run_records_its_tile_and_its_model_predicts_at_native_scale(til
     # Not tiled by default: the whole 400x600 image goes in at the scale the crops were trained at.
     image = cv2.imread(os.path.join(os.path.dirname(large_dataset[0]), "img0.png"))
     assert detector.input_transform(image, preprocess_first=True)[0].shape == (400, 600, 3)
-    assert detector.tiling is None
+    assert detector.tiles is None
     whole = detector.predict(image, score_threshold=0.0)
     tiled = detector.predict(image, score_threshold=0.0, tile=detector.spec.tile)
     for result in (whole, tiled):

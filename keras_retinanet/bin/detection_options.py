@@ -35,34 +35,56 @@ def add_nms_method_arguments(parser):
     )
 
 
-def tile_size(text):
-    """--tile's value: 'N' (square) or 'HxW', in pixels."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"must be a size in pixels, N or HEIGHTxWIDTH (e.g. 640 or 480x640), got {text}")
-    return values[0] if len(values) == 1 else (values[0], values[1])
+def _argument_type(parse):
+    """An argparse type from a tile-settings parser: its TileError becomes argparse's one-line error."""
+
+    def parsed(text):
+        from ..config.tile_settings import TileError
+
+        try:
+            return parse(text)
+        except TileError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parsed
 
 
-def fraction_below_one(text):
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
-    return value
+def _prediction_tile(text):
+    from ..config.tile_settings import parse_tile_text
+
+    return parse_tile_text(text, name="")
+
+
+def _training_tile(text):
+    from ..config.tile_settings import parse_tile_text
+
+    return parse_tile_text(text, name="", allow_auto=False)
+
+
+def _tile_overlap(text):
+    from ..config.tile_settings import AUTO, check_overlap
+
+    return AUTO if text.strip().lower() == AUTO else check_overlap(text, name="")
+
+
+tile_size = _argument_type(_training_tile)
 
 
 def add_tile_arguments(parser):
     """--tile, --tile-overlap, --tile-merge, --whole-image: sliced inference (see inference/slicing.py)."""
-    parser.add_argument("--tile", type=tile_size, default=None,
+    from ..inference.merging import MERGE_RULES
+    from ..inference.slicing import DEFAULT_MERGE
+
+    parser.add_argument("--tile", type=_argument_type(_prediction_tile), default=None, metavar="N|HxW|auto",
                         help="Slice each image into tiles of this size in its own pixels (N or HxW), detect each at "
-                        "the model's scale and merge them: small objects in large images (default: whole images).")
-    parser.add_argument("--tile-overlap", type=fraction_below_one, default=0.2,
-                        help="Fraction of a tile its neighbours share (default: %(default)s).")
-    parser.add_argument("--tile-merge", choices=("border", "nms", "merge"), default="border",
-                        help="How overlapping tiles' detections become one set (default: %(default)s; see the README).")
+                        "the model's scale and merge them: small objects in large images. 'auto': the tile the model "
+                        "was trained on, else its image side (default: whole images).")  # fmt: skip
+    parser.add_argument("--tile-overlap", type=_argument_type(_tile_overlap), default="auto", metavar="SHARE|auto",
+                        help="Fraction of a tile its neighbours share, 0-0.9; 'auto': at least the size of most "
+                        "training objects (0.2 for a model that recorded none) (default: %(default)s).")  # fmt: skip
+    parser.add_argument("--tile-merge", choices=tuple(MERGE_RULES), default=DEFAULT_MERGE,
+                        help="How overlapping tiles' detections become one set (default: %(default)s; see "
+                        "docs/prediction.md).")  # fmt: skip
     parser.add_argument("--whole-image", action="store_true", default=False,
                         help="With --tile, also detect on the whole image, for objects larger than a tile.")
 
@@ -102,9 +124,9 @@ def add_train_tile_arguments(parser):
 
 
 def tiling_of(args):
-    """The Tiling the --tile arguments ask for, or None without --tile."""
+    """The TileOptions the --tile arguments ask for, or None without --tile."""
     if args.tile is None:
         return None
-    from ..inference.slicing import Tiling
+    from ..inference.slicing import TileOptions
 
-    return Tiling.of(args.tile, overlap=args.tile_overlap, merge=args.tile_merge, whole_image=args.whole_image)
+    return TileOptions.of(args.tile, overlap=args.tile_overlap, merge=args.tile_merge, whole_image=args.whole_image)

@@ -98,8 +98,11 @@ def main(args=None):
     detector, config = common.open_detector(
         located, args.config, convert=True if args.convert_model else None, unsafe_load=args.unsafe_load
     )
-    detector.tiling = detection_options.tiling_of(args)  # evaluation then runs sliced inference, as retinanet-predict --tile
-    detector.allow_detections(config.evaluation.max_detections)  # --max-detections 3000: the model gives them
+    tiles = detection_options.tiling_of(args)
+    if tiles is not None:  # evaluation then runs sliced inference, as retinanet-predict --tile
+        detector = detector.with_tiles(tiles)
+    if detector.max_detections is not None and config.evaluation.max_detections > detector.max_detections:
+        detector = detector.with_filter(max_detections=config.evaluation.max_detections)  # --max-detections 3000
     generator = configured_generator(config, models.backbone(config.model.backbone))
     _check_dataset_classes(detector, generator, config, args.model)
     # The detector prepares the images (its InputTransform) and runs its model: the path retinanet-predict takes.

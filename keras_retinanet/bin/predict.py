@@ -71,6 +71,13 @@ def parse_args(args):
     return args
 
 
+def capped_line(capped, predicted: int, max_detections, tiled: bool) -> str:
+    """The one line saying where the cap on the number of detections bound, and how to keep more."""
+    each = "each tile" if tiled else "an image"
+    return (f"the detection cap bound in {len(capped)} of {predicted} images or frames (first: {capped[0][0]}): the "
+            f"model keeps at most {max_detections} detections for {each}; give --max-detections N to keep more")
+
+
 @console.inference_command
 @common.reports_errors
 def main(args=None):
@@ -94,6 +101,8 @@ def main(args=None):
     results, failed = predict_sources(predictor, inputs, args.output_dir, args.draw, max_frames=args.max_frames)
     write_prediction_files(results, args.output_dir, predictor.counts, detector.spec.class_names)
     logger.info(f"{len(results)} detections in {len(inputs) - len(failed)} inputs; results in {args.output_dir}")
+    if predictor.capped:
+        logger.warning(capped_line(predictor.capped, len(predictor.counts), detector.max_detections, args.tile is not None))
     if failed:
         raise InputsFailed(
             f"{len(failed)} of {len(inputs)} inputs could not be read (skipped above); "

@@ -5,7 +5,7 @@ images through :class:`InputTransform`, so a model always sees its inputs as it 
 trained to see them.
 """
 
-from typing import Callable, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -124,3 +124,41 @@ class InputTransform:
             return np.asarray(network_input, dtype=np.float32), scale
         resized, scale = self.resize(image)
         return self.preprocess(resized), scale
+
+
+class StepsTransform(InputTransform):
+    """An :class:`InputTransform` whose two steps are given functions.
+
+    For datasets and callers that hold a ``preprocess_image`` and a ``resize_image`` of their own instead of an
+    InputTransform (keras-retinanet's generators); the order of the steps still comes from
+    :meth:`InputTransform.__call__`.
+
+    Args:
+        preprocess: image -> float network values.
+        resize: image -> (resized image, scale), or None to keep the size (scale 1).
+    """
+
+    def __init__(self, preprocess: Callable, resize: Optional[Callable] = None):
+        super().__init__(preprocess, resize=resize is not None)
+        self._resize_step = resize
+
+    def resize(self, image: np.ndarray) -> Tuple[np.ndarray, float]:
+        if self._resize_step is None:
+            return image, 1.0
+        return self._resize_step(image)
+
+
+def as_input_transform(
+    preprocess: Union[InputTransform, Callable], resize: Optional[Callable] = None
+) -> InputTransform:
+    """An InputTransform as given, or one made of a preprocess and an optional resize function.
+
+    Args:
+        preprocess: an InputTransform, or a function image -> float network values.
+        resize: with a function ``preprocess``: image -> (resized image, scale), or None to keep the size.
+    """
+    if isinstance(preprocess, InputTransform):
+        if resize is not None:
+            raise TypeError("an InputTransform resizes by itself; pass no separate resize function with it")
+        return preprocess
+    return StepsTransform(preprocess, resize)

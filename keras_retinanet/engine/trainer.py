@@ -168,11 +168,9 @@ def evaluation_model(prediction_model, config: RetinaNetConfig):
     if config.data.tile is None:
         return prediction_model
     from ..inference.detector import Detector
-    from ..inference.slicing import Tiling
+    from ..inference.slicing import TileOptions
 
-    detector = Detector(prediction_model, models.spec_of(prediction_model))
-    detector.tiling = Tiling.of(tuple(config.data.tile))
-    return detector
+    return Detector(prediction_model, models.spec_of(prediction_model), tiles=TileOptions.of(tuple(config.data.tile)))
 
 
 def describe_tiles(config: RetinaNetConfig) -> List[str]:

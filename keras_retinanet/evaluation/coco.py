@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .detections import _progbar, predict_image
+from .detections import _progbar, as_detector
 
 # Names of COCOeval.stats, in order (as keras-retinanet's CocoEval callback logged them).
 COCO_STAT_NAMES = (
@@ -113,25 +113,15 @@ def coco_detections(generator, model, threshold: float = 0.05, verbose=1) -> Tup
         in original image pixels; image_ids the ids of the images processed.
     """
     _, image_id_of, category_of = _coco_mapping(generator)
+    detector = as_detector(model, generator)
     results, image_ids = [], []
     progbar = _progbar(generator.size(), verbose)
     for index in range(generator.size()):
-        _, boxes, scores, labels, _ = predict_image(generator, model, index)
+        found = detector.predict(generator.load_image(index))
         image_id = image_id_of(index)
-        # (x, y, w, h) computed in the model's dtype, as keras-retinanet did, for identical JSON numbers.
-        xywh = boxes.copy()
-        xywh[:, 2:] -= xywh[:, :2]
-        for box, score, label in zip(xywh, scores, labels):
-            # keras-retinanet stopped at the first score below the threshold (outputs are sorted); testing
-            # each score gives the same result on sorted outputs and does not rely on the order.
-            if score < threshold:
-                continue
-            results.append({
-                "image_id": image_id,
-                "category_id": category_of(int(label)),
-                "score": float(score),
-                "bbox": [float(v) for v in box],
-            })
+        # keras-retinanet stopped at the first score below the threshold (outputs are sorted); selecting every score
+        # at or above it gives the same result on sorted outputs and does not rely on the order.
+        results += found[found.scores >= threshold].to_coco(image_id, category_of)
         image_ids.append(image_id)
         if progbar is not None:
             progbar.update(index + 1)

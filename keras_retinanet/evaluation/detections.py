@@ -1,8 +1,8 @@
 """Running a detector over a dataset, with boxes back in each image's own pixels.
 
-Each image goes through the detector's own path (:meth:`keras_retinanet.inference.Detector.detect_array`), or,
-for a bare inference model (the training callbacks'), through :func:`keras_retinanet.inference.detect_image` with
-the dataset's InputTransform: the single-image primitive lives in :mod:`keras_retinanet.inference`.
+Each image goes through a :class:`keras_retinanet.inference.Detector` (its one step, ``run_batch``): the detector
+given, which prepares images with its own InputTransform and slices them into tiles when it has ``tiles``, or, for a
+bare inference model (the training callbacks'), a Detector preparing images as the dataset does.
 
 A dataset ("generator") is duck-typed after keras-retinanet's Generator: ``size()``, ``num_classes()``,
 ``has_label(label)``, ``label_to_name(label)``, ``load_image(i)``, ``load_annotations(i)``, and either an
@@ -18,8 +18,8 @@ import cv2
 import keras
 import numpy as np
 
-from ..data.input_transform import InputTransform
-from ..inference.single_image import as_input_transform, detect_image
+from ..data.input_transform import InputTransform, as_input_transform
+from ..inference.detector import Detector
 from ..drawing import draw_annotations, draw_detections
 from .average_precision import ranking_order
 
@@ -41,28 +41,32 @@ def keep_confident(
     return boxes[keep], scores[keep], labels[keep]
 
 
+def as_detector(model, generator) -> Detector:
+    """``model`` if it is a :class:`Detector`; else a Detector of the bare inference model (anything whose
+    ``predict_on_batch`` answers ``[boxes, scores, labels]``) preparing images as the dataset does."""
+    if isinstance(model, Detector):
+        return model
+    return Detector(model, spec=None, input_transform=input_transform_of(generator))
+
+
 def predict_image(generator, model, index: int):
     """Detections of one dataset image, in the image's original pixels.
 
     Args:
         generator: the dataset.
-        model: a :class:`keras_retinanet.inference.Detector` (anything with its ``detect_array``: it prepares the
-            image with its own InputTransform, and slices it into tiles when it has a ``tiling``, the path
-            retinanet-predict takes), or a bare inference model, run on the image as the dataset prepares it.
+        model: a :class:`keras_retinanet.inference.Detector` (it prepares the image with its own InputTransform,
+            and slices it into tiles when it has ``tiles``, the path retinanet-predict takes), or a bare inference
+            model, run on the image as the dataset prepares it (:func:`as_detector`).
         index: image index.
 
     Returns:
-        (raw_image (H, W, 3) uint8, boxes (D, 4), scores (D,), labels (D,), inference_seconds). D is the
-        model's number of outputs, padding (score -1) included.
+        (raw_image (H, W, 3) uint8, boxes (D, 4), scores (D,), labels (D,), network seconds): every detection the
+        model gives (above its own filter's threshold), best first.
     """
     raw_image = generator.load_image(index)
     # A copy: raw_image is returned for drawing, whatever the preprocessing does to its input.
-    detect_array = getattr(model, "detect_array", None)
-    if detect_array is not None:
-        boxes, scores, labels, seconds = detect_array(raw_image.copy())
-    else:
-        boxes, scores, labels, seconds = detect_image(model, raw_image.copy(), input_transform_of(generator))
-    return raw_image, boxes, scores, labels, seconds
+    result = as_detector(model, generator).predict(raw_image.copy())
+    return raw_image, result.boxes, result.scores, result.labels, result.network_seconds
 
 
 def _select_detections(boxes, scores, labels, score_threshold, max_detections):

@@ -3,30 +3,29 @@
 Modules:
     loading: :func:`open_model`, the one door to a model: a path, preset or URL (located by
         :func:`keras_retinanet.hub.locate`) opened as an inference model or an export, with its spec and the
-        user's settings reconciled with it (an :class:`OpenedModel`).
-    detector: :class:`Detector` (prepare images, predict, boxes in image pixels), :func:`detector_of` and
-        :func:`load_detector`.
-    single_image: :func:`detect_image`, one image through an inference model, boxes in the image's pixels.
+        user's settings reconciled with it (an :class:`OpenedModel`); :func:`load_detector` and :func:`detector_of`.
+    detector: :class:`Detector`: ``prepare`` an image or a tile, ``run_batch`` (the one step that runs the network),
+        ``predict``; :class:`ExportedDetector`.
+    detections: :class:`Detections`, the one result type (drawn, converted and saved by itself).
+    slicing: sliced inference: :class:`TileOptions` (checked once), the tiles of an image, ``predict_sliced``.
+    merging: the rules that merge overlapping tiles' detections, in a registry (numpy).
     refilter: an inference model's filter and anchors read back, and the filter rebuilt at another threshold.
     exported, runtimes: exported detectors (SavedModel, TFLite, ONNX) opened with their spec and run by their
         runtimes.
     auto_precision: what ``precision='auto'`` chooses, and why.
     fidelity: whether a faster numeric path keeps the float32 detections (issue 18's bar).
-    slicing: sliced inference's tiles and the merging of their detections (numpy).
-    results: results as COCO's results list and as supervision's Detections.
     sources: detection over images, folders, videos and cameras (what retinanet-predict runs).
     prediction_files: the detections and per-class counts a prediction run writes.
 """
 
 import importlib
 
-# Each public name loads its module on first use (PEP 562): the numpy-only modules (slicing, results, sources,
-# prediction_files) then import without Keras, so that the commands check their inputs before TensorFlow loads.
+# Each public name loads its module on first use (PEP 562): the numpy-only modules (slicing, merging, detections,
+# sources, prediction_files) then import without Keras, so that the commands check their inputs before TensorFlow loads.
 _MODULE_OF = {
-    "Detector": "detector", "ExportedDetector": "detector", "detector_of": "detector", "load_detector": "detector",
+    "Detector": "detector", "ExportedDetector": "detector", "detector_of": "loading", "load_detector": "loading",
+    "Detections": "detections", "TileOptions": "slicing", "TileError": "slicing",
     "OpenedModel": "loading", "open_model": "loading",
-    "to_coco_results": "results", "to_supervision": "results",
-    "detect_image": "single_image",
     "Tiling": "slicing", "TilingError": "slicing",
 }  # fmt: skip
 

@@ -24,6 +24,7 @@ from ..models.precision import with_precision
 from ..models.retinanet import output_names
 from ..models.model_with_spec import RetinaNetModel, spec_of
 from .auto_precision import float32_parts_for, resolve_precision
+from .detector import Detector, ExportedDetector
 from .exported import is_exported, open_exported_model
 from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, is_training_model, refiltered
 
@@ -269,3 +270,84 @@ def open_model(
             resize=not config.data.no_resize,
         )
     return OpenedModel(model, spec, config, notes, file_spec is not None, located, converted=training)
+
+
+def detector_of(opened: OpenedModel, score_threshold: Optional[float] = None) -> Detector:
+    """The :class:`Detector` (an :class:`ExportedDetector` for an export) of a model :func:`open_model` opened.
+
+    Args:
+        opened: what :func:`keras_retinanet.inference.open_model` gave.
+        score_threshold: the threshold :meth:`Detector.predict` applies when given none (None: the model's own).
+    """
+    if opened.export_format is not None:
+        return ExportedDetector(opened.model, opened.spec, opened.notes, score_threshold=score_threshold)
+    return Detector(opened.model, opened.spec, opened.notes, score_threshold=score_threshold, from_file=opened.from_file)
+
+
+def load_detector(
+    path: Union[str, os.PathLike, hub.Located],
+    backbone: Optional[str] = None,
+    class_names: Optional[Sequence[str]] = None,
+    image_min_side: Optional[int] = None,
+    image_max_side: Optional[int] = None,
+    score_threshold: Optional[float] = None,
+    precision: str = "float32",
+    safe_mode: bool = True,
+    threads: Optional[int] = None,
+    max_detections: Optional[int] = None,
+    max_candidates_per_level: Optional[int] = None,
+    nms_method: Optional[str] = None,
+    soft_nms_sigma: Optional[float] = None,
+) -> Detector:
+    """Load a model file, or a preset by name, as a :class:`Detector`.
+
+    A file of this package needs nothing but its path: its spec names the backbone, classes, image sides and
+    anchors. A preset (``keras_retinanet.hub.preset_names()``, e.g. 'resnet50_coco') is fetched into the cache
+    and described by its spec (the COCO class names, ...). keras-retinanet's own files (no spec) are described
+    by the arguments: backbone default 'resnet50', image sides default 800/1333, class names default '0', '1', ...
+
+    Args:
+        path: ``.keras`` or ``.h5`` file (a training snapshot is converted to an inference model), a preset
+            name or a URL; or an export of ``retinanet-convert-model`` (a SavedModel folder, ``.tflite`` or
+            ``.onnx`` file, raw-input or not), run by its own runtime and described by the spec stored in it;
+            or what :func:`keras_retinanet.hub.locate` gave (opened by :func:`keras_retinanet.inference.open_model`).
+        backbone: the backbone; must match the file's spec if it has one.
+        class_names: label names in label order; their number must match the model's.
+        image_min_side, image_max_side: resize images to these sides instead of those the model was trained at.
+        score_threshold: the threshold :meth:`Detector.predict` applies by default (None: the model's own
+            filter threshold, 0.05 for a converted training snapshot); below the model's own the filter is rebuilt.
+        precision: 'float32', 'mixed', 'mixed_float16', 'mixed_bfloat16' or 'auto' (16-bit only where the
+            hardware runs it natively and the model's detections are kept; one log line says what and why).
+            Exports run as they were exported ('float32' or 'auto').
+        safe_mode: refuse files holding Lambda layers (code stored in the file).
+        threads: an export's runtime threads (TFLite, ONNX Runtime); default: the cores this process may use.
+        max_detections: detections per image (None: the model's own, 300 for a converted training snapshot);
+            another value rebuilds the filter of a Keras model (an export's is fixed in its graph).
+        max_candidates_per_level: keep only each pyramid level's N best scores as NMS candidates, bounding the
+            filter's work on images where very many scores pass the threshold, at the price of objects in
+            crowded images (None: every score above the threshold, keras-retinanet's filter).
+        nms_method, soft_nms_sigma: 'soft' for Gaussian Soft-NMS with that sigma instead of keras-retinanet's hard
+            NMS ('hard'); None: the model's own.
+
+    Returns:
+        the :class:`Detector`.
+
+    Raises:
+        ModelError: an argument contradicts the file (another backbone, another number of classes).
+        ModelFileError: the file is not a model file or not a RetinaNet.
+        UnknownModelError: neither a file nor a preset; DownloadError: a preset could not be downloaded.
+    """
+    settings = {
+        "model.backbone": backbone,
+        "data.image_min_side": image_min_side,
+        "data.image_max_side": image_max_side,
+        "model.max_detections": max_detections,
+        "model.max_candidates_per_level": max_candidates_per_level,
+        "model.nms_method": nms_method,
+        "model.soft_nms_sigma": soft_nms_sigma,
+    }
+    config = RetinaNetConfig.build({key: value for key, value in settings.items() if value is not None})
+    opened = open_model(
+        path, config, class_names=class_names, safe_mode=safe_mode, precision=precision, threads=threads
+    )
+    return detector_of(opened, score_threshold)

@@ -2,24 +2,16 @@
 class in each image or frame (counts.csv, counts.json). Each file is written whole or not at all.
 """
 
-import csv
-import io
 import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-DETECTION_FIELDS = ["source", "frame", "x1", "y1", "x2", "y2", "score", "label", "class_name"]
+from .detections import RECORD_FIELDS, csv_text
+
+DETECTION_FIELDS = list(RECORD_FIELDS)
 COUNT_FIELDS = ["source", "frame", "class_name", "count"]
 
 Counts = Tuple[Union[str, int, None], Optional[int], Mapping[str, int]]  # (source, frame, {class name: count})
-
-
-def _csv_text(fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
 
 
 def count_rows(counts: Iterable[Counts], class_names: Iterable[str]) -> List[Dict[str, Any]]:
@@ -53,9 +45,9 @@ def write_prediction_files(
     }
     files = {
         "detections.json": json.dumps(list(records), indent=1),
-        "detections.csv": _csv_text(DETECTION_FIELDS, records),
+        "detections.csv": csv_text(DETECTION_FIELDS, records),
         "counts.json": json.dumps(summary, indent=1),
-        "counts.csv": _csv_text(COUNT_FIELDS, rows),
+        "counts.csv": csv_text(COUNT_FIELDS, rows),
     }
     for name, text in files.items():
         write_bytes_atomically(text.encode("utf8"), os.path.join(output_dir, name))

@@ -91,6 +91,7 @@ class SourcePredictor:
 
     Attributes:
         counts: [(source, frame or None, {class name: count})], one per image or frame predicted.
+        capped: [(source, frame or None)] of the images or frames where a cap on the detections bound.
     """
 
     def __init__(self, detector, score_threshold: float, **options):
@@ -98,28 +99,16 @@ class SourcePredictor:
         self.score_threshold = score_threshold
         self.options = options
         self.counts: List[Tuple[Source, Optional[int], Dict[str, int]]] = []
-
-    def name(self, label) -> str:
-        return self.detector.spec.name_of(int(label))
+        self.capped: List[Tuple[Source, Optional[int]]] = []
 
     def __call__(self, image: np.ndarray, source: Source = None, frame: Optional[int] = None):
         """image: (H, W, 3) BGR. Returns (records, drawn image); each record a dict of source, frame (None for an
         image), box, score, label and class name."""
-        from ..drawing import draw_detections
-
         result = self.detector.predict(image, score_threshold=self.score_threshold, **self.options)
-        self.counts.append((source, frame, result["counts"]))
-        records = [
-            {"source": source, "frame": frame, "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]),
-             "y2": float(b[3]), "score": float(s), "label": int(label), "class_name": str(n)}
-            for b, s, label, n in zip(result["boxes"], result["scores"], result["labels"], result["names"])
-        ]  # fmt: skip
-        drawn = image.copy()
-        draw_detections(
-            drawn, result["boxes"], result["scores"], result["labels"],
-            label_to_name=self.name, score_threshold=self.score_threshold,
-        )  # fmt: skip
-        return records, drawn
+        self.counts.append((source, frame, result.counts))
+        if result.capped:
+            self.capped.append((source, frame))
+        return result.to_records(source, frame), result.draw(image, score_threshold=self.score_threshold)
 
 
 def predict_image_file(predictor: SourcePredictor, path: str, output_dir: str, draw: bool) -> List[Record]:

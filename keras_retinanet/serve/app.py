@@ -20,12 +20,10 @@ The event loop only moves bytes, so /health answers while predictions run.
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import anyio
 import numpy as np
@@ -33,242 +31,19 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import __version__
-from ..inference.slicing import MERGE_RULES, Tiling, TilingError, tile_starts
-from .batching import Batcher, Job
-from .images import UploadError, decode_image
+from ..config.tile_settings import TileError
+from .errors import BodyLimit, RequestError, error_response
+from .schemas import PREDICT_BODY_DOC, DetectionsBody, ErrorBody
 from .settings import ServeSettings
+from .state import ServeState, read_image_bytes
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-PREDICT_PARAMETERS = ("score_threshold", "max_detections", "tile", "tile_overlap", "tile_merge", "whole_image")
-# The smallest tile side a request may ask for, in the image's pixels (each tile is resized to the model's sides).
-MIN_TILE = 16
-NOT_IMAGE_TYPES = ("text/", "application/json", "application/xml")
-
-
-class RequestError(Exception):
-    """A request the server refuses: a status, a one-line message and optional headers."""
-
-    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def error_response(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    """``{"error": message}`` on one line (newlines in a message become spaces)."""
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
-
-
-class Detections(BaseModel):
-    """The detections of one image, best first, in the image's own pixels."""
-
-    boxes: List[List[float]] = Field(description="[x1, y1, x2, y2] of each detection, in the image's pixels")
-    scores: List[float] = Field(description="each detection's score, best first")
-    labels: List[int] = Field(description="each detection's label (class index)")
-    names: List[str] = Field(description="each detection's class name")
-    counts: Dict[str, int] = Field(description="detections per class name, in label order")
-    width: int = Field(description="the image's width in pixels")
-    height: int = Field(description="the image's height in pixels")
-
-
-class ErrorBody(BaseModel):
-    error: str
-
-
-class BodyLimit:
-    """ASGI middleware: a request body longer than ``max_bytes`` gets 413, by its Content-Length before any byte is
-    read, or as soon as a body sent without one (chunked) passes the limit."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.strip().isdigit():
-                await error_response(400, "Content-Length is not a number")(scope, receive, send)
-                return
-            if int(length) > self.max_bytes:
-                response = error_response(413, f"body of {int(length)} bytes is larger than the server's "
-                                          f"{self.max_bytes} bytes (retinanet-serve --max-upload-mb)")
-                await response(scope, receive, send)
-                return
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise RequestError(413, f"body larger than the server's {self.max_bytes} bytes "
-                                       "(retinanet-serve --max-upload-mb)")
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-
-def json_float32(values: np.ndarray) -> list:
-    """float32 values as the shortest decimals that read back as the same float32 ('0.87', not
-    '0.8700000047683716'): ``np.float32(json_value)`` is the detector's value, exactly."""
-    return [float(str(value)) for value in np.asarray(values, dtype=np.float32).ravel()]
-
-
-def result_json(result: Dict[str, Any], width: int, height: int) -> bytes:
-    """The response body of one image's result (``Detector.predict``'s dict)."""
-    boxes = json_float32(result["boxes"])
-    body = {
-        "boxes": [boxes[i : i + 4] for i in range(0, len(boxes), 4)],
-        "scores": json_float32(result["scores"]),
-        "labels": [int(label) for label in result["labels"]],
-        "names": [str(name) for name in result["names"]],
-        "counts": {str(name): int(count) for name, count in result["counts"].items()},
-        "width": int(width),
-        "height": int(height),
-    }
-    return json.dumps(body, separators=(",", ":")).encode("utf8")
-
-
-def parse_tile(text: str) -> Tuple[int, int]:
-    """'640' or '480x640' (height x width) as (height, width)."""
-    parts = str(text).lower().split("x")
-    try:
-        sides = [int(part) for part in parts]
-    except ValueError:
-        sides = []
-    if len(sides) not in (1, 2):
-        raise RequestError(400, f"tile must be a size in pixels, N or HEIGHTxWIDTH (e.g. 640 or 480x640), got {text!r}")
-    if len(sides) == 1:
-        sides = sides * 2
-    if min(sides) < MIN_TILE or max(sides) > 100_000:
-        raise RequestError(400, f"tile sides must lie between {MIN_TILE} and 100000 pixels, got {text!r}")
-    return sides[0], sides[1]
-
-
-class ServeState:
-    """What one app holds: the detector, its batcher, the limits, the requests in the server, timings."""
-
-    def __init__(self, detector, settings: ServeSettings, model_name: str):
-        self.detector = detector
-        self.settings = settings
-        self.model_name = model_name
-        self.batcher = Batcher(detector, settings.max_batch_size, settings.max_batch_wait_ms)
-        self.limiter: Optional[anyio.CapacityLimiter] = None
-        self.in_flight = 0
-        self.incoming = 0  # requests being read or decoded, not yet queued: the batcher waits for these only
-        self.batcher.incoming = lambda: self.incoming
-        self.answered = 0
-        self.refused = 0
-        self.seconds_per_request = 0.0  # a moving average of the model's time per request, for Retry-After
-        self.ready = False
-
-    def check_options(self, params) -> Dict[str, Any]:
-        """``Detector.predict``'s options from the query parameters, checked; tile counts are checked once the
-        image's size is known (:meth:`check_tiles`)."""
-        unknown = sorted(set(params) - set(PREDICT_PARAMETERS))
-        if unknown:
-            raise RequestError(400, f"unknown query parameter {unknown[0]!r} (known: {', '.join(PREDICT_PARAMETERS)})")
-        detector = self.detector
-        options: Dict[str, Any] = {}
-        threshold = params.get("score_threshold")
-        if threshold is not None:
-            if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
-                raise RequestError(400, f"score_threshold must lie between 0 and 1, got {threshold}")
-            floor = detector.filter_threshold
-            if threshold < floor:
-                raise RequestError(400, f"score_threshold {threshold} is below the model's own filter threshold {floor:g}, "
-                                   "whose lower scores it never gives; start the server with --score-threshold "
-                                   f"{threshold} to serve them")
-            options["score_threshold"] = float(threshold)
-        count = params.get("max_detections")
-        if count is not None:
-            if not 1 <= count <= detector.max_detections:
-                raise RequestError(400, f"max_detections must lie between 1 and the model's {detector.max_detections} "
-                                   f"(start the server with --max-detections N for more), got {count}")
-            options["max_detections"] = int(count)
-        tile = params.get("tile")
-        overlap, merge, whole = params.get("tile_overlap"), params.get("tile_merge"), params.get("whole_image")
-        if tile is None:
-            for name, value in (("tile_overlap", overlap), ("tile_merge", merge), ("whole_image", whole or None)):
-                if value is not None:
-                    raise RequestError(400, f"{name} applies to sliced inference only: give tile too")
-            return options
-        overlap = 0.2 if overlap is None else overlap
-        if not (math.isfinite(overlap) and 0.0 <= overlap <= 0.9):
-            raise RequestError(400, f"tile_overlap must lie between 0 and 0.9, got {overlap}")
-        if merge is not None and merge not in MERGE_RULES:
-            raise RequestError(400, f"tile_merge must be one of {', '.join(MERGE_RULES)}, got {merge!r}")
-        try:
-            Tiling.of(parse_tile(tile), overlap=overlap, merge=merge or "border", whole_image=bool(whole))
-        except TilingError as error:
-            raise RequestError(400, str(error)) from None
-        options.update(tile=parse_tile(tile), tile_overlap=float(overlap), tile_merge=merge or "border",
-                       whole_image=bool(whole))  # fmt: skip
-        return options
-
-    def check_tiles(self, options: Dict[str, Any], height: int, width: int) -> None:
-        """400 when the request's tiles on this image are more than ``max_tiles``."""
-        if options.get("tile") is None:
-            return
-        (tile_height, tile_width), overlap = options["tile"], options["tile_overlap"]
-        count = len(tile_starts(height, tile_height, overlap)) * len(tile_starts(width, tile_width, overlap))
-        if count > self.settings.max_tiles:
-            raise RequestError(400, f"tile {tile_height}x{tile_width} with overlap {overlap:g} cuts this {width}x{height} "
-                               f"image into {count} tiles; the server allows {self.settings.max_tiles} "
-                               "(retinanet-serve --max-tiles): ask for larger tiles")
-
-    def retry_after(self) -> str:
-        """Seconds a refused client should wait: the requests ahead of it at the model's recent pace."""
-        per_request = self.seconds_per_request or 1.0  # the model's time per image, batches shared out
-        return str(max(1, min(600, int(math.ceil(self.in_flight * per_request)))))
-
-    def decode_and_prepare(self, data: bytes, options: Dict[str, Any]) -> Job:
-        """In a pool thread: the image, its size checked, and the job (network input prepared where it may be
-        batched)."""
-        try:
-            image = decode_image(data, self.settings.max_image_pixels)
-        except UploadError as error:
-            raise RequestError(error.status, str(error)) from None
-        self.check_tiles(options, image.shape[0], image.shape[1])
-        return self.batcher.prepare(image, options)
-
-
-async def read_image_bytes(request: Request) -> bytes:
-    """The image's bytes: multipart field ``image``, or the raw body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        try:
-            form = await request.form(max_files=1, max_fields=16)
-        except (RequestError, ClientDisconnect):
-            raise
-        except Exception as error:  # noqa: BLE001 - starlette's multipart errors: a bad body, said in one line
-            detail = getattr(error, "detail", None) or str(error) or type(error).__name__
-            raise RequestError(400, f"cannot read the multipart body: {detail}") from None
-        try:
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise RequestError(400, "the multipart body has no file field 'image' (send the image as field 'image', "
-                                   "or as the raw body)")
-            return await upload.read()
-        finally:
-            await form.close()
-    if content_type.startswith(NOT_IMAGE_TYPES):
-        raise RequestError(415, f"Content-Type {content_type} is not an image: send the image's bytes as the body "
-                           "(Content-Type image/jpeg, image/png, ...) or as multipart field 'image'")
-    return await request.body()
 
 
 def create_app(detector, settings: Optional[ServeSettings] = None, model_name: Optional[str] = None,
@@ -337,23 +112,7 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
         return error_response(500, f"internal error: {type(error).__name__}: {error}")
 
     errors = {code: {"model": ErrorBody} for code in (400, 413, 415, 503, 504)}
-    body_doc = {
-        "requestBody": {
-            "required": True,
-            "description": "The image: its bytes as the body (image/jpeg, image/png, image/bmp, image/tiff, image/webp, "
-            "...) or a multipart form with the file in field 'image'.",
-            "content": {
-                "image/*": {"schema": {"type": "string", "format": "binary"}},
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["image"],
-                               "properties": {"image": {"type": "string", "format": "binary"}}}
-                },
-            },
-        }
-    }
-
-    @app.post("/predict", response_model=Detections, responses=errors, openapi_extra=body_doc,
+    @app.post("/predict", response_model=DetectionsBody, responses=errors, openapi_extra=PREDICT_BODY_DOC,
               summary="Detect objects in an image")  # fmt: skip
     async def predict(
         request: Request,
@@ -365,9 +124,11 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
             "--max-detections)"),
         tile: Optional[str] = Query(
             None, description="slice the image into tiles of this size in its pixels, N or HEIGHTxWIDTH, each detected "
-            "at the model's scale (sliced inference, for small objects in large images)"),
-        tile_overlap: Optional[float] = Query(None, description="with tile: the share of a tile its neighbours "
-                                              "overlap, 0-0.9 (default 0.2)"),
+            "at the model's scale (sliced inference, for small objects in large images); 'auto': the tile the model "
+            "was trained on, else its image side"),
+        tile_overlap: Optional[str] = Query(None, description="with tile: the share of a tile its neighbours "
+                                            "overlap, 0-0.9, or 'auto' (default: auto, at least most training "
+                                            "objects' size; 0.2 for a model that recorded none)"),
         tile_merge: Optional[str] = Query(None, description="with tile: 'border' (default), 'nms' or 'merge'"),
         whole_image: Optional[bool] = Query(None, description="with tile: also detect on the whole image"),
     ):
@@ -412,11 +173,10 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
             state.incoming -= 1
         try:
             result = await asyncio.wrap_future(future)  # cancelled on timeout: a job not yet started is dropped
-        except TilingError as error:
+        except TileError as error:
             raise RequestError(400, str(error)) from None
-        height, width = job.image.shape[:2]
         job.image = job.prepared = None  # the pixels are not needed any more
-        body = await anyio.to_thread.run_sync(result_json, result, width, height, limiter=state.limiter)
+        body = await anyio.to_thread.run_sync(result_body, result, limiter=state.limiter)
         return job, decoded, body
 
     @app.get("/model", summary="The detector's spec, defaults and the server's limits")
@@ -444,6 +204,11 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def result_body(result) -> bytes:
+    """The response body of one image's Detections: its JSON (floats read back as the same float32)."""
+    return result.to_json().encode("utf8")
 
 
 def _warm_up(state: ServeState) -> None:

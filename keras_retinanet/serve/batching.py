@@ -13,8 +13,9 @@ the batch is not full and other requests are still on their way (being uploaded 
 ``max_batch_wait_ms``. Under load requests queue while a batch runs, so the next batch fills without waiting; a lone
 request never waits.
 
-A batch of one is exactly ``Detector.predict``'s computation; in a larger batch the network's last bits may differ
-from a single run (another order of floating-point sums), as any batched inference does.
+Every batch runs through the detector's one step, ``Detector.run_batch``, as ``Detector.predict`` does: a batch of one
+is exactly its computation; in a larger batch the network's last bits may differ from a single run (another order of
+floating-point sums), as any batched inference does.
 """
 
 import concurrent.futures
@@ -40,8 +41,9 @@ class Job:
     Attributes:
         image: (H, W, 3) uint8 BGR.
         options: keyword arguments of ``Detector.predict`` (score_threshold, max_detections, tile, ...).
-        prepared: (network input, scale) where the job may share a network batch, else None (run alone).
-        future: the result (``Detector.predict``'s dict), set by the worker; cancelled if it was never started.
+        prepared: the image's :class:`~keras_retinanet.inference.detector.Prepared` input where the job may share a
+            network batch, else None (run alone).
+        future: the result (``Detector.predict``'s Detections), set by the worker; cancelled if it was never started.
         queued_at: ``time.perf_counter()`` when it was queued.
         started_at, finished_at: when the worker started and finished its batch.
         batch_size: how many images its network batch held.
@@ -49,7 +51,7 @@ class Job:
 
     image: np.ndarray
     options: Dict[str, Any]
-    prepared: Optional[Tuple[np.ndarray, float]] = None
+    prepared: Any = None
     future: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
     queued_at: float = 0.0
     started_at: float = 0.0
@@ -99,7 +101,7 @@ class Batcher:
         batch, so that the worker thread only runs the network."""
         job = Job(image=image, options=dict(options))
         if self.batchable and options.get("tile") is None:
-            job.prepared = self.detector.input_transform(image, preprocess_first=True)
+            job.prepared = self.detector.prepare(image)
         return job
 
     def submit(self, job: Job) -> concurrent.futures.Future:
@@ -186,7 +188,7 @@ class Batcher:
             else:
                 # The inference model predict() would use (its filter rebuilt for a lower threshold or more
                 # detections): jobs share a batch only where they share the model and the input shape.
-                key = (id(self._model_of(job)), job.prepared[0].shape)
+                key = (id(self._model_of(job)), job.prepared.network_input.shape)
             groups[key].append(job)
         for group in groups.values():
             for start in range(0, len(group), self.max_batch_size):
@@ -230,32 +232,26 @@ class Batcher:
             job.finished_at = finished
             job.future.set_result(result)
 
-    def _predict_batch(self, jobs: List[Job]) -> List[Dict[str, Any]]:
-        """``Detector.predict`` of each job's whole image, its network input run in one batch with the others'.
-
-        The same steps as ``Detector.predict`` without tiles (``inference.detect_image``): the prepared
-        input, the inference model's outputs, boxes divided by the scale, then the detector's own selection.
-        """
-        detector = self.detector
-        model = self._model_of(jobs[0])
-        batch = np.stack([job.prepared[0] for job in jobs])
-        import keras
-
-        if keras.backend.image_data_format() == "channels_first":
-            batch = batch.transpose((0, 3, 1, 2))
-        outputs = model.predict_on_batch(batch)
-        boxes, scores, labels = (np.asarray(output) for output in outputs[:3])
-        results = []
-        for number, job in enumerate(jobs):
-            score_threshold, max_detections = self._settings_of(job)
-            if max_detections is None:
-                max_detections = detector.max_detections
-            image_boxes = np.asarray(boxes[number], dtype=np.float32) / job.prepared[1]
-            results.append(detector._as_result(
-                image_boxes, np.asarray(scores[number], dtype=np.float32), np.asarray(labels[number], dtype=np.int32),
-                score_threshold, max_detections,
-            ))  # fmt: skip
-        return results
+    def _predict_batch(self, jobs: List[Job]) -> List[Any]:
+        """``Detector.predict`` of each job's whole image, the prepared inputs run in one batch through
+        ``Detector.run_batch`` with the group's loosest settings (the jobs of a group share the inference model, so
+        their settings differ only in what is kept), then each job's own threshold and cap."""
+        settings = [self._settings_of(job) for job in jobs]
+        thresholds = [threshold for threshold, _ in settings]
+        counts = [count for _, count in settings]
+        loosest_threshold = None if None in thresholds else min(thresholds)
+        largest_count = None if None in counts else max(counts)
+        results = self.detector.run_batch([job.prepared for job in jobs], loosest_threshold, largest_count)
+        kept = []
+        for (threshold, count), result in zip(settings, results):
+            # The run's cap bound for this job too where its weakest detection passes this job's threshold.
+            weakest = float(result.scores.min()) if len(result) else None
+            bound = result.capped and (threshold is None or (weakest is not None and weakest > threshold))
+            if threshold is not None:
+                result = result[result.scores > threshold]
+            over = count is not None and len(result) > count
+            kept.append(dataclasses.replace(result[:count] if over else result, capped=bound or over))
+        return kept
 
     def snapshot(self) -> Dict[str, Any]:
         """The counters, for /health: batches run, images, batch sizes, errors, jobs queued, whether it is busy."""

@@ -182,7 +182,11 @@
   async function detect() {
     if (!state.file) return;
     const parameters = new URLSearchParams();
-    if ($("tile-enable").checked && !$("tile-options").hidden) parameters.set("tile", $("tile-size").value);
+    if ($("tile-enable").checked && !$("tile-options").hidden) {
+      parameters.set("tile", $("tile-size").value);
+      if ($("tile-overlap").value !== "auto") parameters.set("tile_overlap", $("tile-overlap").value);
+      if ($("tile-merge").value !== "auto") parameters.set("tile_merge", $("tile-merge").value);
+    }
     setStatus(`detecting objects in ${state.file.name || "the image"}\u2026`);
     $("download").disabled = true;
     const started = performance.now();
@@ -212,9 +216,11 @@
     const timing = response.headers.get("Server-Timing") || "";
     $("timing").textContent = `${body.scores.length} detections in ${seconds} s` + (timing ? ` (${timing})` : "");
     const limit = state.model ? state.model.defaults.max_detections : null;
-    $("capped").hidden = !(limit && body.scores.length >= limit);
-    $("capped").textContent = `The model gave its most, ${limit} detections: there may be more objects ` +
-      "(retinanet-serve --max-detections N, or tiles).";
+    const tiled = parameters.has("tile");
+    $("capped").hidden = !body.capped;
+    $("capped").textContent = `A cap bound: the model keeps at most ${limit} detections ` +
+      `${tiled ? "for each tile" : "an image"}, and found more here (retinanet-serve --max-detections N` +
+      `${tiled ? "" : ", or tiles"}).`;
     setStatus(`${state.file.name || "image"}: ${body.width}x${body.height} px`);
     $("download").disabled = false;
     render();
@@ -297,6 +303,8 @@
   $("download").addEventListener("click", download);
   $("rerun").addEventListener("click", detect);
   $("tile-enable").addEventListener("change", detect);
+  $("tile-overlap").addEventListener("change", () => { if ($("tile-enable").checked) detect(); });
+  $("tile-merge").addEventListener("change", () => { if ($("tile-enable").checked) detect(); });
   window.addEventListener("resize", render);
 
   fetch("model")

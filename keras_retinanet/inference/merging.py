@@ -1,0 +1,329 @@
+"""Merging the detections of overlapping tiles into one set: the rules, in a registry, in numpy.
+
+Every rule sees only detections above the caller's score threshold (the threshold comes first, so that a weak box
+never takes the place of a confident one), and none drops a confident box for a weaker one:
+
+- ``'border'`` (default): a box touching an inner edge of its tile (an edge that is not the image's) is cut there.
+  A cut box mostly inside a box of its class from another tile that is not cut (the object seen whole by a
+  neighbour) gives way to that box, which takes the better of the two scores; then class-wise NMS removes objects
+  seen whole by two tiles. An object cut by a border is reported once, whole, as confident as its best view.
+- ``'nms'``: class-wise NMS over every tile's boxes. A cut object's part overlaps its whole box by less than the
+  IoU threshold when the cut is large, so it can be reported twice.
+- ``'merge'``: 'border', then the parts of an object that no tile saw whole (an object larger than the overlap, cut
+  in every tile) are joined: cut boxes of one class from different tiles, one covering most of the other, become
+  their union with the best score (SAHI's box merging, restricted to boxes cut by tile edges, since merging every
+  box joins neighbouring objects in crowded scenes).
+
+Which boxes may touch is found with a grid over the image (two boxes that share no cell cannot intersect) and all
+pairs are measured at once, so merging costs a few array operations per image plus one short loop over the boxes
+that do overlap, not a pass over all boxes per box. ``benchmarks/bench_slicing_peers.py`` measures every rule
+against SAHI's.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+
+from ..config.tile_settings import TileError
+
+# Pixels within which a box edge counts as lying on a tile's inner edge.
+BORDER_MARGIN = 2.0
+# A cut box is another tile's object when a box of its class from another tile covers this much of it.
+COVERED_FRACTION = 0.6
+# Cut boxes join ('merge') when their intersection covers this much of the smaller one.
+JOIN_FRACTION = 0.5
+
+Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (M, 4), scores (M,), labels (M,)
+
+
+@dataclasses.dataclass(frozen=True)
+class TileDetections:
+    """The detections of every tile of one image, in the image's pixels.
+
+    Attributes:
+        boxes: (K, 4) float64 x1, y1, x2, y2.
+        scores: (K,) float64; labels: (K,) int64.
+        windows: (K, 4) the window x1, y1, x2, y2 (exclusive) of each detection's tile; a whole-image pass has the
+            window of the whole image, and so no inner edges.
+        tiles: (K,) the number of each detection's tile (-1 for a whole-image pass).
+        image_size: (height, width).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    windows: np.ndarray
+    tiles: np.ndarray
+    image_size: Tuple[int, int]
+
+    @classmethod
+    def of(cls, boxes, scores, labels, windows, tiles, image_size) -> "TileDetections":
+        return cls(
+            np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64).reshape(-1),
+            np.asarray(labels, np.int64).reshape(-1), np.asarray(windows, np.float64).reshape(-1, 4),
+            np.asarray(tiles, np.int64).reshape(-1), (int(image_size[0]), int(image_size[1])),
+        )  # fmt: skip
+
+    def subset(self, keep: np.ndarray, scores: np.ndarray = None) -> "TileDetections":
+        scores = self.scores if scores is None else scores
+        return dataclasses.replace(self, boxes=self.boxes[keep], scores=scores[keep], labels=self.labels[keep],
+                                   windows=self.windows[keep], tiles=self.tiles[keep])  # fmt: skip
+
+
+MergeRule = Callable[[TileDetections, float], Boxes]
+MERGE_RULES: Dict[str, MergeRule] = {}
+
+
+def merge_rule(name: str) -> Callable[[MergeRule], MergeRule]:
+    """Register a merging rule under ``name``: ``rule(detections, nms_threshold) -> (boxes, scores, labels)``."""
+
+    def register(rule: MergeRule) -> MergeRule:
+        MERGE_RULES[name] = rule
+        return rule
+
+    return register
+
+
+def areas(boxes: np.ndarray) -> np.ndarray:
+    """(K,) areas of (K, 4) boxes; 0 for empty ones."""
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0.0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
+
+
+def pair_intersections(boxes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(P,) intersection areas of the box pairs (first[p], second[p])."""
+    a, b = boxes[first], boxes[second]
+    width = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    height = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    return np.maximum(width, 0.0) * np.maximum(height, 0.0)
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """(K,) each box's place when ranked best first; equal scores in their given order."""
+    order = np.argsort(-scores, kind="stable")
+    place = np.empty(len(scores), dtype=np.int64)
+    place[order] = np.arange(len(scores))
+    return place
+
+
+def touching_pairs(boxes: np.ndarray, groups: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Every pair of boxes of one group (a class) that intersect: (first (P,), second (P,)), first < second.
+
+    A grid of cells about twice the size of most boxes is laid over the image; each box lies in a few cells, pairs
+    are formed within each (group, cell) only, then deduplicated and measured. In a crowded image this is a few
+    array passes over the boxes instead of one pass per box.
+    """
+    count = len(boxes)
+    if count < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    cell = max(2.0 * float(np.percentile(extent, 95)), 1.0)
+    first_x, first_y = np.floor(boxes[:, 0] / cell), np.floor(boxes[:, 1] / cell)
+    spans_x = np.maximum(np.floor(boxes[:, 2] / cell) - first_x, 0).astype(np.int64) + 1
+    spans_y = np.maximum(np.floor(boxes[:, 3] / cell) - first_y, 0).astype(np.int64) + 1
+    cells_of = spans_x * spans_y
+    owner = np.repeat(np.arange(count), cells_of)
+    local = np.arange(len(owner)) - np.repeat(np.cumsum(cells_of) - cells_of, cells_of)
+    cell_x = (first_x[owner] + local % spans_x[owner]).astype(np.int64)
+    cell_y = (first_y[owner] + local // spans_x[owner]).astype(np.int64)
+    cell_x -= cell_x.min()
+    cell_y -= cell_y.min()
+    _, group = np.unique(groups, return_inverse=True)
+    key = (group[owner] * (cell_y.max() + 1) + cell_y) * (cell_x.max() + 1) + cell_x
+    order = np.argsort(key, kind="stable")
+    key, owner = key[order], owner[order]
+    # Each entry pairs with the entries after it in its run of equal keys.
+    run_ends = np.append(np.flatnonzero(np.diff(key)) + 1, len(key))
+    run_lengths = np.diff(np.concatenate([[0], run_ends]))
+    later = np.repeat(run_ends, run_lengths) - np.arange(len(key)) - 1
+    first = np.repeat(owner, later)
+    offsets = np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
+    second = owner[np.repeat(np.arange(len(key)) + 1, later) + offsets]
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    unique = np.unique(low * count + high)
+    low, high = unique // count, unique % count
+    touching = pair_intersections(boxes, low, high) > 0
+    return low[touching], high[touching]
+
+
+def suppress_in_rank_order(place: np.ndarray, stronger: np.ndarray, weaker: np.ndarray) -> np.ndarray:
+    """Greedy suppression: going best first, a box not suppressed itself suppresses its weaker partners.
+
+    Args:
+        place: (K,) rank of each box (:func:`ranks`).
+        stronger, weaker: (E,) pairs where ``stronger`` would suppress ``weaker`` (place[stronger] < place[weaker]).
+
+    Returns:
+        (K,) bool, whether each box is suppressed.
+    """
+    suppressed = np.zeros(len(place), dtype=bool)
+    if not len(stronger):
+        return suppressed
+    order = np.argsort(place[stronger], kind="stable")
+    stronger, weaker = stronger[order], weaker[order]
+    starts = np.flatnonzero(np.r_[True, stronger[1:] != stronger[:-1]])
+    ends = np.r_[starts[1:], len(stronger)]
+    # Only boxes that overlap another are visited, in rank order: each one's fate is settled when it is reached.
+    for box, start, end in zip(stronger[starts].tolist(), starts.tolist(), ends.tolist()):
+        if not suppressed[box]:
+            suppressed[weaker[start:end]] = True
+    return suppressed
+
+
+def class_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy NMS per class (IoU above the threshold suppresses): the kept indices, best first."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64)
+    first, second = touching_pairs(boxes, np.asarray(labels))
+    intersection = pair_intersections(boxes, first, second)
+    box_areas = areas(boxes)
+    iou = intersection / np.maximum(box_areas[first] + box_areas[second] - intersection, 1e-9)
+    first, second = first[iou > iou_threshold], second[iou > iou_threshold]
+    place = ranks(scores)
+    first_stronger = place[first] < place[second]
+    stronger = np.where(first_stronger, first, second)
+    weaker = np.where(first_stronger, second, first)
+    suppressed = suppress_in_rank_order(place, stronger, weaker)
+    kept = np.flatnonzero(~suppressed)
+    return kept[np.argsort(place[kept], kind="stable")]
+
+
+def cut_by_inner_edges(boxes: np.ndarray, windows: np.ndarray, image_size: Tuple[int, int]) -> np.ndarray:
+    """Whether each box touches an edge of its tile that is not an edge of the image.
+
+    Args:
+        boxes: (K, 4) in image pixels; windows: (K, 4) the window of each box's tile.
+        image_size: (height, width).
+    """
+    height, width = image_size
+    margin = BORDER_MARGIN
+    left = (windows[:, 0] > 0) & (boxes[:, 0] <= windows[:, 0] + margin)
+    top = (windows[:, 1] > 0) & (boxes[:, 1] <= windows[:, 1] + margin)
+    right = (windows[:, 2] < width) & (boxes[:, 2] >= windows[:, 2] - 1 - margin)
+    bottom = (windows[:, 3] < height) & (boxes[:, 3] >= windows[:, 3] - 1 - margin)
+    return left | top | right | bottom
+
+
+def seen_whole_elsewhere(detections: TileDetections, cut: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """For each cut box, the uncut box of its class from another tile that covers most of it.
+
+    Returns:
+        (cut boxes that have one (C,), the covering box of each (C,)): of several, the one covering the most, then
+        the best scoring.
+    """
+    first, second = touching_pairs(detections.boxes, detections.labels)
+    part = np.concatenate([first, second])
+    whole = np.concatenate([second, first])
+    eligible = cut[part] & ~cut[whole] & (detections.tiles[part] != detections.tiles[whole])
+    part, whole = part[eligible], whole[eligible]
+    covered = pair_intersections(detections.boxes, part, whole) / np.maximum(areas(detections.boxes)[part], 1e-9)
+    enough = covered >= COVERED_FRACTION
+    part, whole, covered = part[enough], whole[enough], covered[enough]
+    # The best cover of each part first: by part, then the most covered, then the best scoring.
+    order = np.lexsort((-detections.scores[whole], -covered, part))
+    part, whole = part[order], whole[order]
+    first_of_part = np.r_[True, part[1:] != part[:-1]] if len(part) else np.zeros(0, bool)
+    return part[first_of_part], whole[first_of_part]
+
+
+def _border_pass(detections: TileDetections) -> Tuple[TileDetections, np.ndarray]:
+    """The detections without the cut boxes that a neighbour saw whole (their scores passed on); and which of the
+    remaining boxes are cut."""
+    cut = cut_by_inner_edges(detections.boxes, detections.windows, detections.image_size)
+    parts, covers = seen_whole_elsewhere(detections, cut)
+    scores = detections.scores.copy()
+    np.maximum.at(scores, covers, detections.scores[parts])  # the whole box is as sure as its best view
+    keep = np.ones(len(scores), dtype=bool)
+    keep[parts] = False
+    return detections.subset(keep, scores), cut[keep]
+
+
+def _nms_result(detections: TileDetections, nms_threshold: float) -> Boxes:
+    kept = class_nms(detections.boxes, detections.scores, detections.labels, nms_threshold)
+    return detections.boxes[kept], detections.scores[kept], detections.labels[kept]
+
+
+@merge_rule("border")
+def merge_by_border(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
+    remaining, _ = _border_pass(detections)
+    return _nms_result(remaining, nms_threshold)
+
+
+@merge_rule("nms")
+def merge_by_nms(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
+    return _nms_result(detections, nms_threshold)
+
+
+def join_parts(detections: TileDetections) -> TileDetections:
+    """Greedy joining, best first: each box absorbs the weaker boxes of its class from other tiles where one covers
+    at least ``JOIN_FRACTION`` of the smaller of the two; it becomes their union and keeps its own (best) score."""
+    boxes = detections.boxes
+    first, second = touching_pairs(boxes, detections.labels)
+    other_tile = detections.tiles[first] != detections.tiles[second]
+    first, second = first[other_tile], second[other_tile]
+    smaller = np.minimum(areas(boxes)[first], areas(boxes)[second])
+    joined = pair_intersections(boxes, first, second) >= JOIN_FRACTION * np.maximum(smaller, 1e-9)
+    first, second = first[joined], second[joined]
+    place = ranks(detections.scores)
+    first_stronger = place[first] < place[second]
+    stronger = np.where(first_stronger, first, second)
+    weaker = np.where(first_stronger, second, first)
+    absorbed = suppress_in_rank_order(place, stronger, weaker)
+    # Each absorbed box joins the best box that absorbed it and was not absorbed itself.
+    live = ~absorbed[stronger] & absorbed[weaker]
+    stronger, weaker = stronger[live], weaker[live]
+    order = np.lexsort((place[stronger], weaker))
+    stronger, weaker = stronger[order], weaker[order]
+    first_of_weaker = np.r_[True, weaker[1:] != weaker[:-1]] if len(weaker) else np.zeros(0, bool)
+    owner, member = stronger[first_of_weaker], weaker[first_of_weaker]
+    union = boxes.copy()
+    np.minimum.at(union[:, 0], owner, boxes[member, 0])
+    np.minimum.at(union[:, 1], owner, boxes[member, 1])
+    np.maximum.at(union[:, 2], owner, boxes[member, 2])
+    np.maximum.at(union[:, 3], owner, boxes[member, 3])
+    return dataclasses.replace(detections, boxes=union).subset(~absorbed)
+
+
+@merge_rule("merge")
+def merge_by_joining(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
+    remaining, cut = _border_pass(detections)
+    if cut.any():
+        joined = join_parts(remaining.subset(cut))
+        whole = remaining.subset(~cut)
+        remaining = TileDetections.of(
+            *(np.concatenate([a, b]) for a, b in zip(
+                (whole.boxes, whole.scores, whole.labels, whole.windows, whole.tiles),
+                (joined.boxes, joined.scores, joined.labels, joined.windows, joined.tiles))),
+            detections.image_size,
+        )  # fmt: skip
+    return _nms_result(remaining, nms_threshold)
+
+
+def merge_tiles(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    windows: np.ndarray,
+    tiles: np.ndarray,
+    image_size: Tuple[int, int],
+    rule: str = "border",
+    nms_threshold: float = 0.5,
+) -> Boxes:
+    """One set of detections from the detections of overlapping tiles.
+
+    Args:
+        boxes: (K, 4) in image pixels; scores (K,); labels (K,); only those above the caller's score threshold.
+        windows: (K, 4) the window of each detection's tile; tiles: (K,) the tile's number (a whole-image pass
+            has the window of the whole image, and so no inner edges).
+        image_size: (height, width).
+        rule: a name in :data:`MERGE_RULES` (see the module's docstring).
+
+    Returns:
+        boxes (M, 4), scores (M,), labels (M,), best first.
+
+    Raises:
+        TileError: an unknown rule.
+    """
+    if rule not in MERGE_RULES:
+        raise TileError(f"tile_merge must be one of {', '.join(MERGE_RULES)}, got {rule!r}")
+    return MERGE_RULES[rule](TileDetections.of(boxes, scores, labels, windows, tiles, image_size), nms_threshold)
