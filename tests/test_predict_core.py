@@ -72,17 +72,17 @@ def crowded_model(tmp_path_factory):
 def test_a_tiled_image_is_not_capped_at_the_models_300(crowded_model):
     """Each tile keeps the model's 300 at most; the image keeps everything that survives merging, and says when a
     tile's cap bound."""
-    detector = load_detector(crowded_model)
+    detector = load_detector(crowded_model, image_min_side=320, image_max_side=320)
     assert detector.max_detections == 300
-    image = scene(192, 384, seed=4)
-    tiled = detector.predict(image, tile=96, tile_overlap=0.2, score_threshold=0.05)
-    assert len(tiled) > 300 and tiled.capped  # the untrained model fills every tile's quota
+    image = scene(320, 576, seed=3)
+    tiled = detector.predict(image, tile=320, tile_overlap=0.2, score_threshold=0.05)
+    assert len(tiled) > 300 and tiled.capped  # the untrained model fills each tile's quota of 300
     assert np.all(np.diff(tiled.scores) <= 0)
-    few = detector.predict(image, tile=96, tile_overlap=0.2, score_threshold=0.05, max_detections=50)
+    few = detector.predict(image, tile=320, tile_overlap=0.2, score_threshold=0.05, max_detections=50)
     np.testing.assert_array_equal(few.scores, tiled.scores[:50])
     assert few.capped
-    confident = detector.predict(image, tile=96, tile_overlap=0.2, score_threshold=0.99)
-    assert not confident.capped  # no tile gave its quota above 0.99
+    confident = detector.predict(image, tile=320, tile_overlap=0.2, score_threshold=0.99)
+    assert 0 < len(confident) < 300 and not confident.capped  # no tile gave its quota above 0.99
 
 
 def test_a_channels_first_model_gives_the_same_detections_whole_and_tiled():
@@ -155,8 +155,11 @@ def test_auto_tiles_come_from_the_spec():
     whole = spec_with(object_sizes={"p50": 100, "p90": 250, "p95": 300, "p99": 400, "max": 500})
     assert TileOptions.of("auto", overlap="auto").resolved(whole) == TileOptions.of(800, overlap=0.4)
     # A 400 px tile of that model is enlarged 2x: 300 px objects as the network saw them are 150 px in the image,
-    # 150/400 = 0.375 -> 0.4; beyond half a tile the overlap stays at 0.5.
-    assert auto_overlap(whole, (400, 400)) == 0.4 and auto_overlap(whole, (100, 100)) == 0.5
+    # 150/400 = 0.375 -> 0.4. Objects of 200 px in 256 px crops would need 0.78: the overlap stays at half a tile.
+    assert auto_overlap(whole, (400, 400)) == 0.4
+    large = spec_with(tile=(256, 256), resize=False, object_sizes={"p50": 100, "p90": 180, "p95": 200, "p99": 220,
+                                                                   "max": 250})  # fmt: skip
+    assert auto_overlap(large, (256, 256)) == 0.5
     # No sizes recorded (older files, keras-retinanet's): keras-retinanet-era default 0.2.
     assert TileOptions.of("auto", overlap="auto").resolved(spec_with()) == TileOptions.of(800, overlap=0.2)
     with pytest.raises(TileError, match="needs the model's spec"):
