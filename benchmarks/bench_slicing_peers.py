@@ -354,6 +354,19 @@ def measure_setting(detector, images, annotations, num_classes, overlap, thresho
     return figures
 
 
+def installed(*names):
+    """{package: version or None}: what SAHI's run depended on besides itself."""
+    from importlib import metadata
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--label", help="Names the result slicing_peers_<label>.json (e.g. before, after).")
@@ -399,7 +412,7 @@ def main(argv=None):
     results = {"model": describe(demo), "tile": TILE, "match_threshold": MATCH_THRESHOLD,
                "our_max_detections": OUR_MAX_DETECTIONS, "sahi_slice_max_detections": TILE_MAX_DETECTIONS,
                "merge_rules": rules, "default_rule": default_rule, "sahi_version": sahi.__version__,
-               "sahi_backend": resolve_backend(), "keras_retinanet_version": keras_retinanet.__version__,
+               "sahi_backend": resolve_backend(), "sahi_extras": installed("shapely", "numba", "lsnms"), "keras_retinanet_version": keras_retinanet.__version__,
                "label": args.label, "sahi_force_postprocess_type": True, "datasets": {}}  # fmt: skip
     for name, ((images, annotations, num_classes), description) in datasets.items():
         entry = {"description": description, "images": len(images), "image_size": list(images[0].shape[:2]),
