@@ -107,8 +107,6 @@ def measure(detector, generator, max_detections, draw_first=None):
     Args:
         draw_first: called with (image, boxes, scores, labels) of the first image, or None.
     """
-    from keras_retinanet.evaluation.average_precision import evaluate_detections, mean_average_precision
-
     labels = list(range(generator.num_classes()))
     all_detections, all_annotations, counts = [], [], []
     seconds, megapixels = 0.0, 0.0
@@ -128,18 +126,32 @@ def measure(detector, generator, max_detections, draw_first=None):
         all_annotations.append([annotation["bboxes"][annotation["labels"] == label] for label in labels])
         if draw_first is not None and index == 0:
             draw_first(image, boxes[keep], scores[keep], found[keep])
-    curves = evaluate_detections(all_detections, all_annotations, labels, iou_threshold=0.5)
-    average_precisions = {label: (c.average_precision, c.num_annotations) for label, c in curves.items()}
-    _, mean_ap = mean_average_precision(average_precisions)
+    mean_ap, per_class = average_precision_at_50(all_detections, all_annotations, labels)
     return {
         "images": generator.size(),
         "annotations_per_image": float(np.mean([sum(len(a) for a in image) for image in all_annotations])),
         "mAP": mean_ap,
-        "ap_per_class": {generator.label_to_name(label): ap for label, (ap, _) in average_precisions.items()},
+        "ap_per_class": {generator.label_to_name(label): ap for label, ap in per_class.items()},
         "detections_per_image": float(np.mean(counts)),
         "seconds_per_megapixel": seconds / megapixels,
         "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
+
+
+def average_precision_at_50(all_detections, all_annotations, labels):
+    """keras-retinanet's evaluation at IoU 0.5: (mAP over the classes with annotations, {label: AP}).
+
+    Args:
+        all_detections: per image, per label, (N, 5) arrays x1, y1, x2, y2, score.
+        all_annotations: per image, per label, (M, 4) arrays x1, y1, x2, y2.
+        labels: the labels evaluated.
+    """
+    from keras_retinanet.evaluation.average_precision import evaluate_detections, mean_average_precision
+
+    curves = evaluate_detections(all_detections, all_annotations, labels, iou_threshold=0.5)
+    average_precisions = {label: (c.average_precision, c.num_annotations) for label, c in curves.items()}
+    _, mean_ap = mean_average_precision(average_precisions)
+    return mean_ap, {label: ap for label, (ap, _) in average_precisions.items()}
 
 
 def draw(image, boxes, scores, labels, label_to_name, path):
