@@ -55,11 +55,14 @@ def test_a_confident_cut_box_is_not_dropped_for_a_weak_whole_one():
     confident = detector.predict(image, tile=160, tile_overlap=0.2, score_threshold=0.3)
     np.testing.assert_allclose(confident.boxes, [[132, 10, 160, 70]])
     np.testing.assert_allclose(confident.scores, [0.9])
-    # Below both scores: the whole box, as sure as its best view.
-    both = detector.predict(image, tile=160, tile_overlap=0.2, score_threshold=0.05)
-    np.testing.assert_allclose(both.boxes, [[132, 10, 190, 70]])
-    np.testing.assert_allclose(both.scores, [0.9])
-    assert both.names.tolist() == ["thing"] and both.image_size == (160, 288) and not both.capped
+    # Below both scores the two views agree where the tiles overlap: one object, seen whole by the second tile (its
+    # own score: handing it the part's measured lower on bench_slicing_peers, see inference/merging.py).
+    for rule in ("merge", "border"):
+        both = detector.predict(image, tile=160, tile_overlap=0.2, score_threshold=0.05, tile_merge=rule)
+        np.testing.assert_allclose(both.boxes, [[132, 10, 190, 70]])
+        np.testing.assert_allclose(both.scores, [0.1])
+        assert both.names.tolist() == ["thing"] and both.image_size == (160, 288) and not both.capped
+    assert len(detector.predict(image, tile=160, tile_overlap=0.2, score_threshold=0.05, tile_merge="nms")) == 2
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +121,7 @@ def test_a_channels_first_model_gives_the_same_detections_whole_and_tiled():
         (lambda: TileOptions.from_text("10"), "16 to 100000 a side, got '10'"),
         (lambda: TileOptions.of(64, overlap=0.95), "tile_overlap must be a fraction of the tile from 0 to 0.9"),
         (lambda: TileOptions.from_text("64", overlap="lots"), "tile_overlap must be a fraction"),
-        (lambda: TileOptions.of(64, merge="union"), "tile_merge must be one of border, nms, merge"),
+        (lambda: TileOptions.of(64, merge="union"), "tile_merge must be one of merge, border, nms"),
         (lambda: TileOptions.of(64, batch_size=0), "tile batch size must be at least 1"),
         (lambda: TileOptions.of(64, whole_image="maybe"), "whole_image must be true or false"),
     ],

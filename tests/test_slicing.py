@@ -141,6 +141,23 @@ def test_an_object_larger_than_the_overlap_is_joined_by_merge():
     assert len(merged(detections, "border")[0]) == 2
 
 
+def test_a_cut_box_inside_another_larger_object_is_its_own_object():
+    """A's part x 380-399 lies inside B's uncut box x 330-440, y 20-150, a larger object: clipped to A's window that
+    box is x 330-400 (70 x 130 = 9,100 px), the part 19 x 40 = 760 px inside it: IoU 760 / 9,100 = 0.08, not the
+    same object (the part would only be 'mostly covered')."""
+    detections = [([380, 50, 399, 90], 0.7, 0, A), ([330, 20, 440, 150], 0.9, 0, B)]
+    for rule in ("border", "merge"):
+        assert len(merged(detections, rule)[0]) == 2
+
+
+def test_a_weak_part_is_absorbed_without_reshaping_a_confident_one():
+    """As the join above, but B's part scores 0.2, under 0.3 x 0.8: one object, A's box and score."""
+    detections = [([300, 50, 399, 120], 0.8, 0, A), ([320, 50, 460, 120], 0.2, 0, B)]
+    boxes, scores, _ = merged(detections, "merge")
+    np.testing.assert_array_equal(boxes, [[300, 50, 399, 120]])
+    assert scores.tolist() == [0.8]
+
+
 def test_class_nms_by_hand():
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 19], [0, 0, 10, 21], [0, 0, 10, 10]], float)
     scores = np.array([0.9, 0.85, 0.8, 0.7])
@@ -183,3 +200,23 @@ def test_grid_indexed_nms_equals_comparing_every_pair(seed):
     scores = rng.uniform(size=count)
     labels = rng.integers(0, 2, count)
     assert class_nms(boxes, scores, labels, 0.3).tolist() == brute_force_nms(boxes, scores, labels, 0.3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_touching_pairs_are_every_intersecting_pair_of_a_class(seed):
+    """The grid join against comparing every pair: boxes of many sizes (some spanning many cells), three classes."""
+    from keras_retinanet.inference.merging import touching_pairs
+
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 500, (300, 2))
+    sizes = np.where(rng.random((300, 1)) < 0.1, rng.uniform(50, 200, (300, 2)), rng.uniform(2, 30, (300, 2)))
+    boxes = np.concatenate([corners, corners + sizes], axis=1)
+    labels = rng.integers(0, 3, 300)
+    first, second = touching_pairs(boxes, labels)
+    found = set(zip(first.tolist(), second.tolist()))
+    expected = {
+        (i, j) for i in range(300) for j in range(i + 1, 300)
+        if labels[i] == labels[j] and min(boxes[i, 2], boxes[j, 2]) > max(boxes[i, 0], boxes[j, 0])
+        and min(boxes[i, 3], boxes[j, 3]) > max(boxes[i, 1], boxes[j, 1])
+    }  # fmt: skip
+    assert found == expected and len(first) == len(found) and len(expected) > 100

@@ -327,8 +327,8 @@ class Detector:
             tile_overlap: the fraction of a tile that neighbouring tiles share (objects up to this size are seen
                 whole by some tile), 0 to 0.9; 'auto': at least the 95th percentile of the training objects' sizes
                 (0.2 for a model that recorded none).
-            tile_merge: how detections of overlapping tiles become one set: 'border' (default), 'nms' or
-                'merge' (see :mod:`keras_retinanet.inference.merging`).
+            tile_merge: how detections of overlapping tiles become one set: 'merge' (default), 'border' or
+                'nms' (see :mod:`keras_retinanet.inference.merging`).
             whole_image: with tiles, also detect on the whole image, for objects larger than a tile.
             tile_batch_size: tiles run through the network together.
 

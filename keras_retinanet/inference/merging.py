@@ -1,23 +1,29 @@
 """Merging the detections of overlapping tiles into one set: the rules, in a registry, in numpy.
 
-Every rule sees only detections above the caller's score threshold (the threshold comes first, so that a weak box
-never takes the place of a confident one), and none drops a confident box for a weaker one:
+Every rule sees only detections above the caller's score threshold (the threshold comes first, so that a box below
+it never takes the place of a confident one). Where two tiles see one object, the test is geometric: the tiles see
+the same pixels where they overlap, so the same object's boxes agree there.
 
-- ``'border'`` (default): a box touching an inner edge of its tile (an edge that is not the image's) is cut there.
-  A cut box mostly inside a box of its class from another tile that is not cut (the object seen whole by a
-  neighbour) gives way to that box, which takes the better of the two scores; then class-wise NMS removes objects
-  seen whole by two tiles. An object cut by a border is reported once, whole, as confident as its best view.
+- ``'merge'`` (default): 'border', then the parts of an object that no tile saw whole (an object larger than the
+  overlap, cut in every tile) are joined, best first: cut boxes of one class from two tiles that agree within the
+  tiles' shared window (IoU at least ``SAME_OBJECT_IOU`` once both are clipped to it) are one object, reported as
+  their union with the best score. A part scoring under ``JOIN_SCORE_RATIO`` of the best is absorbed without
+  growing the box, so a weak detection never reshapes a confident one.
+- ``'border'``: a box touching an inner edge of its tile (an edge that is not the image's) is cut there. A cut box
+  that agrees with an uncut box of its class from another tile (IoU at least ``SAME_OBJECT_IOU`` once the uncut box
+  is clipped to the cut box's tile) is that object seen whole, and gives way to it; then class-wise NMS removes
+  objects seen whole by two tiles.
 - ``'nms'``: class-wise NMS over every tile's boxes. A cut object's part overlaps its whole box by less than the
   IoU threshold when the cut is large, so it can be reported twice.
-- ``'merge'``: 'border', then the parts of an object that no tile saw whole (an object larger than the overlap, cut
-  in every tile) are joined: cut boxes of one class from different tiles, one covering most of the other, become
-  their union with the best score (SAHI's box merging, restricted to boxes cut by tile edges, since merging every
-  box joins neighbouring objects in crowded scenes).
+
+``benchmarks/bench_slicing_peers.py`` measures every rule against SAHI's postprocess types on the same model and
+tile windows, at two overlaps and two thresholds; the constants below were chosen on its first images and checked on
+held-out ones (docs/prediction.md). Handing a cut box's score to the whole box that replaces it, or keeping a
+confident cut box against a weaker whole one, each measured lower there.
 
 Which boxes may touch is found with a grid over the image (two boxes that share no cell cannot intersect) and all
 pairs are measured at once, so merging costs a few array operations per image plus one short loop over the boxes
-that do overlap, not a pass over all boxes per box. ``benchmarks/bench_slicing_peers.py`` measures every rule
-against SAHI's.
+that do overlap, not a pass over all boxes per box.
 """
 
 import dataclasses
@@ -29,10 +35,11 @@ from ..config.tile_settings import TileError
 
 # Pixels within which a box edge counts as lying on a tile's inner edge.
 BORDER_MARGIN = 2.0
-# A cut box is another tile's object when a box of its class from another tile covers this much of it.
-COVERED_FRACTION = 0.6
-# Cut boxes join ('merge') when their intersection covers this much of the smaller one.
-JOIN_FRACTION = 0.5
+# Two boxes of one class from two tiles are one object when, clipped to the window both tiles see, their IoU is at
+# least this.
+SAME_OBJECT_IOU = 0.6
+# A part joins a better part's box ('merge') only when it scores at least this share of it; a weaker one is absorbed.
+JOIN_SCORE_RATIO = 0.3
 
 Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (M, 4), scores (M,), labels (M,)
 
@@ -98,6 +105,19 @@ def pair_intersections(boxes: np.ndarray, first: np.ndarray, second: np.ndarray)
     return np.maximum(width, 0.0) * np.maximum(height, 0.0)
 
 
+def clipped(boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """(K, 4) boxes cut to their (K, 4) windows (empty where they do not meet)."""
+    return np.concatenate([np.maximum(boxes[:, :2], windows[:, :2]), np.minimum(boxes[:, 2:], windows[:, 2:])], axis=1)
+
+
+def ious(first_boxes: np.ndarray, second_boxes: np.ndarray) -> np.ndarray:
+    """(P,) IoU of each row of two (P, 4) arrays of boxes."""
+    width = np.minimum(first_boxes[:, 2], second_boxes[:, 2]) - np.maximum(first_boxes[:, 0], second_boxes[:, 0])
+    height = np.minimum(first_boxes[:, 3], second_boxes[:, 3]) - np.maximum(first_boxes[:, 1], second_boxes[:, 1])
+    intersection = np.maximum(width, 0.0) * np.maximum(height, 0.0)
+    return intersection / np.maximum(areas(first_boxes) + areas(second_boxes) - intersection, 1e-9)
+
+
 def ranks(scores: np.ndarray) -> np.ndarray:
     """(K,) each box's place when ranked best first; equal scores in their given order."""
     order = np.argsort(-scores, kind="stable")
@@ -109,39 +129,47 @@ def ranks(scores: np.ndarray) -> np.ndarray:
 def touching_pairs(boxes: np.ndarray, groups: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Every pair of boxes of one group (a class) that intersect: (first (P,), second (P,)), first < second.
 
-    A grid of cells about twice the size of most boxes is laid over the image; each box lies in a few cells, pairs
-    are formed within each (group, cell) only, then deduplicated and measured. In a crowded image this is a few
-    array passes over the boxes instead of one pass per box.
+    A grid of cells the size of most boxes (the 95th percentile) is laid over the image; each box lies in a few
+    cells, and pairs are formed within each (group, cell) only: in a crowded image this is a few array passes over
+    the boxes instead of one pass per box. A pair sharing several cells is kept in the first of them only.
     """
     count = len(boxes)
     if count < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    cell = max(2.0 * float(np.percentile(extent, 95)), 1.0)
-    first_x, first_y = np.floor(boxes[:, 0] / cell), np.floor(boxes[:, 1] / cell)
-    spans_x = np.maximum(np.floor(boxes[:, 2] / cell) - first_x, 0).astype(np.int64) + 1
-    spans_y = np.maximum(np.floor(boxes[:, 3] / cell) - first_y, 0).astype(np.int64) + 1
+    rank = min(count - 1, int(0.95 * count))
+    cell = max(float(np.partition(extent, rank)[rank]), 1.0)
+    first_x = np.floor(boxes[:, 0] / cell).astype(np.int64)
+    first_y = np.floor(boxes[:, 1] / cell).astype(np.int64)
+    first_x -= first_x.min()
+    first_y -= first_y.min()
+    spans_x = np.maximum(np.floor(boxes[:, 2] / cell).astype(np.int64) - np.floor(boxes[:, 0] / cell).astype(np.int64),
+                         0) + 1  # fmt: skip
+    spans_y = np.maximum(np.floor(boxes[:, 3] / cell).astype(np.int64) - np.floor(boxes[:, 1] / cell).astype(np.int64),
+                         0) + 1  # fmt: skip
     cells_of = spans_x * spans_y
     owner = np.repeat(np.arange(count), cells_of)
     local = np.arange(len(owner)) - np.repeat(np.cumsum(cells_of) - cells_of, cells_of)
-    cell_x = (first_x[owner] + local % spans_x[owner]).astype(np.int64)
-    cell_y = (first_y[owner] + local // spans_x[owner]).astype(np.int64)
-    cell_x -= cell_x.min()
-    cell_y -= cell_y.min()
-    _, group = np.unique(groups, return_inverse=True)
+    cell_x = first_x[owner] + local % spans_x[owner]
+    cell_y = first_y[owner] + local // spans_x[owner]
+    groups = np.asarray(groups, np.int64)
+    group = groups - groups.min()
     key = (group[owner] * (cell_y.max() + 1) + cell_y) * (cell_x.max() + 1) + cell_x
     order = np.argsort(key, kind="stable")
-    key, owner = key[order], owner[order]
+    key, owner, cell_x, cell_y = key[order], owner[order], cell_x[order], cell_y[order]
     # Each entry pairs with the entries after it in its run of equal keys.
     run_ends = np.append(np.flatnonzero(np.diff(key)) + 1, len(key))
     run_lengths = np.diff(np.concatenate([[0], run_ends]))
     later = np.repeat(run_ends, run_lengths) - np.arange(len(key)) - 1
-    first = np.repeat(owner, later)
-    offsets = np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later)
-    second = owner[np.repeat(np.arange(len(key)) + 1, later) + offsets]
+    entry = np.repeat(np.arange(len(key)), later)
+    offsets = np.arange(len(entry)) - np.repeat(np.cumsum(later) - later, later)
+    partner = entry + 1 + offsets
+    first, second = owner[entry], owner[partner]
+    # The first cell the two share (the larger of their first columns and rows) is where the pair is kept.
+    shared_first = (cell_x[entry] == np.maximum(first_x[first], first_x[second])) & (
+        cell_y[entry] == np.maximum(first_y[first], first_y[second]))  # fmt: skip
+    first, second = first[shared_first], second[shared_first]
     low, high = np.minimum(first, second), np.maximum(first, second)
-    unique = np.unique(low * count + high)
-    low, high = unique // count, unique % count
     touching = pair_intersections(boxes, low, high) > 0
     return low[touching], high[touching]
 
@@ -204,43 +232,91 @@ def cut_by_inner_edges(boxes: np.ndarray, windows: np.ndarray, image_size: Tuple
     return left | top | right | bottom
 
 
+def first_per_group(groups: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """The indices of the first row of each group once rows are sorted by group, then by ``keys`` (most significant
+    first, ascending)."""
+    order = np.lexsort(tuple(reversed(keys)) + (groups,))
+    groups = groups[order]
+    return order[np.r_[True, groups[1:] != groups[:-1]]] if len(order) else order
+
+
 def seen_whole_elsewhere(detections: TileDetections, cut: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """For each cut box, the uncut box of its class from another tile that covers most of it.
+    """For each cut box, the uncut box of its class from another tile that is the same object seen whole.
 
     Returns:
-        (cut boxes that have one (C,), the covering box of each (C,)): of several, the one covering the most, then
-        the best scoring.
+        (cut boxes that have one (C,), the whole box of each (C,)): of several, the one agreeing best, then the
+        best scoring.
     """
     first, second = touching_pairs(detections.boxes, detections.labels)
     part = np.concatenate([first, second])
     whole = np.concatenate([second, first])
     eligible = cut[part] & ~cut[whole] & (detections.tiles[part] != detections.tiles[whole])
     part, whole = part[eligible], whole[eligible]
-    covered = pair_intersections(detections.boxes, part, whole) / np.maximum(areas(detections.boxes)[part], 1e-9)
-    enough = covered >= COVERED_FRACTION
-    part, whole, covered = part[enough], whole[enough], covered[enough]
-    # The best cover of each part first: by part, then the most covered, then the best scoring.
-    order = np.lexsort((-detections.scores[whole], -covered, part))
-    part, whole = part[order], whole[order]
-    first_of_part = np.r_[True, part[1:] != part[:-1]] if len(part) else np.zeros(0, bool)
-    return part[first_of_part], whole[first_of_part]
+    agreement = ious(detections.boxes[part], clipped(detections.boxes[whole], detections.windows[part]))
+    same = agreement >= SAME_OBJECT_IOU
+    part, whole, agreement = part[same], whole[same], agreement[same]
+    best = first_per_group(part, -agreement, -detections.scores[whole])
+    return part[best], whole[best]
 
 
 def _border_pass(detections: TileDetections) -> Tuple[TileDetections, np.ndarray]:
-    """The detections without the cut boxes that a neighbour saw whole (their scores passed on); and which of the
-    remaining boxes are cut."""
+    """The detections without the cut boxes a neighbour saw whole; and which of the remaining boxes are cut."""
     cut = cut_by_inner_edges(detections.boxes, detections.windows, detections.image_size)
-    parts, covers = seen_whole_elsewhere(detections, cut)
-    scores = detections.scores.copy()
-    np.maximum.at(scores, covers, detections.scores[parts])  # the whole box is as sure as its best view
-    keep = np.ones(len(scores), dtype=bool)
+    parts, _ = seen_whole_elsewhere(detections, cut)
+    keep = np.ones(len(cut), dtype=bool)
     keep[parts] = False
-    return detections.subset(keep, scores), cut[keep]
+    return detections.subset(keep), cut[keep]
 
 
 def _nms_result(detections: TileDetections, nms_threshold: float) -> Boxes:
     kept = class_nms(detections.boxes, detections.scores, detections.labels, nms_threshold)
     return detections.boxes[kept], detections.scores[kept], detections.labels[kept]
+
+
+def join_parts(detections: TileDetections) -> TileDetections:
+    """Greedy joining, best first: each box absorbs the weaker boxes of its class from other tiles that agree with it
+    within the two tiles' shared window; it becomes their union (with the parts scoring at least
+    ``JOIN_SCORE_RATIO`` of it) and keeps its own, best, score."""
+    boxes, windows, scores = detections.boxes, detections.windows, detections.scores
+    first, second = touching_pairs(boxes, detections.labels)
+    other_tile = detections.tiles[first] != detections.tiles[second]
+    first, second = first[other_tile], second[other_tile]
+    shared = clipped(windows[first], windows[second])
+    same = ious(clipped(boxes[first], shared), clipped(boxes[second], shared)) >= SAME_OBJECT_IOU
+    first, second = first[same], second[same]
+    place = ranks(scores)
+    first_stronger = place[first] < place[second]
+    stronger = np.where(first_stronger, first, second)
+    weaker = np.where(first_stronger, second, first)
+    absorbed = suppress_in_rank_order(place, stronger, weaker)
+    # Each absorbed box belongs to the best box that absorbed it and was not absorbed itself.
+    live = ~absorbed[stronger] & absorbed[weaker]
+    stronger, weaker = stronger[live], weaker[live]
+    owner_of = first_per_group(weaker, place[stronger])
+    owner, member = stronger[owner_of], weaker[owner_of]
+    grows = scores[member] >= JOIN_SCORE_RATIO * scores[owner]
+    owner, member = owner[grows], member[grows]
+    union = boxes.copy()
+    np.minimum.at(union[:, 0], owner, boxes[member, 0])
+    np.minimum.at(union[:, 1], owner, boxes[member, 1])
+    np.maximum.at(union[:, 2], owner, boxes[member, 2])
+    np.maximum.at(union[:, 3], owner, boxes[member, 3])
+    return dataclasses.replace(detections, boxes=union).subset(~absorbed)
+
+
+def concatenated(first: TileDetections, second: TileDetections) -> TileDetections:
+    return TileDetections.of(
+        *(np.concatenate([getattr(first, name), getattr(second, name)]) for name in
+          ("boxes", "scores", "labels", "windows", "tiles")), first.image_size,
+    )  # fmt: skip
+
+
+@merge_rule("merge")
+def merge_by_joining(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
+    remaining, cut = _border_pass(detections)
+    if cut.any():
+        remaining = concatenated(remaining.subset(~cut), join_parts(remaining.subset(cut)))
+    return _nms_result(remaining, nms_threshold)
 
 
 @merge_rule("border")
@@ -254,51 +330,6 @@ def merge_by_nms(detections: TileDetections, nms_threshold: float = 0.5) -> Boxe
     return _nms_result(detections, nms_threshold)
 
 
-def join_parts(detections: TileDetections) -> TileDetections:
-    """Greedy joining, best first: each box absorbs the weaker boxes of its class from other tiles where one covers
-    at least ``JOIN_FRACTION`` of the smaller of the two; it becomes their union and keeps its own (best) score."""
-    boxes = detections.boxes
-    first, second = touching_pairs(boxes, detections.labels)
-    other_tile = detections.tiles[first] != detections.tiles[second]
-    first, second = first[other_tile], second[other_tile]
-    smaller = np.minimum(areas(boxes)[first], areas(boxes)[second])
-    joined = pair_intersections(boxes, first, second) >= JOIN_FRACTION * np.maximum(smaller, 1e-9)
-    first, second = first[joined], second[joined]
-    place = ranks(detections.scores)
-    first_stronger = place[first] < place[second]
-    stronger = np.where(first_stronger, first, second)
-    weaker = np.where(first_stronger, second, first)
-    absorbed = suppress_in_rank_order(place, stronger, weaker)
-    # Each absorbed box joins the best box that absorbed it and was not absorbed itself.
-    live = ~absorbed[stronger] & absorbed[weaker]
-    stronger, weaker = stronger[live], weaker[live]
-    order = np.lexsort((place[stronger], weaker))
-    stronger, weaker = stronger[order], weaker[order]
-    first_of_weaker = np.r_[True, weaker[1:] != weaker[:-1]] if len(weaker) else np.zeros(0, bool)
-    owner, member = stronger[first_of_weaker], weaker[first_of_weaker]
-    union = boxes.copy()
-    np.minimum.at(union[:, 0], owner, boxes[member, 0])
-    np.minimum.at(union[:, 1], owner, boxes[member, 1])
-    np.maximum.at(union[:, 2], owner, boxes[member, 2])
-    np.maximum.at(union[:, 3], owner, boxes[member, 3])
-    return dataclasses.replace(detections, boxes=union).subset(~absorbed)
-
-
-@merge_rule("merge")
-def merge_by_joining(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
-    remaining, cut = _border_pass(detections)
-    if cut.any():
-        joined = join_parts(remaining.subset(cut))
-        whole = remaining.subset(~cut)
-        remaining = TileDetections.of(
-            *(np.concatenate([a, b]) for a, b in zip(
-                (whole.boxes, whole.scores, whole.labels, whole.windows, whole.tiles),
-                (joined.boxes, joined.scores, joined.labels, joined.windows, joined.tiles))),
-            detections.image_size,
-        )  # fmt: skip
-    return _nms_result(remaining, nms_threshold)
-
-
 def merge_tiles(
     boxes: np.ndarray,
     scores: np.ndarray,
@@ -306,7 +337,7 @@ def merge_tiles(
     windows: np.ndarray,
     tiles: np.ndarray,
     image_size: Tuple[int, int],
-    rule: str = "border",
+    rule: str = "merge",
     nms_threshold: float = 0.5,
 ) -> Boxes:
     """One set of detections from the detections of overlapping tiles.
@@ -316,7 +347,7 @@ def merge_tiles(
         windows: (K, 4) the window of each detection's tile; tiles: (K,) the tile's number (a whole-image pass
             has the window of the whole image, and so no inner edges).
         image_size: (height, width).
-        rule: a name in :data:`MERGE_RULES` (see the module's docstring).
+        rule: a name in :data:`MERGE_RULES` (see the module's docstring), default 'merge'.
 
     Returns:
         boxes (M, 4), scores (M,), labels (M,), best first.
@@ -327,3 +358,4 @@ def merge_tiles(
     if rule not in MERGE_RULES:
         raise TileError(f"tile_merge must be one of {', '.join(MERGE_RULES)}, got {rule!r}")
     return MERGE_RULES[rule](TileDetections.of(boxes, scores, labels, windows, tiles, image_size), nms_threshold)
+

@@ -25,7 +25,7 @@ from ..config.tile_settings import AUTO, TileError, check_overlap, parse_tile_te
 from .detections import Detections
 from .merging import (  # noqa: F401 - the merging rules' names, where they were before they had a module
     BORDER_MARGIN,
-    COVERED_FRACTION,
+    SAME_OBJECT_IOU,
     MERGE_RULES,
     class_nms,
     cut_by_inner_edges,
@@ -35,7 +35,7 @@ from .merging import (  # noqa: F401 - the merging rules' names, where they were
 # The names of the tile settings' error before it had one home; the same class.
 TilingError = TileError
 
-DEFAULT_MERGE = "border"
+DEFAULT_MERGE = "merge"
 DEFAULT_OVERLAP = 0.2
 # tile_overlap='auto' shares at least the 95th percentile of the training objects' sizes, within these bounds.
 AUTO_OVERLAP_RANGE = (0.05, 0.5)

@@ -129,7 +129,7 @@ def create_app(detector, settings: Optional[ServeSettings] = None, model_name: O
         tile_overlap: Optional[str] = Query(None, description="with tile: the share of a tile its neighbours "
                                             "overlap, 0-0.9, or 'auto' (default: auto, at least most training "
                                             "objects' size; 0.2 for a model that recorded none)"),
-        tile_merge: Optional[str] = Query(None, description="with tile: 'border' (default), 'nms' or 'merge'"),
+        tile_merge: Optional[str] = Query(None, description="with tile: 'merge' (default), 'border' or 'nms'"),
         whole_image: Optional[bool] = Query(None, description="with tile: also detect on the whole image"),
     ):
         """The detections of one image, as ``load_detector(MODEL).predict(image, ...)`` gives them."""
