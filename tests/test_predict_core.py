@@ -201,3 +201,18 @@ def test_run_batch_is_the_step_every_path_takes(crowded_model):
     np.testing.assert_allclose(right.scores, alone.scores, atol=1e-5)
     with pytest.raises(ValueError, match="one shape"):
         detector.run_batch([detector.prepare(image), detector.prepare(image, (0, 0, 96, 96))])
+
+
+def test_the_predict_command_takes_tile_auto(crowded_model, tmp_path):
+    import cv2
+
+    from keras_retinanet.bin import predict as predict_command
+
+    image = scene(150, 260, seed=8)
+    path = str(tmp_path / "plate.png")
+    cv2.imwrite(path, image)
+    records = predict_command.main([crowded_model, path, "--tile", "auto", "--tile-overlap", "auto", "--no-draw",
+                                    "--output-dir", str(tmp_path / "out")])  # fmt: skip
+    expected = load_detector(crowded_model).predict(path, tile="auto", score_threshold=0.5)
+    assert len(records) == len(expected) > 0
+    np.testing.assert_allclose([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in records], expected.boxes, atol=1e-4)

@@ -97,14 +97,16 @@ def assert_same(answer, expected, height, width, exact=False):
     [({}, ["a.png", "b.jpg", "c.png", "d.png"]), ({"score_threshold": 0.3}, ["a.png", "b.jpg"]),
      ({"max_detections": 10}, ["d.png"]), ({"score_threshold": 0.5, "max_detections": 50}, ["c.png"]),
      ({"tile": "128", "tile_overlap": 0.25}, ["d.png"]),
-     ({"tile": "100x80", "tile_merge": "nms", "whole_image": "true"}, ["b.jpg"])],
-    ids=["defaults", "threshold", "max_detections", "both", "tile", "tile_hxw_nms_whole"],
+     ({"tile": "100x80", "tile_merge": "nms", "whole_image": "true"}, ["b.jpg"]),
+     ({"tile": "auto", "tile_overlap": "auto"}, ["d.png"])],
+    ids=["defaults", "threshold", "max_detections", "both", "tile", "tile_hxw_nms_whole", "tile_auto"],
 )  # fmt: skip
 def test_predict_answers_what_load_detector_predicts(server, files, reference, params, names):
     options = dict(params)
-    if "tile" in options:
+    if "tile" in options and options["tile"] != "auto":
         sides = [int(side) for side in options["tile"].split("x")]
         options["tile"] = sides[0] if len(sides) == 1 else tuple(sides)
+    if "tile" in options:
         options["whole_image"] = options.get("whole_image") == "true"
     for name in names:
         path = files["images"][name]

@@ -39,7 +39,9 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("page")
     model_path = str(folder / "model.keras")
     training_model().save(model_path)
-    app = create_app(load_detector(model_path), ServeSettings(max_batch_wait_ms=0), model_name="cells.keras")
+    # At most 100 detections an image (or a tile): the untrained model finds more, so the page shows its cap.
+    app = create_app(load_detector(model_path, max_detections=100), ServeSettings(max_batch_wait_ms=0),
+                     model_name="cells.keras")  # fmt: skip
     with running(app) as url:
         yield url
 
@@ -186,6 +188,21 @@ def test_an_image_dropped_on_the_page_and_tiles_on_request(server, browser, tmp_
     browser.find_element("id", "tile-enable").click()  # re-detects with tile=96
     wait(lambda: drawn(browser) == above(tiled, 0.5) and drawn(browser) != whole, what="the tiled detections")
     assert shown_count(browser) == above(tiled, 0.5)
+    # The cap, as the server says it: tiles of this untrained model give the model's whole quota of 100.
+    capped = browser.find_element("id", "capped")
+    assert tiled["capped"] and capped.is_displayed() and "for each tile" in capped.text
+    # Overlap and merge beside the tile size, auto by default; another choice detects again with it.
+    from selenium.webdriver.support.ui import Select
+
+    overlap, merge = Select(browser.find_element("id", "tile-overlap")), Select(browser.find_element("id", "tile-merge"))
+    assert overlap.first_selected_option.get_attribute("value") == "auto" == merge.first_selected_option.get_attribute(
+        "value")  # fmt: skip
+    chosen = requests.post(server + "/predict", params={"tile": 96, "tile_overlap": 0.5, "tile_merge": "nms"},
+                           data=data, timeout=120).json()  # fmt: skip
+    assert above(chosen, 0.5) != above(tiled, 0.5)
+    overlap.select_by_value("0.5")
+    merge.select_by_value("nms")
+    wait(lambda: drawn(browser) == above(chosen, 0.5), what="the detections with overlap 0.5 and nms")
 
 
 def test_a_server_error_is_shown_in_one_line(server, browser, tmp_path):
