@@ -45,14 +45,14 @@ def _error(argv, capsys):
 
 def test_every_keras_retinanet_flag_is_an_option():
     parser_holder = {}
-    real = train_command.common.command_parser
+    real = train_command.parsing.command_parser
 
     def keep(*args, **kwargs):
         parser_holder["parser"] = real(*args, **kwargs)
         return parser_holder["parser"]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_command.common, "command_parser", keep)
+        patch.setattr(train_command.parsing, "command_parser", keep)
         _parse(["demo"])
     parser = parser_holder["parser"]
     missing = [flag for flag in KERAS_RETINANET_FLAGS if flag not in parser._option_string_actions]
