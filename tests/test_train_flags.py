@@ -138,3 +138,21 @@ def test_the_bare_switch_wins_over_the_demo_preset_and_yields_to_the_environment
     # a value is still a value
     named = _parse(["--imagenet-weights", "resnet50_imagenet", "csv", "a.csv", "c.csv"]).config
     assert imagenet_weights_source(named, FakeBackbone()) == ("resnet50_imagenet", "--imagenet-weights")
+
+
+def test_a_snapshot_that_is_an_inference_model_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """models.assert_training_model's ModelError, reported by the command as its one-line error (exit status 1)."""
+    import cv2
+    import numpy as np
+
+    from keras_retinanet import models
+
+    monkeypatch.chdir(tmp_path)
+    models.convert_model(models.backbone("mobilenet128_0.25").retinanet(num_classes=1)).save("inference.keras")
+    cv2.imwrite("image.png", np.full((96, 96, 3), 128, np.uint8))
+    (tmp_path / "annotations.csv").write_text("image.png,10,10,50,50,thing\n")
+    (tmp_path / "classes.csv").write_text("thing,0\n")
+    argv = ["--snapshot", "inference.keras", "--no-snapshots", "--no-evaluation", "--epochs", "1", "--steps", "1",
+            "csv", "annotations.csv", "classes.csv"]  # fmt: skip
+    line = _error(argv, capsys)
+    assert line.startswith("error: model 'retinanet-bbox' is not a RetinaNet training model: it has outputs")
