@@ -50,7 +50,7 @@ EVALUATIONS = {
 
 def make_data(folder, side, num_train, num_val, seed):
     """The generated dataset (made once): CSVs of large images with hundreds of small objects."""
-    from keras_retinanet.preprocessing.demo import make_demo_dataset
+    from keras_retinanet.readers.demo import make_demo_dataset
 
     marker = os.path.join(folder, "COMPLETE.json")
     if not os.path.exists(marker):

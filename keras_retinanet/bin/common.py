@@ -53,7 +53,7 @@ def build_config(args):
 
 def read_class_names(path):
     """The class names of a keras-retinanet classes CSV in label order (label i is names[i])."""
-    from ..preprocessing.csv_generator import read_classes_file
+    from ..readers.csv_generator import read_classes_file
 
     by_label = {label: name for name, label in read_classes_file(path).items()}
     return [by_label.get(label, str(label)) for label in range(max(by_label, default=-1) + 1)]

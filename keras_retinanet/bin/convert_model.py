@@ -158,7 +158,7 @@ def _export(opened, args, export_format, representative):
 def _representative_images(args):
     """Calibration images of the dataset named on the command line: preprocessed for the backbone, or raw."""
     from .. import models
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
 
     generator = configured_generator(args.config, models.backbone(args.config.model.backbone))
     return export.representative_images(generator, args.representative_samples, raw_input=args.raw_input)

@@ -170,7 +170,7 @@ def main(args=None):
     common.import_tensorflow(args.verbose)
     from .. import models
     from ..data.augmentation import random_transform_augmentation
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
     from ..data.cropping import tile_crop_of, with_native_scale
 
     config = args.config = with_native_scale(args.config)  # --tile: the crops as training sizes them

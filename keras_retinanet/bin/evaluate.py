@@ -89,7 +89,7 @@ def main(args=None):
     common.import_tensorflow(args.verbose)
 
     from .. import models
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
     from ..evaluation import record_evaluation
 
     models.backbone(args.config.model.backbone)  # an unknown --backbone is reported before any file is read
