@@ -222,8 +222,8 @@ def resnet_part(folder):
 
 def mobilenet_part():
     from keras_retinanet import models
-    from keras_retinanet.checkpoint.legacy_builder import assign_legacy_weights
-    from keras_retinanet.checkpoint.legacy_reader import read_legacy_file
+    from keras_retinanet.models.legacy.builder import assign_legacy_weights
+    from keras_retinanet.models.legacy.reader import read_legacy_file
 
     reference = np.load(LEGACY_OUTPUTS)
     backbone = models.backbone("mobilenet128_0.25")

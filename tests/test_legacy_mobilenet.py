@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import models
-from keras_retinanet.checkpoint import legacy_reader
+from keras_retinanet.models.legacy import reader as legacy_reader
 
 DATA = Path(__file__).parent / "data"
 MODEL_FILE = DATA / "keras_retinanet_mobilenet128_0.25.h5"
