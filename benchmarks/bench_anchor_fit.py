@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_RETINANET_IMAGENET_WEIGHTS", "none")
 
@@ -149,7 +151,6 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_shared import write_result
 
     write_result("anchor_fit", record, output=args.output)
 

@@ -23,10 +23,11 @@ import subprocess
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_dense import measure  # noqa: E402
-from bench_shared import write_result  # noqa: E402
 from trained_models import CACHE  # noqa: E402
 
 TILE = 256
