@@ -103,6 +103,15 @@ def test_multi_gpu_force_is_accepted_with_a_note(capsys, tmp_path):
     assert _notes(["--multi-gpu", "1"], capsys, tmp_path) == []
 
 
+def test_multiprocessing_is_accepted_and_said_to_be_ignored(capsys, tmp_path):
+    """keras-retinanet passed it to fit_generator (worker processes); here tf.data's threads prepare the batches."""
+    assert _notes(["--multiprocessing", "--workers", "2"], capsys, tmp_path) == [
+        "note: --multiprocessing is ignored: tf.data prepares the batches in threads (--workers, --max-queue-size), "
+        "not in keras-retinanet's worker processes"
+    ]
+    assert _notes(["--workers", "2"], capsys, tmp_path) == []
+
+
 @pytest.mark.parametrize("count", ["0", "1"])
 def test_multi_gpu_of_one_device_is_keras_retinanets_single_model(count):
     assert _parse(["--multi-gpu", count, "demo"]).config.training.strategy == "auto"

@@ -199,7 +199,9 @@ def parse_args(args):
         type=int,
         help=f"Batches prepared in parallel (0: no prefetching; >1: as many as help; default: {default('data.workers')}).",
     )
-    parser.add_argument("--multiprocessing", action="store_true", help="Accepted for keras-retinanet; threads are used.")
+    parser.add_argument("--multiprocessing", action="store_true", default=False,
+                        help="Accepted for keras-retinanet and ignored (a note says so): tf.data prepares the batches "
+                        "in threads, --workers of them.")
     parser.add_argument("--max-queue-size", dest="data.max_queue_size", type=int,
                         help=f"Batches prepared ahead of training (default: {default('data.max_queue_size')}).")
     parser.add_argument("--pyramid-feature-size", dest="model.pyramid_feature_size", type=arguments.positive_int,
@@ -262,6 +264,9 @@ def notes(args):
     """One line each for keras-retinanet flags that are accepted but do nothing here."""
     if args.multi_gpu_force:
         yield "--multi-gpu-force does nothing here: --strategy mirrored trains on several GPUs without it"
+    if args.multiprocessing:
+        yield ("--multiprocessing is ignored: tf.data prepares the batches in threads (--workers, --max-queue-size), "
+               "not in keras-retinanet's worker processes")
     if args.config.given("training.tensorboard_freq") and not args.config.training.tensorboard_dir:
         yield "--tensorboard-freq does nothing without --tensorboard-dir"
     for key in ("data.tile_min_visibility", "data.tile_object_chance"):
