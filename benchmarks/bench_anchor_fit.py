@@ -1,6 +1,6 @@
 """Default against fitted anchors on crowded small objects: coverage and mAP@0.5 after the same training.
 
-The data: the synthetic shapes of ``keras_retinanet.preprocessing.demo`` at 320 x 320, 15-40 objects of 10-56 px
+The data: the synthetic shapes of ``keras_retinanet.readers.demo`` at 320 x 320, 15-40 objects of 10-56 px
 per image (seeded). Both runs train a MobileNet RetinaNet from scratch (``--no-weights --trainable-bn``,
 image sides 320) for the same steps with the same seed; one with keras-retinanet's anchors, one with anchors
 fitted to the training boxes (``fit_dataset_anchors``, what ``retinanet-debug --optimize-anchors`` and
@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from bench_shared import write_result  # first: it reads the load average at the start
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_RETINANET_IMAGENET_WEIGHTS", "none")
@@ -43,7 +45,7 @@ def parse_args():
 
 
 def make_data(folder, args):
-    from keras_retinanet.preprocessing.demo import make_demo_dataset
+    from keras_retinanet.readers.demo import make_demo_dataset
 
     return make_demo_dataset(
         folder, num_train=args.train_images, num_val=args.val_images, image_size=320, min_object_size=10,
@@ -55,7 +57,7 @@ def coverages(args, data, anchor_config):
     """(train, val) coverage of the anchors (None: the default ones) after the training resize."""
     from keras_retinanet import models
     from keras_retinanet.config import DatasetConfig, RetinaNetConfig
-    from keras_retinanet.preprocessing.from_config import configured_generator
+    from keras_retinanet.readers.from_config import configured_generator
     from keras_retinanet.data.diagnostics import dataset_coverage
 
     dataset = DatasetConfig(type="csv", annotations=data.train_csv, classes=data.classes_csv, val_annotations=data.val_csv)
@@ -71,7 +73,7 @@ def fit(args, data, path):
     from keras_retinanet import models
     from keras_retinanet.config import DatasetConfig, RetinaNetConfig
     from keras_retinanet.config.anchors_ini import write_anchor_config
-    from keras_retinanet.preprocessing.from_config import configured_generator
+    from keras_retinanet.readers.from_config import configured_generator
     from keras_retinanet.data.diagnostics import collect_boxes, describe_fit, fit_dataset_anchors
 
     dataset = DatasetConfig(type="csv", annotations=data.train_csv, classes=data.classes_csv)
@@ -149,7 +151,6 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_shared import write_result
 
     write_result("anchor_fit", record, output=args.output)
 

@@ -20,6 +20,8 @@ import os
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -214,7 +216,6 @@ def main(argv=None):
             print(f"{row['image']:>9}: anchor_targets_bbox with float64 anchors {row['float64_ms']:.2f} ms, float32 "
                   f"{row['float32_ms']:.2f} ms ({row['float64_over_float32']:.3f}x)")
 
-    from bench_shared import write_result
 
     results = {
         "pinned_core": core,

@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from bench_shared import median_seconds, write_result  # first: it reads the load average at the start
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
@@ -37,8 +39,6 @@ def count(names):
 
 
 def timing(names, runs=5):
-    from bench_shared import median_seconds
-
     image = np.random.default_rng(0).uniform(0, 255, (1, 512, 512, 3)).astype(np.float32)
     rows = {}
     for name in names:
@@ -53,8 +53,6 @@ def timing(names, runs=5):
 
 
 if __name__ == "__main__":
-    from bench_shared import write_result
-
     if sys.argv[1:2] == ["--time"]:
         print("| backbone | median of 5 (512x512, batch 1, CPU) | fastest |\n|---|---|---|")
         write_result("backbones_time", {"image": [512, 512], "num_classes": 80, "rows": timing(sys.argv[2:])})

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
@@ -67,7 +69,6 @@ def main(argv=None):
     }
     print(f"{seconds / 60:.1f} min in all, last mAP {result['mAP_per_epoch'][-1]:.3f}, best {result['best_mAP']:.3f}, "
           f"{result['step_s_after_first_epoch']:.3f} s a step, peak {peak_mib:.0f} MiB")
-    from bench_shared import write_result
 
     write_result("demo", result, output=args.output)
 

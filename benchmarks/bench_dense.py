@@ -26,11 +26,12 @@ import subprocess
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_shared import write_result  # noqa: E402
 from trained_models import CACHE, trained_demo  # noqa: E402
 
 SETTINGS = {

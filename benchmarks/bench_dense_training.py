@@ -23,10 +23,11 @@ import subprocess
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_dense import measure  # noqa: E402
-from bench_shared import write_result  # noqa: E402
 from trained_models import CACHE  # noqa: E402
 
 TILE = 256
@@ -50,7 +51,7 @@ EVALUATIONS = {
 
 def make_data(folder, side, num_train, num_val, seed):
     """The generated dataset (made once): CSVs of large images with hundreds of small objects."""
-    from keras_retinanet.preprocessing.demo import make_demo_dataset
+    from keras_retinanet.readers.demo import make_demo_dataset
 
     marker = os.path.join(folder, "COMPLETE.json")
     if not os.path.exists(marker):

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -149,7 +151,6 @@ def main(argv=None):
             results["model_train_images_per_s"] = _rate((len(batches) - 1) * args.batch_size, time.perf_counter() - start)
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_shared import write_result
 
     print(json.dumps(results, indent=2))
     write_result("input_pipeline", results, output=args.output)

@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_shared import median_seconds, write_result  # first: it reads the load average at the start
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
@@ -86,7 +88,6 @@ def main(argv=None):
     assume_frozen_weights()  # this process only runs models, as retinanet-evaluate and retinanet-predict
     import numpy as np
 
-    from bench_shared import median_seconds, write_result
     from keras_retinanet import load_detector
     from keras_retinanet.evaluation.average_precision import mean_average_precision
     from keras_retinanet.evaluation.voc import evaluate

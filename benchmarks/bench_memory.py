@@ -20,6 +20,8 @@ import os
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -131,7 +133,6 @@ def main(argv=None):
         "samples": [{"predictions": index, "rss_mib": round(mib, 1)} for index, mib in samples],
         "ms_per_prediction": round(1000.0 * seconds / args.predictions, 2),
     }
-    from bench_shared import write_result
 
     write_result(args.name or f"memory_{args.backbone}", result, output=args.output)
     return result

@@ -27,11 +27,12 @@ import subprocess
 import sys
 import tempfile
 
+from bench_shared import median_seconds, write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_shared import median_seconds, write_result  # noqa: E402
 
 LEVEL_SIZES = [120600, 30150, 7650, 1989, 567]  # 800x1067: 100x134, 50x67, 25x34, 13x17, 7x9 positions, 9 anchors
 NUM_CLASSES = 80

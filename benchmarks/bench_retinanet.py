@@ -44,6 +44,9 @@ import subprocess
 import sys
 import time
 
+# first: it reads the load average at the start
+from bench_shared import benchmark_image, machine, median_seconds, plain_setting, saturated_setting, write_result
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,7 +73,6 @@ def _peak_rss_mib():
 
 def case_matmul(args):
     import tensorflow as tf
-    from bench_shared import median_seconds
 
     result = {}
     size = 2048
@@ -107,7 +109,6 @@ def case_inference(args):
 
     from keras_retinanet import models
     from keras_retinanet.data.input_transform import resize_image
-    from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting
 
     keras.utils.set_random_seed(0)
     backbone = models.backbone("resnet50")
@@ -181,7 +182,6 @@ def case_train(args):
 
     from keras_retinanet import losses, models
     from keras_retinanet.anchors import anchor_targets_bbox, anchors_for_shape
-    from bench_shared import benchmark_image, median_seconds
 
     keras.utils.set_random_seed(0)
     side = SMALL_TRAIN_SIDE if args.small else TRAIN_SIDE
@@ -444,7 +444,6 @@ def main(argv=None):
             row: measured["end_to_end_s"] / reference["plain_end_to_end_s"]
             for row, measured in runtimes.items() if "end_to_end_s" in measured
         }  # fmt: skip
-    from bench_shared import machine, write_result
 
     name = args.name or ("retinanet_small" if args.small else "retinanet")
     path = write_result(name, results, output=args.output)

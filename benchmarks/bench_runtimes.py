@@ -16,6 +16,8 @@ the network, decoding, NMS. Each row also says how many of the Keras model's top
 import os
 import tempfile
 
+from bench_shared import benchmark_image, median_seconds, plain_setting  # first: it reads the load average at the start
+
 FULL = {"shape": (800, 1067), "heads": 256}
 SMALL = {"shape": (256, 341), "heads": 64}
 EXPORTS = [  # (row, file name, convert options)
@@ -35,7 +37,6 @@ def _model(size):
     import keras
     import numpy as np
 
-    from bench_shared import benchmark_image, plain_setting
     from keras_retinanet import models
     from keras_retinanet.config.spec import DetectorSpec
     from keras_retinanet.data.input_transform import resize_image
@@ -72,13 +73,11 @@ def _model(size):
 def case_runtimes(args):
     import numpy as np
 
-    from bench_shared import median_seconds
     from keras_retinanet import export, load_detector
     from keras_retinanet.inference.fidelity import found_again
 
     size = SMALL if args.small else FULL
     inference_model, image, network_input, count = _model(size)
-    from bench_shared import benchmark_image
     from keras_retinanet import models
     from keras_retinanet.data.input_transform import resize_image
 

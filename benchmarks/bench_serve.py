@@ -30,12 +30,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from bench_shared import benchmark_image, write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPOSITORY = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_shared import benchmark_image, write_result  # noqa: E402
 
 FULL = {"shape": (800, 1067), "sides": (800, 1333), "heads": 256}
 TINY = {"shape": (240, 320), "sides": (96, 128), "heads": 16}

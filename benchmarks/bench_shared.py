@@ -8,7 +8,8 @@ A model with random weights puts millions of scores above 0.05; trained models o
 Every benchmark writes its figures with :func:`write_result` to ``benchmarks/results/<name>.json`` (committed: the
 figures in README.md and docs/ quote these files): the command line, the date, the package version and commit, the
 CPU model and the features speed depends on (AVX2, AVX-512, AVX512_BF16, AMX, VNNI), the load average before and
-after (a timing taken on a busy machine says so), the TensorFlow, Keras and numpy versions, and the numbers.
+after (a timing taken on a busy machine says so; "before" is read when the benchmark starts, by importing this module
+first), the TensorFlow, Keras and numpy versions, and the numbers.
 """
 
 import datetime
@@ -36,7 +37,7 @@ PACKAGES = ("keras3-retinanet", "tensorflow", "tensorflow-cpu", "keras", "numpy"
 
 
 def _process_start_time() -> float:
-    """When this process started (Linux: from /proc), else now: most benchmarks import this module late."""
+    """When this process started (Linux: from /proc), else now."""
     try:
         with open("/proc/self/stat") as stat:
             start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
@@ -47,8 +48,10 @@ def _process_start_time() -> float:
         return time.time()
 
 
-# The load average is read when this module is first imported (the start of the run for most benchmarks).
-_STARTED = (_process_start_time(), os.getloadavg() if hasattr(os, "getloadavg") else None)
+# The load average before the run: read when this module is first imported, which every benchmark does before
+# anything else it imports (tests/test_benchmark_records.py checks that), and recorded with how long after the
+# process's start it was read. A past load cannot be recovered later: /proc keeps the start time, not the load.
+_STARTED = (_process_start_time(), os.getloadavg() if hasattr(os, "getloadavg") else None, time.time())
 
 THRESHOLD = 0.05
 PLAIN_COUNT = 2000
@@ -198,13 +201,14 @@ def write_result(name, numbers, output=None, argv=None, notes=None):
 
     Returns: the path written.
     """
-    started, load_before = _STARTED
+    started, load_before, load_read = _STARTED
     record = {
         "name": name,
         "command": command_line(argv),
         "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
         "duration_s": round(time.time() - started, 1),
         "load_average_1_5_15": {"at_start": list(load_before) if load_before else None,
+                                "at_start_read_s_after_process_start": round(max(0.0, load_read - started), 1),
                                 "at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "versions": versions(),
         "machine": machine(),

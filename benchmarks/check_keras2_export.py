@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 IMAGE_SHAPES = ((97, 128), (128, 96), (101, 133), (96, 96))
@@ -241,7 +243,6 @@ def main(argv=None):
     for entry in results["files"]:
         print(summary(entry))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_shared import write_result
 
     write_result("keras2_export", results, output=args.out)
     print("ok" if results["ok"] else "FAILED")

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_shared import benchmark_image, plain_setting, write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,7 +54,6 @@ BOX_TOLERANCE, SCORE_TOLERANCE = 1e-3, 1e-4
 def network_input():
     """The preprocessed 320x416 image both sides run (caffe: BGR minus the ImageNet means), (1, H, W, 3)."""
     sys.path.insert(0, HERE)
-    from bench_shared import benchmark_image
 
     image = benchmark_image(IMAGE_SHAPE, seed=SEED)
     return (image - np.array([103.939, 116.779, 123.68], np.float32))[None].astype(np.float32)
@@ -119,7 +120,6 @@ def venv_side(job_path):
         job = json.load(stream)
     folder = job["folder"]
     x = network_input()
-    from bench_shared import plain_setting
 
     tf.random.set_seed(SEED)
     model = models.backbone("resnet50").retinanet(num_classes=NUM_CLASSES)
@@ -222,8 +222,8 @@ def resnet_part(folder):
 
 def mobilenet_part():
     from keras_retinanet import models
-    from keras_retinanet.checkpoint.legacy_builder import assign_legacy_weights
-    from keras_retinanet.checkpoint.legacy_reader import read_legacy_file
+    from keras_retinanet.models.legacy.builder import assign_legacy_weights
+    from keras_retinanet.models.legacy.reader import read_legacy_file
 
     reference = np.load(LEGACY_OUTPUTS)
     backbone = models.backbone("mobilenet128_0.25")
@@ -312,7 +312,6 @@ def main(argv=None):
     results["ok"] = all(e["ok"] for e in results["resnet50"].values()) and results["mobilenet"]["loaded"]["ok"]
     print(summary(results))
     sys.path.insert(0, HERE)
-    from bench_shared import write_result
 
     write_result("keras_retinanet_outputs", results, output=args.out)
     print("ok" if results["ok"] else "FAILED")

@@ -29,6 +29,9 @@ import json
 import os
 import resource
 
+# first: it reads the load average at the start
+from bench_shared import THRESHOLD, benchmark_image, median_seconds, plain_setting
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -37,7 +40,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench_retinanet import model_flops  # noqa: E402  (TensorFlow's profiler, as for our model)
-from bench_shared import THRESHOLD, benchmark_image, median_seconds, plain_setting  # noqa: E402
 
 NUM_CLASSES = 80
 MAX_DETECTIONS = 300

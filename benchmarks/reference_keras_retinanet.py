@@ -13,6 +13,9 @@ import json
 import os
 import resource
 
+# first: it reads the load average at the start
+from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -20,8 +23,6 @@ import tensorflow as tf  # noqa: E402
 from keras_retinanet import losses, models  # noqa: E402
 from keras_retinanet.utils.anchors import anchor_targets_bbox, anchors_for_shape  # noqa: E402
 from keras_retinanet.utils.image import preprocess_image, resize_image  # noqa: E402
-
-from bench_shared import benchmark_image, median_seconds, plain_setting, saturated_setting  # noqa: E402
 
 
 def main():

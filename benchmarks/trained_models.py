@@ -90,7 +90,7 @@ def trained_demo(cache=CACHE):
 def trained_resnet50(cache=CACHE):
     """The trained ResNet50 (made if missing): dict with model, train_csv (calibration), eval_csv, classes_csv, sides."""
     sys.path.insert(0, os.path.dirname(HERE))
-    from keras_retinanet.preprocessing.demo import make_demo_dataset
+    from keras_retinanet.readers.demo import make_demo_dataset
 
     folder = os.path.join(cache, "resnet50_shapes")
     made = _done(folder)

@@ -3,18 +3,48 @@ of configuration, records, exports and model snapshots, and of the run folders t
 
 Everything is first written under a hidden temporary name in the destination's folder
 (the same file system, so the final rename is atomic), then renamed into place.
+
+The temporaries are created with the mode a plain ``open()`` or ``os.mkdir`` gives (0666 or 0777 less the
+umask), not ``tempfile``'s private 0600 and 0700: what a run writes (its record, detections, exports) can be
+read by whoever may read the folder it is in, as the model files Keras writes beside them can.
 """
 
 import glob
 import os
+import secrets
 import shutil
-import tempfile
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 if TYPE_CHECKING:  # only for the annotation: export imports this module without loading TensorFlow
     import keras
 
 TEMPORARY_SUFFIX = ".tmp"
+# How many random names are tried before giving up (tempfile's own limit).
+_NAME_ATTEMPTS = 10000
+
+
+def _new_temporary(path: str, suffix: str, folder: bool = False) -> Tuple[Optional[int], str]:
+    """A new hidden file (or folder) ``.{name}.{random}{suffix}`` beside ``path``, created exclusively.
+
+    Created with the permissions ``open(..., 'w')`` (0666) or ``os.mkdir`` (0777) asks for, which the kernel
+    reduces by the process's umask; ``tempfile.mkstemp``/``mkdtemp`` would ask for 0600/0700.
+
+    Returns:
+        (an open descriptor for writing, or None for a folder; the temporary's path).
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = os.path.join(parent, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            if folder:
+                os.mkdir(candidate, 0o777)
+                return None, candidate
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside '{path}' after {_NAME_ATTEMPTS} tries")
 
 
 def _fsync_file(path: str) -> None:
@@ -64,12 +94,10 @@ def save_model_atomically(model: "keras.Model", path: str, finalize: Optional[Ca
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     extension = os.path.splitext(path)[1]
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=f"{TEMPORARY_SUFFIX}{extension}", dir=folder
-    )
+    handle, temporary = _new_temporary(path, f"{TEMPORARY_SUFFIX}{extension}")
     os.close(handle)
     try:
-        os.remove(temporary)  # Keras refuses to write over an existing .keras file without asking
+        os.remove(temporary)  # Keras refuses to write over an existing .keras file without asking; it creates its own
         model.save(temporary)
         if finalize is not None:
             finalize(temporary)
@@ -102,7 +130,7 @@ def write_bytes_atomically(data: bytes, path: str) -> str:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename; returns ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=TEMPORARY_SUFFIX, dir=folder)
+    handle, temporary = _new_temporary(path, TEMPORARY_SUFFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -125,10 +153,8 @@ class temporary_folder_for:
         self.path = os.path.abspath(path)
 
     def __enter__(self) -> str:
-        parent = os.path.dirname(self.path)
-        os.makedirs(parent, exist_ok=True)
-        prefix = f".{os.path.basename(self.path)}."
-        self.temporary = tempfile.mkdtemp(prefix=prefix, suffix=TEMPORARY_SUFFIX, dir=parent)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        _, self.temporary = _new_temporary(self.path, TEMPORARY_SUFFIX, folder=True)
         return self.temporary
 
     def __exit__(self, *exc_info) -> bool:

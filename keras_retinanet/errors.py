@@ -39,3 +39,8 @@ class ModelFileError(RetinaNetError, ValueError):
 
 class ModelError(RetinaNetError, ValueError):
     """A model, backbone or model setting that does not fit what was asked of it."""
+
+
+class ExportError(RetinaNetError, ValueError):
+    """An export that cannot be done as asked: a bad format, option or missing package, or a model the format cannot
+    hold (:mod:`keras_retinanet.export`, and keras-retinanet's Keras 2 format in :mod:`keras_retinanet.models.legacy`)."""

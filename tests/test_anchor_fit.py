@@ -12,7 +12,7 @@ from keras_retinanet.bin import debug as debug_command
 from keras_retinanet.bin import train as train_command
 from keras_retinanet.config.anchors_ini import AnchorConfig, read_anchor_config
 from keras_retinanet.data.diagnostics import DatasetBoxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
-from keras_retinanet.preprocessing.demo import make_demo_dataset
+from keras_retinanet.readers.demo import make_demo_dataset
 from keras_retinanet.errors import DatasetError
 from keras_retinanet.models.applications import strided_feature_shapes
 

@@ -140,7 +140,7 @@ def _evaluation_args(dataset, extra=()):
 
 
 def _generator(args):
-    from keras_retinanet.preprocessing.from_config import create_generator
+    from keras_retinanet.readers.from_config import create_generator
 
     return create_generator(args.config.data.dataset, "eval", no_resize=True, shuffle_groups=False)
 

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_retinanet.preprocessing.demo import CLASSES, make_demo_dataset, render_image
+from keras_retinanet.readers.demo import CLASSES, make_demo_dataset, render_image
 from keras_retinanet.preprocessing.coco import CocoGenerator
 from keras_retinanet.preprocessing.csv_generator import CSVGenerator
 

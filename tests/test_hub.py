@@ -18,7 +18,7 @@ import pytest
 
 from keras_retinanet import hub, models
 from keras_retinanet.hub import registry
-from keras_retinanet.hub.download import URL_SUBDIR
+from keras_retinanet.hub.cache import URL_SUBDIR
 
 from helpers.weight_server import WeightServer, refused_port
 

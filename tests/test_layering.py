@@ -25,7 +25,7 @@ FLOORS: List[Tuple[str, ...]] = [
     ("config",),  # RetinaNetConfig, the defaults table, the model's DetectorSpec, the .ini anchor file
     ("distribute", "initializers", "losses", "backend"),  # Keras/TensorFlow building blocks
     ("data",),  # per-image transforms, anchor targets of a batch, the tf.data pipeline
-    ("preprocessing",),  # keras-retinanet's dataset readers, the reader of a configured dataset, the demo dataset
+    ("readers",),  # the dataset readers: their base, each format's, the reader of a configuration, the demo dataset
     ("hub",),  # weights and published models by name: registry, download cache, presets
     ("layers",),
     ("checkpoint",),  # model files: reading, writing, keras-retinanet's files, training state
@@ -37,7 +37,7 @@ FLOORS: List[Tuple[str, ...]] = [
     ("engine",),  # a training run from its configuration
     ("serve",),
     ("bin",),
-    ("utils",),  # keras-retinanet 1.0.0's utils module paths, re-exporting the modules above
+    ("utils", "preprocessing"),  # keras-retinanet 1.0.0's utils and preprocessing module paths, re-exporting the above
     (PACKAGE,),  # the package's __init__: the public facade
 ]
 FLOOR_OF: Dict[str, int] = {unit: number for number, units in enumerate(FLOORS) for unit in units}

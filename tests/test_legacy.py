@@ -20,8 +20,8 @@ import tensorflow as tf
 from keras_retinanet import models
 from keras_retinanet.bin import convert_model
 from keras_retinanet.errors import ModelFileError
-from keras_retinanet.checkpoint.legacy_builder import model_layer_names_of_stored
-from keras_retinanet.checkpoint.legacy_reader import backbone_matches, detect_backbone, read_legacy_file
+from keras_retinanet.models.legacy.builder import model_layer_names_of_stored
+from keras_retinanet.models.legacy.reader import backbone_matches, detect_backbone, read_legacy_file
 from keras_retinanet.checkpoint.storage import decode_texts
 
 from helpers.legacy_files import application_snapshot_layout, inference_additions, write_keras2_h5
@@ -312,6 +312,21 @@ def test_keras3_h5_and_unknown_extension_still_dispatch(tmp_path):
     fake.write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="fake.keras"):
         models.load_model(str(fake))
+
+
+def test_keras_retinanets_format_has_one_home(small_snapshot, tmp_path):
+    """checkpoint tells the kinds of model files apart and loads this package's; keras-retinanet's Keras 2 files
+    are models.legacy's (reader, builder, writer), which models.load_model hands them to."""
+    from keras_retinanet.checkpoint import load_model_file, model_file_kind, read_spec
+
+    path, _ = small_snapshot
+    assert model_file_kind(str(path)) == "keras2" and read_spec(str(path)) is None
+    with pytest.raises(ModelFileError, match="a Keras 2 file .keras-retinanet's format.: load it with models.load_model"):
+        load_model_file(str(path))
+    inputs = keras.Input((4,))
+    plain = tmp_path / "plain.h5"
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(plain)
+    assert model_file_kind(str(plain)) == "keras3"
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_RETINANET_FULL_LEGACY_TEST") != "1", reason="38M-parameter file; set KERAS_RETINANET_FULL_LEGACY_TEST=1")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import models
-from keras_retinanet.checkpoint import legacy_reader
+from keras_retinanet.models.legacy import reader as legacy_reader
 
 DATA = Path(__file__).parent / "data"
 MODEL_FILE = DATA / "keras_retinanet_mobilenet128_0.25.h5"
@@ -81,7 +81,8 @@ def test_outputs_and_detections_are_keras_retinanets_at_odd_and_even_sizes(loade
         count = int((reference[f"scores_{index}"] > -1).sum())
         assert count > 0 and int((scores > -1).sum()) == count, image.shape
         np.testing.assert_allclose(boxes[0, :count], reference[f"boxes_{index}"][0, :count], rtol=0, atol=1e-3)
-        np.testing.assert_allclose(scores[0, :count], reference[f"scores_{index}"][0, :count], rtol=0, atol=1e-4)
+        # a score is a classification output, which is within 1e-5 above (measured: 9e-7)
+        np.testing.assert_allclose(scores[0, :count], reference[f"scores_{index}"][0, :count], rtol=0, atol=1e-5)
         np.testing.assert_array_equal(labels[0, :count], reference[f"labels_{index}"][0, :count])
     assert any(h % 2 for h, _ in shapes) and any(w % 2 for _, w in shapes) and (96, 96) in shapes
 

@@ -17,7 +17,7 @@ from keras_retinanet.config import (
     read_anchor_config,
 )
 from keras_retinanet.config.defaults import DATASET_SETS
-from keras_retinanet.preprocessing.from_config import set_name
+from keras_retinanet.readers.from_config import set_name
 
 INI = """
 [anchor_parameters]

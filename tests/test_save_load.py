@@ -106,3 +106,18 @@ def test_inference_call_on_plain_array_without_warnings(trained_tiny_model):
         warnings.simplefilter("error")
         boxes, scores, labels = inference(images)
     assert tuple(boxes.shape) == (1, 300, 4) and tuple(scores.shape) == (1, 300) and tuple(labels.shape) == (1, 300)
+
+
+def test_one_check_tells_a_training_model_and_raises_a_typed_error(trained_tiny_model):
+    """models.retinanet.is_training_model is the one test; assert_training_model and keras-retinanet's
+    check_training_model raise ModelError (never SystemExit) for anything else."""
+    from keras_retinanet.errors import ModelError
+    from keras_retinanet.models.retinanet import is_training_model
+
+    model, _ = trained_tiny_model
+    inference = models.convert_model(model)
+    assert is_training_model(model) and not is_training_model(inference)
+    assert models.check_training_model is models.assert_training_model
+    models.assert_training_model(model)
+    with pytest.raises(ModelError, match=r"is not a RetinaNet training model: it has outputs \['filtered_detections"):
+        models.check_training_model(inference)

@@ -77,7 +77,8 @@ def post(url, data, params=None, headers=None, **kwargs):
 
 def assert_same(answer, expected, height, width, exact=False):
     """The JSON answer equals Detector.predict's result: labels, names and counts exactly; boxes and scores as the
-    same float32 values (exact) or within the last bits of another TensorFlow graph of the same model."""
+    same float32 values (exact) or within the last bits of another TensorFlow graph of the same model: 1e-4 px and
+    1e-5 (measured: up to 7.6e-6 px, scores equal)."""
     assert answer["width"] == width and answer["height"] == height
     assert answer["labels"] == expected["labels"].tolist()
     assert answer["names"] == expected["names"].tolist()
@@ -88,7 +89,7 @@ def assert_same(answer, expected, height, width, exact=False):
         np.testing.assert_array_equal(boxes, expected["boxes"])
         np.testing.assert_array_equal(scores, expected["scores"])
     else:
-        np.testing.assert_allclose(boxes, expected["boxes"], rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(boxes, expected["boxes"], rtol=0, atol=1e-4)
         np.testing.assert_allclose(scores, expected["scores"], rtol=0, atol=1e-5)
 
 

@@ -45,14 +45,14 @@ def _error(argv, capsys):
 
 def test_every_keras_retinanet_flag_is_an_option():
     parser_holder = {}
-    real = train_command.common.command_parser
+    real = train_command.parsing.command_parser
 
     def keep(*args, **kwargs):
         parser_holder["parser"] = real(*args, **kwargs)
         return parser_holder["parser"]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_command.common, "command_parser", keep)
+        patch.setattr(train_command.parsing, "command_parser", keep)
         _parse(["demo"])
     parser = parser_holder["parser"]
     missing = [flag for flag in KERAS_RETINANET_FLAGS if flag not in parser._option_string_actions]
@@ -103,6 +103,15 @@ def test_multi_gpu_force_is_accepted_with_a_note(capsys, tmp_path):
     assert _notes(["--multi-gpu", "1"], capsys, tmp_path) == []
 
 
+def test_multiprocessing_is_accepted_and_said_to_be_ignored(capsys, tmp_path):
+    """keras-retinanet passed it to fit_generator (worker processes); here tf.data's threads prepare the batches."""
+    assert _notes(["--multiprocessing", "--workers", "2"], capsys, tmp_path) == [
+        "note: --multiprocessing is ignored: tf.data prepares the batches in threads (--workers, --max-queue-size), "
+        "not in keras-retinanet's worker processes"
+    ]
+    assert _notes(["--workers", "2"], capsys, tmp_path) == []
+
+
 @pytest.mark.parametrize("count", ["0", "1"])
 def test_multi_gpu_of_one_device_is_keras_retinanets_single_model(count):
     assert _parse(["--multi-gpu", count, "demo"]).config.training.strategy == "auto"
@@ -138,3 +147,21 @@ def test_the_bare_switch_wins_over_the_demo_preset_and_yields_to_the_environment
     # a value is still a value
     named = _parse(["--imagenet-weights", "resnet50_imagenet", "csv", "a.csv", "c.csv"]).config
     assert imagenet_weights_source(named, FakeBackbone()) == ("resnet50_imagenet", "--imagenet-weights")
+
+
+def test_a_snapshot_that_is_an_inference_model_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    """models.assert_training_model's ModelError, reported by the command as its one-line error (exit status 1)."""
+    import cv2
+    import numpy as np
+
+    from keras_retinanet import models
+
+    monkeypatch.chdir(tmp_path)
+    models.convert_model(models.backbone("mobilenet128_0.25").retinanet(num_classes=1)).save("inference.keras")
+    cv2.imwrite("image.png", np.full((96, 96, 3), 128, np.uint8))
+    (tmp_path / "annotations.csv").write_text("image.png,10,10,50,50,thing\n")
+    (tmp_path / "classes.csv").write_text("thing,0\n")
+    argv = ["--snapshot", "inference.keras", "--no-snapshots", "--no-evaluation", "--epochs", "1", "--steps", "1",
+            "csv", "annotations.csv", "classes.csv"]  # fmt: skip
+    line = _error(argv, capsys)
+    assert line.startswith("error: model 'retinanet-bbox' is not a RetinaNet training model: it has outputs")

@@ -17,14 +17,14 @@ import logging
 import sys
 
 from .. import export, hub
-from . import common, detection_options
+from . import arguments, common, detection_options, parsing
 
 logger = logging.getLogger("keras_retinanet.bin.convert_model")  # not __name__, which is '__main__' under python -m
 
 
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
-    parser = common.command_parser(
+    parser = parsing.command_parser(
         "retinanet-convert-model",
         "Convert a training model into an inference model that outputs boxes, scores and labels, "
         "as a Keras file or exported with its box decoding and NMS to SavedModel, TFLite or ONNX.",
@@ -57,7 +57,7 @@ def parse_args(args):
     )
     parser.add_argument(
         "--representative-samples",
-        type=common.positive_int,
+        type=arguments.positive_int,
         default=100,
         help="Images of the dataset that calibrate --quantize int8 (default: %(default)s).",
     )
@@ -70,13 +70,13 @@ def parse_args(args):
         "pixels; the spec (class names and all) is stored in the file. Without it the graph takes "
         "(B, H, W, 3) float32 images already resized and preprocessed.",
     )
-    common.add_image_side_arguments(
+    arguments.add_image_side_arguments(
         parser, what="Calibration images and the --raw-input graph (default: the sides the model was trained at): rescale"
     )
     parser.add_argument(
-        "--opset", type=common.positive_int, default=export.DEFAULT_ONNX_OPSET, help="ONNX opset (default: %(default)s)."
+        "--opset", type=arguments.positive_int, default=export.DEFAULT_ONNX_OPSET, help="ONNX opset (default: %(default)s)."
     )
-    common.add_backbone_argument(parser, "Backbone of the model")
+    arguments.add_backbone_argument(parser, "Backbone of the model")
     parser.add_argument("--no-nms", dest="model.nms", action="store_false", help="Leave out non-maximum suppression.")
     parser.add_argument(
         "--no-class-specific-filter",
@@ -84,20 +84,20 @@ def parse_args(args):
         action="store_false",
         help="Suppress across classes, keeping each anchor's best class.",
     )
-    common.add_anchor_config_argument(parser, "Config .ini with the anchor parameters the model was trained with.")
-    parser.add_argument("--nms-threshold", dest="model.nms_threshold", type=common.probability,
+    arguments.add_anchor_config_argument(parser, "Config .ini with the anchor parameters the model was trained with.")
+    parser.add_argument("--nms-threshold", dest="model.nms_threshold", type=arguments.probability,
                         help="NMS IoU (default: 0.5).")
-    parser.add_argument("--score-threshold", dest="model.score_threshold", type=common.probability,
+    parser.add_argument("--score-threshold", dest="model.score_threshold", type=arguments.probability,
                         help="Min score (default: 0.05).")
-    parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
+    parser.add_argument("--max-detections", dest="model.max_detections", type=arguments.positive_int,
                         help="Detections per image (default: 300).")
     detection_options.add_candidate_cap_argument(parser)
     detection_options.add_nms_method_arguments(parser)
     # The dataset is optional: only int8 quantization reads one.
-    dataset = common.add_dataset_subparsers(parser)
+    dataset = arguments.add_dataset_subparsers(parser)
     dataset.required = False
     dataset.metavar = "[DATASET]"
-    common.add_unsafe_load_argument(parser)
+    arguments.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     # Every argument is checked before the slow loading and conversion: the export options, the file, the .ini.
     args.export_format = export.resolve_format(args.model_out, args.format)
@@ -158,7 +158,7 @@ def _export(opened, args, export_format, representative):
 def _representative_images(args):
     """Calibration images of the dataset named on the command line: preprocessed for the backbone, or raw."""
     from .. import models
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
 
     generator = configured_generator(args.config, models.backbone(args.config.model.backbone))
     return export.representative_images(generator, args.representative_samples, raw_input=args.raw_input)

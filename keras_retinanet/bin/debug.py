@@ -19,7 +19,7 @@ import os
 import sys
 
 from ..anchors.optimize import MAX_BOXES
-from . import common, detection_options
+from . import arguments, common, detection_options, parsing
 
 logger = logging.getLogger("keras_retinanet.bin.debug")  # not __name__, which is '__main__' under python -m
 
@@ -31,9 +31,9 @@ OPTIMIZE_IMAGES = 2000  # images --optimize-anchors looks at unless --max-images
 
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
-    parser = common.command_parser("retinanet-debug", "Draw a dataset's annotations and the anchors that match them.")
-    common.add_dataset_subparsers(parser)
-    common.add_backbone_argument(parser, "Backbone whose feature sizes place the anchors")
+    parser = parsing.command_parser("retinanet-debug", "Draw a dataset's annotations and the anchors that match them.")
+    arguments.add_dataset_subparsers(parser)
+    arguments.add_backbone_argument(parser, "Backbone whose feature sizes place the anchors")
     parser.add_argument("--anchors", action="store_true", default=False, help="Draw the anchors that match an annotation.")
     parser.add_argument(
         "--annotations",
@@ -45,14 +45,14 @@ def parse_args(args):
     )
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Apply random augmentation first.")
-    common.add_image_side_arguments(parser)
+    arguments.add_image_side_arguments(parser)
     detection_options.add_train_tile_arguments(parser)
-    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters.")
+    arguments.add_anchor_config_argument(parser, "Config .ini with anchor parameters.")
     parser.add_argument("--no-gui", action="store_true", default=False, help="Write images instead of showing them.")
     parser.add_argument("--output-dir", default=None, help="Folder for the images (with --no-gui).")
     parser.add_argument("--display-name", action="store_true", default=False,
                         help="Write class names next to annotations.")
-    parser.add_argument("--max-images", type=common.positive_int, default=None, help="Stop after this many images.")
+    parser.add_argument("--max-images", type=arguments.positive_int, default=None, help="Stop after this many images.")
     parser.add_argument(
         "--optimize-anchors",
         action="store_true",
@@ -66,9 +66,9 @@ def parse_args(args):
                         help="Seed of --optimize-anchors' search and of --tile's crops (default: 0).")
     args = parser.parse_args(args)
     if args.config_out and not args.optimize_anchors:
-        raise common.CommandLineError("--config-out needs --optimize-anchors (it writes the fitted anchors)")
+        raise parsing.CommandLineError("--config-out needs --optimize-anchors (it writes the fitted anchors)")
     if args.no_gui and not args.output_dir and not args.optimize_anchors:
-        raise common.CommandLineError("--no-gui needs --output-dir to write the images to")
+        raise parsing.CommandLineError("--no-gui needs --output-dir to write the images to")
     common.build_config(args)
     return args
 
@@ -119,7 +119,7 @@ def run(generator, args, augmentation=None):
                 cv2.imshow("retinanet-debug: any key for next, q to quit", image)
                 key = cv2.waitKey()
             except cv2.error:
-                raise common.CommandLineError(
+                raise parsing.CommandLineError(
                     "this OpenCV build cannot open windows; use --no-gui --output-dir DIR"
                 ) from None
             if key in (ord("q"), 27):
@@ -170,7 +170,7 @@ def main(args=None):
     common.import_tensorflow(args.verbose)
     from .. import models
     from ..data.augmentation import random_transform_augmentation
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
     from ..data.cropping import tile_crop_of, with_native_scale
 
     config = args.config = with_native_scale(args.config)  # --tile: the crops as training sizes them

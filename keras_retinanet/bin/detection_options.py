@@ -3,7 +3,7 @@ train and debug: the candidate cap, the kind of NMS, sliced inference, and tiled
 
 import argparse
 
-from .common import default_of, positive_float, positive_int, probability
+from .arguments import default_of, positive_float, positive_int, probability
 
 def add_candidate_cap_argument(parser):
     """``--max-candidates-per-level``: the opt-in cap on NMS candidates (keras-retinanet has none)."""

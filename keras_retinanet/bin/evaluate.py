@@ -13,7 +13,7 @@ import sys
 import time
 
 from .. import hub
-from . import common, console, detection_options
+from . import arguments, common, console, detection_options, parsing
 
 MODEL_HELP = (
     "The model: a model file (an inference model, or a training snapshot, converted on loading), or a preset "
@@ -24,21 +24,21 @@ MODEL_HELP = (
 
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
-    parser = common.command_parser(
+    parser = parsing.command_parser(
         "retinanet-evaluate",
         "Evaluate a RetinaNet: Pascal VOC mAP per class, COCO metrics for COCO data (or on request).",
     )
-    common.add_dataset_subparsers(parser)
+    arguments.add_dataset_subparsers(parser)
     parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("--convert-model", action="store_true", default=False,
                         help="Insist on a training model, converted first (keras-retinanet's flag; snapshots convert anyway).")
-    common.add_backbone_argument(parser, "Backbone of the model")
+    arguments.add_backbone_argument(parser, "Backbone of the model")
     parser.add_argument("--gpu", default=None, help="Id of the GPU to use (as reported by nvidia-smi).")
-    parser.add_argument("--score-threshold", dest="evaluation.score_threshold", type=common.probability,
+    parser.add_argument("--score-threshold", dest="evaluation.score_threshold", type=arguments.probability,
                         help="Min score (default: 0.05).")
-    parser.add_argument("--iou-threshold", dest="evaluation.iou_threshold", type=common.probability,
+    parser.add_argument("--iou-threshold", dest="evaluation.iou_threshold", type=arguments.probability,
                         help="IoU for a match (default: 0.5).")
-    parser.add_argument("--max-detections", dest="evaluation.max_detections", type=common.positive_int,
+    parser.add_argument("--max-detections", dest="evaluation.max_detections", type=arguments.positive_int,
                         help="Detections per image (default: 100).")
     detection_options.add_candidate_cap_argument(parser)
     detection_options.add_nms_method_arguments(parser)
@@ -50,14 +50,14 @@ def parse_args(args):
         "evaluation.json and per_class_ap.png (default: those two in a new snapshots/evaluate/{model}_{dataset} "
         "folder).",
     )
-    common.add_image_side_arguments(parser)
-    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (for a training snapshot).")
+    arguments.add_image_side_arguments(parser)
+    arguments.add_anchor_config_argument(parser, "Config .ini with anchor parameters (for a training snapshot).")
     parser.add_argument("--coco-metrics", dest="evaluation.coco_metrics", action="store_true",
                         help="Also compute COCO metrics (any dataset).")
     parser.add_argument("--weighted-average", dest="evaluation.weighted_average", action="store_true",
                         help="Weight each class's AP by its instances.")
-    common.add_precision_argument(parser)
-    common.add_unsafe_load_argument(parser)
+    arguments.add_precision_argument(parser)
+    arguments.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     common.build_config(args)
     return args
@@ -89,7 +89,7 @@ def main(args=None):
     common.import_tensorflow(args.verbose)
 
     from .. import models
-    from ..preprocessing.from_config import configured_generator
+    from ..readers.from_config import configured_generator
     from ..evaluation import record_evaluation
 
     models.backbone(args.config.model.backbone)  # an unknown --backbone is reported before any file is read

@@ -23,7 +23,7 @@ from .. import hub
 from ..errors import RetinaNetError
 from ..inference.prediction_files import write_prediction_files
 from ..inference.sources import SourcePredictor, collect_sources, predict_sources
-from . import common, console, detection_options
+from . import arguments, common, console, detection_options, parsing
 
 # Prediction keeps only confident detections, unlike evaluation (0.05), which needs the whole ranking.
 DRAW_SCORE_THRESHOLD = 0.5
@@ -37,7 +37,7 @@ class InputsFailed(RetinaNetError):
 
 def parse_args(args):
     """The parsed arguments, with the configuration built once as ``.config``."""
-    parser = common.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
+    parser = parsing.command_parser("retinanet-predict", "Detect objects with a RetinaNet.")
     parser.add_argument(
         "model",
         help="Model file (an inference model, or a training snapshot, converted on loading), or a preset name, "
@@ -46,26 +46,26 @@ def parse_args(args):
     )
     parser.add_argument("inputs", nargs="+", help="Images, folders of images, videos, or a camera index (0).")
     parser.add_argument("--output-dir", default="predictions", help="Where to write results (default: %(default)s).")
-    common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
+    arguments.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
     parser.add_argument("--convert-model", action="store_true", default=False,
                         help="Insist on a training model, converted first (keras-retinanet's flag; snapshots convert anyway).")
-    common.add_anchor_config_argument(parser, "Config .ini with anchor parameters (for a training snapshot).")
+    arguments.add_anchor_config_argument(parser, "Config .ini with anchor parameters (for a training snapshot).")
     parser.add_argument("--classes", default=None,
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
-    parser.add_argument("--score-threshold", type=common.probability, default=DRAW_SCORE_THRESHOLD,
+    parser.add_argument("--score-threshold", type=arguments.probability, default=DRAW_SCORE_THRESHOLD,
                         help="Min score of a detection kept and drawn (default: %(default)s).")
-    parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
+    parser.add_argument("--max-detections", dest="model.max_detections", type=arguments.positive_int,
                         help="Detections per image, at most (default: the model's own; 300 for a snapshot).")
     detection_options.add_candidate_cap_argument(parser)
     detection_options.add_nms_method_arguments(parser)
     detection_options.add_tile_arguments(parser)
-    parser.add_argument("--max-frames", type=common.positive_int, default=None,
+    parser.add_argument("--max-frames", type=arguments.positive_int, default=None,
                         help="Stop each video or camera after this many frames.")
-    common.add_image_side_arguments(parser)
+    arguments.add_image_side_arguments(parser)
     parser.add_argument("--no-draw", dest="draw", action="store_false", default=True,
                         help="Only write the detection files.")
-    common.add_precision_argument(parser)
-    common.add_unsafe_load_argument(parser)
+    arguments.add_precision_argument(parser)
+    arguments.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     common.build_config(args)
     return args

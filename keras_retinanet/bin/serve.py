@@ -24,7 +24,7 @@ import socket
 import sys
 
 from .. import hub
-from . import common, console, detection_options
+from . import arguments, common, console, detection_options, parsing
 
 logger = logging.getLogger("keras_retinanet.bin.serve")  # not __name__, which is '__main__' under python -m
 
@@ -39,7 +39,7 @@ def parse_args(args):
     from ..serve.settings import ServeSettings
 
     defaults = ServeSettings()
-    parser = common.command_parser("retinanet-serve", "Serve a RetinaNet detector over HTTP, with a page to look at "
+    parser = parsing.command_parser("retinanet-serve", "Serve a RetinaNet detector over HTTP, with a page to look at "
                                    "its detections.")  # fmt: skip
     parser.add_argument(
         "model",
@@ -50,49 +50,49 @@ def parse_args(args):
     parser.add_argument("--host", default="127.0.0.1",
                         help="Address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every one).")
     parser.add_argument("--port", type=port_number, default=8000, help="Port to listen on (default: %(default)s).")
-    parser.add_argument("--workers", type=common.positive_int, default=1,
+    parser.add_argument("--workers", type=arguments.positive_int, default=1,
                         help="Server processes, each with its own copy of the model, sharing the port (default: "
                         "%(default)s; one per core or GPU is the most that helps).")
-    parser.add_argument("--threads", type=common.positive_int, default=None,
+    parser.add_argument("--threads", type=arguments.positive_int, default=None,
                         help="Threads each process's model uses (default: the cores, shared out among --workers).")
-    parser.add_argument("--max-batch-size", type=common.positive_int, default=defaults.max_batch_size,
+    parser.add_argument("--max-batch-size", type=arguments.positive_int, default=defaults.max_batch_size,
                         help="Requests run through the network together, at most; 1: no batching (default: "
                         "%(default)s). Only images whose prepared input has one shape share a batch.")
     parser.add_argument("--max-batch-wait-ms", type=non_negative_float, default=defaults.max_batch_wait_ms,
                         help="How long the model waits for more requests to fill a batch (default: %(default)s; 0: "
                         "it runs what is queued).")
-    parser.add_argument("--max-queue", type=common.positive_int, default=defaults.max_queue,
+    parser.add_argument("--max-queue", type=arguments.positive_int, default=defaults.max_queue,
                         help="Requests in the server at once; one more gets 503 with Retry-After (default: "
                         "%(default)s).")
-    parser.add_argument("--max-upload-mb", type=common.positive_float, default=defaults.max_upload_bytes / MEGABYTE,
+    parser.add_argument("--max-upload-mb", type=arguments.positive_float, default=defaults.max_upload_bytes / MEGABYTE,
                         help="Largest request body in MiB; larger gets 413 (default: %(default)g).")
-    parser.add_argument("--max-image-megapixels", type=common.positive_float,
+    parser.add_argument("--max-image-megapixels", type=arguments.positive_float,
                         default=defaults.max_image_pixels / 1e6,
                         help="Largest image decoded, in megapixels; larger gets 413 (default: %(default)g).")
-    parser.add_argument("--timeout", type=common.positive_float, default=defaults.timeout_s,
+    parser.add_argument("--timeout", type=arguments.positive_float, default=defaults.timeout_s,
                         help="Seconds a request may take, upload, wait and prediction; longer gets 504 (default: "
                         "%(default)g).")
-    parser.add_argument("--max-tiles", type=common.positive_int, default=defaults.max_tiles,
+    parser.add_argument("--max-tiles", type=arguments.positive_int, default=defaults.max_tiles,
                         help="Most tiles one request's tile parameter may cut its image into (default: %(default)s).")
-    parser.add_argument("--score-threshold", type=common.probability, default=None,
+    parser.add_argument("--score-threshold", type=arguments.probability, default=None,
                         help="Score threshold of requests that give none (default: the model's own filter threshold, "
                         "0.05 for a snapshot); a lower one rebuilds the filter, and requests may then ask down to it.")
-    parser.add_argument("--max-detections", dest="model.max_detections", type=common.positive_int,
+    parser.add_argument("--max-detections", dest="model.max_detections", type=arguments.positive_int,
                         help="Detections per image, at most, and the most a request may ask for (default: the "
                         "model's own; 300 for a snapshot).")
     parser.add_argument("--access-log", action="store_true", default=False,
                         help="Log every request (uvicorn's access log).")
-    common.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
+    arguments.add_backbone_argument(parser, "Backbone of the model (files of this package say it themselves)")
     parser.add_argument("--classes", default=None,
                         help="Classes CSV (class_name,id) naming the labels of a model file that does not name them.")
     detection_options.add_candidate_cap_argument(parser)
     detection_options.add_nms_method_arguments(parser)
-    parser.add_argument("--image-min-side", dest="data.image_min_side", type=common.positive_int,
+    parser.add_argument("--image-min-side", dest="data.image_min_side", type=arguments.positive_int,
                         help="Resize the smaller image side to this (default: the model's own).")
-    parser.add_argument("--image-max-side", dest="data.image_max_side", type=common.positive_int,
+    parser.add_argument("--image-max-side", dest="data.image_max_side", type=arguments.positive_int,
                         help="Cap the larger image side at this (default: the model's own).")
-    common.add_precision_argument(parser)
-    common.add_unsafe_load_argument(parser)
+    arguments.add_precision_argument(parser)
+    arguments.add_unsafe_load_argument(parser)
     args = parser.parse_args(args)
     common.build_config(args)
     return args
@@ -132,7 +132,7 @@ def check_serve_extra():
     missing = [name for name in SERVE_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         names = {"multipart": "python-multipart"}
-        raise common.CommandLineError(
+        raise parsing.CommandLineError(
             f"retinanet-serve needs {', '.join(names.get(name, name) for name in missing)}: "
             "pip install 'keras3-retinanet[serve]'"
         )
@@ -144,7 +144,7 @@ def check_address(host, port):
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise common.CommandLineError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        raise parsing.CommandLineError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     family, kind, protocol, _, address = infos[0]
     with socket.socket(family, kind, protocol) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,7 +152,7 @@ def check_address(host, port):
             probe.bind(address)
         except OSError as error:
             reason = "the port is in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
-            raise common.CommandLineError(f"cannot listen on {host}:{port}: {reason}") from None
+            raise parsing.CommandLineError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def model_threads(args):

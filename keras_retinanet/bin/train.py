@@ -13,7 +13,7 @@ import sys
 from .. import hub
 from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.schema import DATASET_TYPES
-from . import common, detection_options
+from . import arguments, common, detection_options, parsing
 
 # keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
 STRATEGY_CHOICES = ("auto", "one", "mirrored", "multi-worker")
@@ -25,7 +25,7 @@ def tensorboard_freq(text):
     if text in TENSORBOARD_FREQ_WORDS:
         return text
     try:
-        return common.positive_int(text)
+        return arguments.positive_int(text)
     except (ValueError, argparse.ArgumentTypeError):
         raise argparse.ArgumentTypeError(f"expected 'epoch', 'batch' or a number of batches, not '{text}'") from None
 
@@ -42,11 +42,11 @@ def bare_switches(argv):
 
 def parse_args(args):
     """The parsed arguments, with the run's configuration built once as ``.config``."""
-    default = common.default_of
-    parser = common.command_parser(
+    default = arguments.default_of
+    parser = parsing.command_parser(
         "retinanet-train", "Train a RetinaNet. Global options go before the dataset subcommand."
     )
-    common.add_dataset_subparsers(parser, training=True)
+    arguments.add_dataset_subparsers(parser, training=True)
 
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--snapshot", dest="training.snapshot", help="Resume training from this snapshot (.h5 or .keras).")
@@ -80,11 +80,11 @@ def parse_args(args):
         help="Start from random weights (the demo does); a ResNet then needs --trainable-bn to learn.",
     )
 
-    common.add_backbone_argument(parser)
+    arguments.add_backbone_argument(parser)
     parser.add_argument(
         "--batch-size",
         dest="data.batch_size",
-        type=common.positive_int,
+        type=arguments.positive_int,
         help=f"Images per batch on each replica (default: {default('data.batch_size')}); "
         "a step trains on this times the replicas.",
     )
@@ -122,12 +122,12 @@ def parse_args(args):
         type=int,
         help="Epoch to start from (default: 0, or the epoch in the --snapshot file name).",
     )
-    parser.add_argument("--epochs", dest="training.epochs", type=common.positive_int,
+    parser.add_argument("--epochs", dest="training.epochs", type=arguments.positive_int,
                         help=f"Number of epochs (default: {default('training.epochs')}).")
     parser.add_argument(
         "--steps",
         dest="training.steps",
-        type=common.positive_int,
+        type=arguments.positive_int,
         help=f"Steps per epoch (default: {default('training.steps')}; demo: one pass over the data).",
     )
     parser.add_argument("--lr", dest="training.lr", type=float, help=f"Learning rate (default: {default('training.lr')}).")
@@ -164,9 +164,9 @@ def parse_args(args):
                         help="Train BatchNorm layers (for training from scratch; the demo does).")
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Augment with random affine transforms and colour changes.")
-    common.add_image_side_arguments(parser)
+    arguments.add_image_side_arguments(parser)
     detection_options.add_train_tile_arguments(parser)
-    common.add_anchor_config_argument(parser)
+    arguments.add_anchor_config_argument(parser)
     parser.add_argument(
         "--auto-anchors",
         dest="training.auto_anchors",
@@ -179,7 +179,7 @@ def parse_args(args):
         "--auto-anchors-threshold",
         dest="training.auto_anchors_threshold",
         metavar="SHARE",
-        type=common.probability,
+        type=arguments.probability,
         help="Share of the annotations (0-1) with an anchor of IoU >= 0.5 below which --auto-anchors fits "
         f"(default: {default('training.auto_anchors_threshold')}).",
     )
@@ -199,14 +199,16 @@ def parse_args(args):
         type=int,
         help=f"Batches prepared in parallel (0: no prefetching; >1: as many as help; default: {default('data.workers')}).",
     )
-    parser.add_argument("--multiprocessing", action="store_true", help="Accepted for keras-retinanet; threads are used.")
+    parser.add_argument("--multiprocessing", action="store_true", default=False,
+                        help="Accepted for keras-retinanet and ignored (a note says so): tf.data prepares the batches "
+                        "in threads, --workers of them.")
     parser.add_argument("--max-queue-size", dest="data.max_queue_size", type=int,
                         help=f"Batches prepared ahead of training (default: {default('data.max_queue_size')}).")
-    parser.add_argument("--pyramid-feature-size", dest="model.pyramid_feature_size", type=common.positive_int,
+    parser.add_argument("--pyramid-feature-size", dest="model.pyramid_feature_size", type=arguments.positive_int,
                         help=f"FPN channels (default: {default('model.pyramid_feature_size')}).")
     parser.add_argument("--classification-feature-size", dest="model.classification_feature_size",
-                        type=common.positive_int, help="Classification subnet width (default: 256).")
-    parser.add_argument("--regression-feature-size", dest="model.regression_feature_size", type=common.positive_int,
+                        type=arguments.positive_int, help="Classification subnet width (default: 256).")
+    parser.add_argument("--regression-feature-size", dest="model.regression_feature_size", type=arguments.positive_int,
                         help="Regression subnet width (default: 256).")
     parser.add_argument(
         "--seed",
@@ -228,7 +230,7 @@ def parse_args(args):
         help="Skip training images that cannot be read (their place in the batch goes to the next image) "
         "and list them at the end, instead of stopping at the first.",
     )
-    common.add_unsafe_load_argument(parser, "a --snapshot", dest="training.unsafe_load")
+    arguments.add_unsafe_load_argument(parser, "a --snapshot", dest="training.unsafe_load")
     args = parser.parse_args(bare_switches(args))
     check_arguments(args)
     common.build_config(args)
@@ -238,7 +240,7 @@ def parse_args(args):
 def check_arguments(args):
     """One-line errors for arguments that cannot work, before anything slow starts."""
     if args.multi_gpu > 1:
-        raise common.CommandLineError(
+        raise parsing.CommandLineError(
             f"--multi-gpu {args.multi_gpu}: keras-retinanet's multi_gpu_model is gone from Keras; use --strategy "
             "mirrored, which trains on every GPU of this machine (--gpu 0,1 picks them), --batch-size images on each"
         )
@@ -255,13 +257,16 @@ def check_weights_source(source, flag):
     try:
         hub.check_source(source)
     except hub.UnknownWeightsError as error:
-        raise common.CommandLineError(f"{flag}: {error}") from None
+        raise parsing.CommandLineError(f"{flag}: {error}") from None
 
 
 def notes(args):
     """One line each for keras-retinanet flags that are accepted but do nothing here."""
     if args.multi_gpu_force:
         yield "--multi-gpu-force does nothing here: --strategy mirrored trains on several GPUs without it"
+    if args.multiprocessing:
+        yield ("--multiprocessing is ignored: tf.data prepares the batches in threads (--workers, --max-queue-size), "
+               "not in keras-retinanet's worker processes")
     if args.config.given("training.tensorboard_freq") and not args.config.training.tensorboard_dir:
         yield "--tensorboard-freq does nothing without --tensorboard-dir"
     for key in ("data.tile_min_visibility", "data.tile_object_chance"):

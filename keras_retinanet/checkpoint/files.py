@@ -1,11 +1,11 @@
-"""Loading model files with errors that say what went wrong.
+"""Loading this package's model files with errors that say what went wrong.
 
-Two kinds of files are accepted:
+:func:`model_file_kind` tells the two kinds of model files apart without loading either:
 
-* files written by this package (Keras 3 ``.keras``, or Keras 3 legacy ``.h5``),
-  loaded with ``keras.models.load_model``;
-* ``.h5`` files written by fizyr's keras-retinanet (Keras 2.x), rebuilt with this
-  package's builders by :mod:`keras_retinanet.checkpoint.legacy_builder`.
+* files written by this package (Keras 3 ``.keras``, or Keras 3 legacy ``.h5``), loaded here with
+  ``keras.models.load_model`` (:func:`load_model_file`);
+* ``.h5`` files of Keras 2, the format of fizyr's keras-retinanet, which :mod:`keras_retinanet.models.legacy`
+  reads and rebuilds with the package's builders (``models.load_model`` sends them there).
 """
 
 import os
@@ -17,10 +17,8 @@ import keras
 
 from ..config.spec import DetectorSpec
 from ..errors import ModelFileError
-from .legacy_builder import BackboneBuilder, ConvertModel, load_legacy_model
-from .legacy_reader import is_keras_retinanet_file, keras_major_version, read_legacy_file
 from .optimizer import rebind_optimizer
-from .storage import read_stored_json
+from .storage import keras_major_version, read_stored_json
 
 MODEL_EXTENSIONS = (".keras", ".h5", ".hdf5")
 
@@ -35,11 +33,12 @@ def model_file_kind(filepath: str) -> str:
     """Which loader a model file needs.
 
     Returns:
-        'keras3' (this package's files) or 'keras-retinanet' (Keras 2 ``.h5`` files).
+        'keras3' (this package's files) or 'keras2' (an HDF5 file that Keras 2 wrote, or that records no
+        Keras version: keras-retinanet's format, which :mod:`keras_retinanet.models.legacy` reads).
 
     Raises:
-        ModelFileError: unknown extension, unreadable or truncated file, or an HDF5 file
-            that neither Keras 3 nor keras-retinanet wrote.
+        ModelFileError: unknown extension, a ``.keras`` file that is no zip archive, or a file that cannot be
+            opened as HDF5 (unreadable or truncated).
     """
     extension = os.path.splitext(filepath)[1].lower()
     if extension not in MODEL_EXTENSIONS:
@@ -49,15 +48,7 @@ def model_file_kind(filepath: str) -> str:
             raise ModelFileError(filepath, "not a .keras archive (not a zip file); is it truncated or corrupt?")
         return "keras3"
     major = keras_major_version(filepath)  # raises ModelFileError if not HDF5
-    if major is not None and major >= 3:
-        return "keras3"
-    if is_keras_retinanet_file(filepath):
-        return "keras-retinanet"
-    if major is None:
-        raise ModelFileError(filepath, "HDF5 file that no Keras version is recorded in and holds no RetinaNet")
-    # A Keras 2 file: reading it tells what it holds, and raises an error that says so.
-    read_legacy_file(filepath)
-    raise ModelFileError(filepath, f"Keras {major} model that is not a keras-retinanet RetinaNet")
+    return "keras3" if major is not None and major >= 3 else "keras2"
 
 
 def layer_classes(config: Any) -> Set[str]:
@@ -98,14 +89,14 @@ def read_spec(filepath: str) -> Optional[DetectorSpec]:
     """The :class:`DetectorSpec` a model file of this package stores, without building the model.
 
     Returns:
-        the spec, or None for files without one (keras-retinanet's, weights-only files, models saved
-        before specs were stored).
+        the spec, or None for files without one (Keras 2 files such as keras-retinanet's, weights-only files,
+        models saved before specs were stored).
 
     Raises:
         ModelFileError: the file cannot be read.
     """
     filepath = os.fspath(filepath)
-    if model_file_kind(filepath) == "keras-retinanet":
+    if model_file_kind(filepath) != "keras3":
         return None
     config = read_model_config(filepath)
     spec = ((config or {}).get("config") or {}).get("spec") if isinstance(config, dict) else None
@@ -159,33 +150,26 @@ def _load_error(filepath, error, safe_mode):
     return ModelFileError(filepath, f"cannot load model ({first_line})")
 
 
-def load_model_file(
-    filepath: str, backbone: BackboneBuilder, compile: bool = True, safe_mode: bool = True, convert_model: Optional[ConvertModel] = None
-) -> keras.Model:
-    """Load a model file of this package or of keras-retinanet.
+def load_model_file(filepath: str, compile: bool = True, safe_mode: bool = True) -> keras.Model:
+    """Load a model file of this package (Keras 3); ``models.load_model`` also opens keras-retinanet's.
 
     Args:
         filepath: ``.keras`` or ``.h5`` file.
-        backbone: the expected :class:`keras_retinanet.models.Backbone`; a keras-retinanet
-            file is rebuilt on it, and refused if it holds another backbone.
-        compile: restore (this package) or set up (keras-retinanet) the training compile.
+        compile: restore the training compile.
         safe_mode: refuse files that would run code when loaded: any ``Lambda`` layer
             (see :func:`check_no_code_layers`). Unknown layer classes are refused either way.
-        convert_model: :func:`keras_retinanet.models.convert_model`, which keras-retinanet
-            inference files are rebuilt with (passed in: models sit above this package).
 
     Returns:
         the Keras model; a training snapshot comes back with its optimizer state
         (Adam moments, iteration count, learning rate) from ``.keras`` and ``.h5`` alike.
 
     Raises:
-        ModelFileError: the file is not a model file, cannot be read, or is refused; the
+        ModelFileError: the file is not a model file of this package, cannot be read, or is refused; the
             message names it.
     """
     filepath = os.fspath(filepath)
-    kind = model_file_kind(filepath)
-    if kind == "keras-retinanet":
-        return load_legacy_model(filepath, backbone, convert_model, compile=compile)
+    if model_file_kind(filepath) != "keras3":
+        raise ModelFileError(filepath, "a Keras 2 file (keras-retinanet's format): load it with models.load_model")
     config = read_model_config(filepath)
     if config is None:
         raise ModelFileError(filepath, "holds no model configuration (a weights-only file?); use --weights for those")

@@ -5,6 +5,7 @@ unreadable or truncated file always ends in a :class:`ModelFileError` naming it.
 """
 
 import json
+import re
 import zipfile
 from typing import Any, Iterable, List, Optional
 
@@ -72,3 +73,22 @@ def read_stored_json(filepath: str, keras_member: str, h5_attribute: str, what: 
         return json.loads(text)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise ModelFileError(filepath, f"cannot read {what} ({error}); is the file truncated?") from None
+
+
+def keras_major_version(path):
+    """The major Keras version that wrote an HDF5 model file (2 for keras-retinanet files).
+
+    Returns:
+        int, or None when the file does not say (weights-only files).
+
+    Raises:
+        ModelFileError: the file cannot be opened as HDF5.
+    """
+    with open_hdf5(path) as handle:
+        version = handle.attrs.get("keras_version")
+        if version is None and "model_weights" in handle:
+            version = handle["model_weights"].attrs.get("keras_version")
+    if version is None:
+        return None
+    match = re.match(r"\s*(\d+)", decode_text(version))
+    return int(match.group(1)) if match else None

@@ -1,7 +1,7 @@
 """Data: from image files and annotations to batches of network inputs and targets, for any dataset format.
 
-The formats' readers, the reader of a configured dataset and the demo dataset are :mod:`keras_retinanet.preprocessing`,
-one floor up.
+The readers (their base class, each format's reader, the reader of a configured dataset and the demo dataset) are
+:mod:`keras_retinanet.readers`, one floor up.
 
 Modules, each with one job:
 
@@ -10,7 +10,6 @@ Modules, each with one job:
 * ``augmentation``, ``visual_effects``, ``affine``: ``Augmentation(image, annotations, rng)``, pure and seeded.
 * ``boxes``: annotation boxes against their image (the one clipping rule).
 * ``cropping``: ``TileCrop``, tiled training's random crops at native resolution with their boxes.
-* ``reader``, ``text_files``: the reader base the dataset formats subclass, and their text-file helpers.
 * ``batch_targets``: ``AnchorTargets``, anchors per input shape and their regression and classification targets.
 * ``seeding``: random states keyed by (seed, position), so a batch does not depend on what ran before it.
 * ``pipeline``: ``make_dataset``, a generator as a parallel, prefetching, resumable ``tf.data.Dataset``.

@@ -57,7 +57,7 @@ def anchor_coverage(generator, image_index: int, augmentation=None, rng=None, po
     """Anchors and annotations of one image after the steps of training that move boxes.
 
     Args:
-        generator: a :class:`keras_retinanet.preprocessing.generator.Generator` (its reader,
+        generator: a :class:`keras_retinanet.readers.generator.Generator` (its reader,
             ``input_transform`` and ``generate_anchors`` are used; its ``tile_crop``, if any, crops the image first,
             drawn from ``generator.crop_rng()``).
         image_index: the image.

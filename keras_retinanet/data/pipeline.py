@@ -81,7 +81,7 @@ def make_dataset(
     the batches an uninterrupted run gave there, without computing the ones before.
 
     Args:
-        generator: a :class:`keras_retinanet.preprocessing.generator.Generator` (or anything with its
+        generator: a :class:`keras_retinanet.readers.generator.Generator` (or anything with its
             ``groups``, ``shuffle_groups``, ``seed``, ``num_classes()`` and ``compute_input_output(group, position)``).
         num_parallel_calls: batches computed at once (``tf.data.AUTOTUNE`` picks).
         prefetch: batches kept ready ahead of the model (``tf.data.AUTOTUNE`` picks; 0 for none).

@@ -16,7 +16,7 @@ from ..config import DetectorSpec, RetinaNetConfig
 from ..config.spec import check_class_count, reconcile
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
-from ..preprocessing.from_config import configured_generator
+from ..readers.from_config import configured_generator
 from ..data.cropping import describe_sizing, tile_crop_of, with_native_scale
 from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, object_sizes, report_coverage, training_boxes
 from ..data.pipeline import make_dataset

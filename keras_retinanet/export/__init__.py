@@ -2,7 +2,8 @@
 
 Formats:
     keras, h5    the Keras model file (``.keras`` / ``.h5``), as ``model.save`` writes it.
-    h5-keras2    a Keras 2.4 style ``.h5`` that tf.keras 2.x and keras-retinanet 1.0.0 load (``keras2_h5``).
+    h5-keras2    a Keras 2.4 style ``.h5`` that tf.keras 2.x and keras-retinanet 1.0.0 load
+                 (:mod:`keras_retinanet.models.legacy.writer`).
     savedmodel   a TensorFlow SavedModel folder; its ``serving_default`` signature is the detector.
     tflite       a TensorFlow Lite flatbuffer (float32, or float16 / int8 quantized weights).
     onnx         an ONNX model, through tf2onnx (float32, or int8 by ONNX Runtime's static quantization).

@@ -8,7 +8,7 @@ import importlib.util
 import os
 from typing import Optional
 
-from ..errors import RetinaNetError
+from ..errors import ExportError
 
 FORMATS = ("keras", "h5", "h5-keras2", "savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
@@ -27,10 +27,6 @@ _EXPORT_PACKAGES = {
     "onnx": [("tf2onnx", "tf2onnx"), ("onnx", "onnx")],
     "onnx-int8": [("tf2onnx", "tf2onnx"), ("onnx", "onnx"), ("onnxruntime", "onnxruntime")],  # its quantizer
 }
-
-
-class ExportError(RetinaNetError, ValueError):
-    """An export that cannot be done as asked: a bad format, option or missing package."""
 
 
 def format_from_path(path: str) -> str:

@@ -103,8 +103,9 @@ def export_model(
     if export_format in ("keras", "h5"):
         return save_model_atomically(model, path)
     if export_format == "h5-keras2":
-        # A Keras 2 file for tf.keras 2.x and keras-retinanet 1.0.0 (see keras2_h5); imported only when asked for.
-        from .keras2_h5 import save_keras2_h5
+        # A Keras 2 file for tf.keras 2.x and keras-retinanet 1.0.0: that format's home is models.legacy (its
+        # reader, builder and writer); imported only when asked for.
+        from ..models.legacy.writer import save_keras2_h5
 
         return save_keras2_h5(model, path)
     if spec is None:
@@ -309,7 +310,7 @@ def representative_images(generator, count=100, raw_input=False):
     does; without augmentation), or with ``raw_input`` given as read.
 
     Args:
-        generator: a :class:`keras_retinanet.preprocessing.generator.Generator`.
+        generator: a :class:`keras_retinanet.readers.generator.Generator`.
         count: how many images (all of them if the dataset is smaller).
         raw_input: give the images as read, (H, W, 3) uint8 BGR, for a graph that takes raw images.
 

@@ -14,22 +14,8 @@ Presets (:mod:`.presets`) are published detectors by name: a weights file and th
 This package imports no TensorFlow.
 """
 
-from .download import (
-    ENV_HOME,
-    ENV_MIRROR,
-    ChecksumError,
-    DownloadError,
-    Fetched,
-    SourceError,
-    cache_dir,
-    cache_path,
-    check_source,
-    fetch,
-    home,
-    is_known_source,
-    is_url,
-    resolve,
-)
+from .cache import ENV_HOME, ENV_MIRROR, SourceError, cache_dir, cache_path, check_source, home, is_known_source, is_url
+from .download import ChecksumError, DownloadError, Fetched, fetch, resolve
 from .presets import (
     MODEL_PRESETS,
     Located,

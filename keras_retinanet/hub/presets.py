@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, TextIO
 
 from ..config.spec import DetectorSpec
 from .coco_names import COCO_CLASS_NAMES
-from .download import DEFAULT_TIMEOUT, check_source, is_url, resolve
+from .cache import check_source, is_url
+from .download import DEFAULT_TIMEOUT, resolve
 from .registry import UnknownWeightsError, find, lookup
 
 

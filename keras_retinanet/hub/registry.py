@@ -9,7 +9,7 @@ keras-retinanet's COCO-trained detector.
 A hash of 32 hex digits is an MD5 (what keras-retinanet and Keras publish), 64 a SHA-256. Files
 without a published hash (MobileNet v1 and v2, the COCO detector) are pinned on first use: the
 SHA-256 of the first complete download is kept beside it in the cache and checked every later time
-(see :mod:`keras_retinanet.hub.download`). Each file name is the file's place in the cache
+(see :mod:`keras_retinanet.hub.checksums`). Each file name is the file's place in the cache
 (``weights/<file name>``), so no two entries may share one.
 
 This module is plain data and imports nothing heavy, so that command-line checks can use it.

@@ -21,12 +21,12 @@ from ..config import RetinaNetConfig
 from ..config.spec import DetectorSpec, check_class_count, reconcile
 from ..errors import ModelError
 from ..models.precision import with_precision
-from ..models.retinanet import output_names
+from ..models.retinanet import is_training_model, output_names
 from ..models.model_with_spec import RetinaNetModel, spec_of
 from .auto_precision import float32_parts_for, resolve_precision
 from .detector import Detector, ExportedDetector
 from .exported import is_exported, open_exported_model
-from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, is_training_model, refiltered
+from .refilter import anchor_layout, filter_layer, filter_overrides, filter_settings, refiltered
 
 logger = logging.getLogger(__name__)
 

@@ -25,12 +25,6 @@ _EXTRA_FILTER_KEYS = ("parallel_iterations", "max_candidates")
 OVERRIDABLE_FILTER_KEYS = ("max_detections", "max_candidates_per_level", "nms_method", "soft_nms_sigma")
 
 
-def is_training_model(model: keras.Model) -> bool:
-    """Whether a model has a training model's outputs ('regression' and 'classification')."""
-    names = output_names(model)
-    return "regression" in names and "classification" in names
-
-
 def filter_layer(model: keras.Model) -> FilterDetections:
     """The FilterDetections layer of an inference model.
 

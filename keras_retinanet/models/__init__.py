@@ -3,16 +3,16 @@
 import os
 
 from .. import distribute, initializers, layers, losses  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
-from ..checkpoint.files import load_model_file, read_spec
+from ..checkpoint.files import load_model_file, model_file_kind, read_spec
 from ..config.defaults import DEFAULTS
 from ..errors import ModelError
 from .base import Backbone
 from .densenet import DenseNetBackbone
 from .effnet import EfficientNetBackbone
+from .legacy.builder import load_legacy_model
 from .mobilenet import MobileNetBackbone, MobileNetV2Backbone, MobileNetV3Backbone
 from .resnet import ResNetBackbone
-from .retinanet import assert_training_model as _assert_training_model
-from .retinanet import retinanet_bbox
+from .retinanet import assert_training_model, retinanet_bbox
 from .model_with_spec import RetinaNetModel, spec_of
 from .vgg import VGGBackbone
 
@@ -86,7 +86,9 @@ def load_model(filepath, backbone_name=None, compile=True, safe_mode=True):
             "leave out --backbone (the file says which) or give its own"
         )
     name = backbone_name or (spec.backbone if spec is not None else DEFAULT_BACKBONE)
-    return load_model_file(filepath, backbone(name), compile=compile, safe_mode=safe_mode, convert_model=convert_model)
+    if model_file_kind(filepath) == "keras2":  # keras-retinanet's format: rebuilt on the backbone, weights by name
+        return load_legacy_model(filepath, backbone(name), compile=compile)
+    return load_model_file(filepath, compile=compile, safe_mode=safe_mode)
 
 
 def convert_model(
@@ -116,17 +118,9 @@ def convert_model(
     )
 
 
-def assert_training_model(model):
-    """Raise ModelError unless ``model`` is a training model."""
-    _assert_training_model(model)
-
-
-def check_training_model(model):
-    """Exit with a one-line message unless ``model`` is a training model."""
-    try:
-        assert_training_model(model)
-    except ModelError as error:
-        raise SystemExit(f"error: {error}") from None
+# keras-retinanet's second name for the check, which printed and exited; here it raises the same ModelError as
+# assert_training_model (library code never exits), and the commands report that as their one-line error.
+check_training_model = assert_training_model
 
 
 __all__ = [

@@ -240,11 +240,17 @@ def retinanet(
     return RetinaNetModel(inputs=inputs, outputs=outputs, name=name, spec=spec)
 
 
-def assert_training_model(model):
-    """Raise ModelError unless ``model`` has the outputs of a training model."""
+def is_training_model(model) -> bool:
+    """Whether ``model`` is a RetinaNet training model: the one test, its outputs 'regression' and 'classification'."""
     names = output_names(model)
-    missing = [n for n in ("regression", "classification") if n not in names]
-    if missing:
+    return "regression" in names and "classification" in names
+
+
+def assert_training_model(model):
+    """Raise ModelError unless ``model`` is a training model (:func:`is_training_model`); the commands report it
+    as their one-line error."""
+    if not is_training_model(model):
+        names = output_names(model)
         raise ModelError(
             f"model '{model.name}' is not a RetinaNet training model: it has outputs {names}, "
             "expected 'regression' and 'classification'. Is it already an inference model?"

@@ -50,3 +50,15 @@ STAND_INS = {"colors": {"COLORS"}}
 def allowed_names(module):
     """What may be imported from ``keras_retinanet.utils.<module>``: keras-retinanet's names and their stand-ins."""
     return KERAS_RETINANET_UTILS[module] | STAND_INS.get(module, set())
+
+
+# keras-retinanet 1.0.0's ``keras_retinanet.preprocessing`` modules and the reader names users import from each
+# (read from its source, ``keras_retinanet/preprocessing/*.py``).
+KERAS_RETINANET_PREPROCESSING = {
+    "generator": {"Generator"},
+    "csv_generator": {"CSVGenerator"},
+    "coco": {"CocoGenerator"},
+    "pascal_voc": {"PascalVocGenerator", "voc_classes"},
+    "open_images": {"OpenImagesGenerator", "get_labels"},
+    "kitti": {"KittiGenerator", "kitti_classes"},
+}

@@ -30,10 +30,10 @@ from typing import Dict, List, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..atomic_files import write_bytes_atomically
-from ..checkpoint.legacy_reader import detect_backbone
-from ..config.defaults import DEFAULTS
-from .formats import ExportError
+from ...atomic_files import write_bytes_atomically
+from ...config.defaults import DEFAULTS
+from ...errors import ExportError
+from .reader import detect_backbone
 
 KERAS2_VERSION = "2.4.0"
 BACKEND = "tensorflow"

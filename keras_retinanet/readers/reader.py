@@ -4,7 +4,7 @@ A reader maps image indices to images and annotations. Subclasses implement
 ``size``, ``image_path``, ``load_annotations`` and fill ``classes`` / ``labels``
 (or override ``num_classes``, ``has_label``, ``has_name``, ``name_to_label``,
 ``label_to_name``); ``load_image`` and ``image_aspect_ratio`` work from
-``image_path`` unless overridden. :class:`keras_retinanet.preprocessing.generator.Generator`
+``image_path`` unless overridden. :class:`keras_retinanet.readers.generator.Generator`
 adds batching, augmentation and targets on top.
 """
 
@@ -15,8 +15,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ..errors import DatasetError
-from .boxes import clip_annotations_to_image
-from .image_io import image_size, read_image_bgr
+from ..data.boxes import clip_annotations_to_image
+from ..data.image_io import image_size, read_image_bgr
 
 
 class Reader:

@@ -1,4 +1,4 @@
-"""Rebuilding a keras-retinanet (Keras 2.x ``.h5``) model in Keras 3 from what :mod:`.legacy_reader` read.
+"""Rebuilding a keras-retinanet (Keras 2.x ``.h5``) model in Keras 3 from what :mod:`.reader` read.
 
 The model is built with this package's builders (the :class:`keras_retinanet.models.Backbone`
 the caller hands in) and every stored weight is assigned by layer name; a stored weight
@@ -11,33 +11,23 @@ Where the file's model pads otherwise than Keras 3's builder (TensorFlow 2.3's M
 (1, 1) on odd sides), the model is rebuilt with the file's ZeroPadding2D layers and conv paddings
 (:func:`stored_padding_changes`), so that it gives the file's outputs at every input size.
 
-The backbone and the conversion to an inference model are passed in rather than imported,
-so that model-file I/O sits below :mod:`keras_retinanet.models` (which loads files through it).
+The builders are this package's own (:mod:`keras_retinanet.models`, whose ``load_model`` calls
+:func:`load_legacy_model` for these files); inference files are converted with :func:`..retinanet.retinanet_bbox`.
 """
 
 import warnings
-from typing import Callable, Dict, NamedTuple, Optional, Protocol, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import keras
 import numpy as np
 
-from ..config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
-from ..errors import ModelFileError
-from .legacy_reader import SUBMODEL_NAMES, LegacyModelInfo, backbone_matches, read_legacy_file
-from .optimizer import compile_training_model
-from .weights import set_layer_weights
-
-# models.convert_model: (training model, **options) -> inference model.
-ConvertModel = Callable[..., keras.Model]
-
-
-class BackboneBuilder(Protocol):
-    """What model-file I/O needs of a :class:`keras_retinanet.models.Backbone`."""
-
-    backbone: str  # its name, e.g. 'resnet50'
-
-    def retinanet(self, *args, **kwargs) -> keras.Model:
-        """A RetinaNet training model on this backbone."""
+from ...checkpoint.optimizer import compile_training_model
+from ...checkpoint.weights import set_layer_weights
+from ...config.defaults import BOX_CODING_MEAN, BOX_CODING_STD
+from ...errors import ModelFileError
+from ..base import Backbone
+from ..retinanet import retinanet_bbox
+from .reader import SUBMODEL_NAMES, LegacyModelInfo, backbone_matches, read_legacy_file
 
 
 def _submodel_assignments(submodel, stored, path):
@@ -230,15 +220,12 @@ def apply_padding_changes(model, changes: PaddingChanges):
     return rebuilt
 
 
-def build_legacy_model(
-    info: LegacyModelInfo, backbone: BackboneBuilder, convert_model: Optional[ConvertModel]
-) -> Tuple[keras.Model, keras.Model]:
+def build_legacy_model(info: LegacyModelInfo, backbone: Backbone) -> Tuple[keras.Model, keras.Model]:
     """Build this package's model for what ``info`` describes (weights not yet set).
 
     Args:
         info: what the file holds.
         backbone: the :class:`keras_retinanet.models.Backbone` to build on.
-        convert_model: :func:`keras_retinanet.models.convert_model`, needed for inference files.
 
     Returns:
         (training_model, model): ``model`` is the inference model for inference files,
@@ -255,16 +242,14 @@ def build_legacy_model(
         training_model = apply_padding_changes(training_model, changes)
     if not info.is_inference:
         return training_model, training_model
-    if convert_model is None:
-        raise ValueError(f"{info.path} is an inference model; rebuilding it needs convert_model")
-    model = convert_model(
-        training_model,
+    model = retinanet_bbox(
+        model=training_model,
         anchor_params=info.anchor_params,
         pyramid_levels=list(info.pyramid_levels),
         **info.filter_options,
     )
     if info.regression_mean != BOX_CODING_MEAN or info.regression_std != BOX_CODING_STD:
-        # convert_model has no option for the box coding; the layer reads it at call time
+        # retinanet_bbox has no option for the box coding; the layer reads it at call time
         # and saves it in its config, so setting it before the first call is enough.
         boxes = model.get_layer("boxes")
         boxes.mean = np.asarray(info.regression_mean, np.float32)
@@ -272,16 +257,13 @@ def build_legacy_model(
     return training_model, model
 
 
-def load_legacy_model(
-    path: str, backbone: BackboneBuilder, convert_model: Optional[ConvertModel], compile: bool = True
-) -> keras.Model:
+def load_legacy_model(path: str, backbone: Backbone, compile: bool = True) -> keras.Model:
     """Load a keras-retinanet (Keras 2) ``.h5`` training or inference model.
 
     Args:
         path: the ``.h5`` file.
         backbone: the :class:`keras_retinanet.models.Backbone` the caller expects; its
             name must be the backbone in the file.
-        convert_model: :func:`keras_retinanet.models.convert_model`, needed for inference files.
         compile: compile a training snapshot as :func:`compile_training_model` does, with
             the learning rate and clipnorm of the file's Adam (the optimiser's state is not restored).
 
@@ -308,7 +290,7 @@ def load_legacy_model(
             "rebuilt with a 'same' conv1, which gives the same outputs only for even input heights and widths",
             stacklevel=2,
         )
-    training_model, model = build_legacy_model(info, backbone, convert_model)
+    training_model, model = build_legacy_model(info, backbone)
     assign_legacy_weights(training_model, info, backbone=backbone)
     if compile and not info.is_inference:
         learning_rate, clipnorm = info.optimizer_settings()

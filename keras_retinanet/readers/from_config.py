@@ -29,7 +29,7 @@ def create_generator(dataset: DatasetConfig, subset: str, **kwargs):
         **kwargs: passed to the generator (batch size, image sides, augmentation, ...).
 
     Returns:
-        a :class:`keras_retinanet.preprocessing.generator.Generator`, or None when the dataset has
+        a :class:`keras_retinanet.readers.generator.Generator`, or None when the dataset has
         no such subset (a CSV dataset without validation annotations).
     """
     if subset not in SUBSETS:

@@ -20,25 +20,22 @@ Everything the file was built with is read from the file itself:
   parameters of ``anchors_0..N`` and the box coding of ``boxes``;
 * for training snapshots, the Adam learning rate and clipnorm of the training config.
 
-:mod:`keras_retinanet.checkpoint.legacy_builder` rebuilds the model from what is read here.
+:mod:`.builder` rebuilds the model from what is read here; :mod:`.writer` writes the format.
 """
 
 import json
 import re
 from typing import Optional, Tuple
 
-import h5py
 import numpy as np
 
-from ..config.defaults import BOX_CODING_MEAN, BOX_CODING_STD, DEFAULTS
-from ..errors import ModelFileError
-from ..anchors import AnchorParameters
-from .storage import decode_text, decode_texts, open_hdf5, weights_group
+from ...anchors import AnchorParameters
+from ...checkpoint.storage import decode_text, decode_texts, open_hdf5, weights_group
+from ...config.defaults import BOX_CODING_MEAN, BOX_CODING_STD, DEFAULTS
+from ...errors import ModelFileError
 
 # Layer names that only a keras-retinanet model has.
 SUBMODEL_NAMES = ("regression_submodel", "classification_submodel")
-# Class names of keras-retinanet's own layers, as they appear in a Keras 2 config.
-RETINANET_CLASS_NAMES = ("UpsampleLike", "PriorProbability", "RegressBoxes", "ClipBoxes", "FilterDetections", "Anchors")
 # Layer classes whose 'padding' setting decides their output size.
 PADDED_CLASS_NAMES = (
     "ZeroPadding2D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D",
@@ -127,47 +124,6 @@ class LegacyModelInfo:
             f"keras-retinanet {kind} model (Keras {self.keras_version or '2.x'}), backbone {self.backbone_name}"
             f"{padding}, {self.num_classes} classes, {self.num_anchors} anchors, levels {self.pyramid_levels}"
         )
-
-
-def keras_major_version(path):
-    """The major Keras version that wrote an HDF5 model file (2 for keras-retinanet files).
-
-    Returns:
-        int, or None when the file does not say (weights-only files).
-
-    Raises:
-        ModelFileError: the file cannot be opened as HDF5.
-    """
-    with open_hdf5(path) as handle:
-        version = handle.attrs.get("keras_version")
-        if version is None and "model_weights" in handle:
-            version = handle["model_weights"].attrs.get("keras_version")
-    if version is None:
-        return None
-    match = re.match(r"\s*(\d+)", decode_text(version))
-    return int(match.group(1)) if match else None
-
-
-def is_keras_retinanet_file(path):
-    """True if ``path`` is an HDF5 file that keras-retinanet (Keras 2) wrote.
-
-    A Keras 2 (or version-less) HDF5 file whose weights hold the two RetinaNet subnets,
-    or whose configuration uses keras-retinanet's layers.
-    """
-    try:
-        handle = h5py.File(path, "r")
-    except (OSError, ValueError):
-        return False
-    with handle:
-        version = decode_text(handle.attrs.get("keras_version", ""))
-        if version and not version.startswith(("1.", "2.")):
-            return False
-        group = weights_group(handle)
-        names = decode_texts(group.attrs.get("layer_names", []))
-        if all(name in names for name in SUBMODEL_NAMES):
-            return True
-        config = decode_text(handle.attrs.get("model_config", ""))
-        return any(f'"class_name": "{name}"' in config for name in RETINANET_CLASS_NAMES)
 
 
 def _read_weights(path, handle):
