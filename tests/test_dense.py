@@ -41,13 +41,15 @@ def test_tiles_are_detected_at_the_model_scale_and_mapped_back(detector):
                       np.tile([x1, y1, x2, y2], (len(found), 1)), np.full(len(found), number)))  # fmt: skip
     boxes, scores, labels, windows, tiles = (np.concatenate(column) for column in zip(*parts))
     expected = merge_tiles(boxes, scores, labels, windows, tiles, (200, 330), "border")
-    result = detector.predict(image, tile=128, tile_overlap=0.25, tile_batch_size=1, max_detections=5000)
+    result = detector.predict(image, tile=128, tile_overlap=0.25, tile_merge="border", tile_batch_size=1,
+                              max_detections=5000)  # fmt: skip
     assert len(result["scores"]) == len(expected[1]) > 20 and not result.capped
     np.testing.assert_allclose(result["boxes"], expected[0], atol=1e-3)
     np.testing.assert_allclose(result["scores"], expected[1], atol=1e-6)
     # In batches of 3 the network's last bits may differ from a tile run alone: a near tie in a merge may go the
     # other way, nothing more.
-    batched = detector.predict(image, tile=128, tile_overlap=0.25, tile_batch_size=3, max_detections=5000)
+    batched = detector.predict(image, tile=128, tile_overlap=0.25, tile_merge="border", tile_batch_size=3,
+                               max_detections=5000)  # fmt: skip
     rows = np.column_stack([batched["boxes"], batched["scores"]])
     expected_rows = np.column_stack([result["boxes"], result["scores"]])
     distance = np.abs(rows[:, None, :] - expected_rows[None, :, :]).max(axis=2)
