@@ -246,7 +246,7 @@ def load_dataset(annotations_csv, classes_csv, count):
 
 
 def crowded_dataset(count):
-    from keras_retinanet.preprocessing.demo import make_demo_dataset
+    from keras_retinanet.readers.demo import make_demo_dataset
 
     settings = dict(CROWDED, num_val=max(count, 3))
     folder = os.path.join(CACHE, "slicing_peers_crowded_" + "_".join(str(v) for v in settings.values()))

@@ -15,7 +15,7 @@ import os
 import shutil
 
 import cv2
-from keras_retinanet.preprocessing.demo import make_demo_dataset
+from keras_retinanet.readers.demo import make_demo_dataset
 
 from helpers.docs_blocks import ROOT
 
