@@ -220,3 +220,29 @@ def test_touching_pairs_are_every_intersecting_pair_of_a_class(seed):
         and min(boxes[i, 3], boxes[j, 3]) > max(boxes[i, 1], boxes[j, 1])
     }  # fmt: skip
     assert found == expected and len(first) == len(found) and len(expected) > 100
+
+
+def test_the_pairs_of_grown_boxes_are_found_anew_as_a_full_search_finds_them():
+    """After some boxes grow (joined parts), their pairs are looked up in their cells only (touching_some); with the
+    others' pairs kept, the set equals what a full search of the new boxes finds."""
+    from keras_retinanet.inference.merging import TileDetections, touching, with_grown_boxes, with_pairs
+
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 400, (200, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (200, 2))], axis=1)
+    labels = rng.integers(0, 2, 200)
+    detections = with_pairs(TileDetections.of(boxes, rng.random(200), labels, np.tile([0, 0, 500, 500], (200, 1)),
+                                              np.zeros(200), (500, 500)))  # fmt: skip
+    grew = rng.random(200) < 0.1
+    grown = boxes.copy()
+    grown[grew, 2:] += rng.uniform(10, 60, (grew.sum(), 2))
+    import dataclasses
+
+    updated = with_grown_boxes(dataclasses.replace(detections, boxes=grown), grew)
+    found = set(zip(updated.pairs.first.tolist(), updated.pairs.second.tolist()))
+    full = touching(grown, labels)
+    assert found == set(zip(full.first.tolist(), full.second.tolist())) and len(found) == len(updated.pairs.first)
+    by_pair = dict(zip(zip(full.first.tolist(), full.second.tolist()), full.intersection.tolist()))
+    assert all(by_pair[pair] == area for pair, area in zip(zip(updated.pairs.first.tolist(),
+                                                                updated.pairs.second.tolist()),
+                                                            updated.pairs.intersection.tolist()))  # fmt: skip

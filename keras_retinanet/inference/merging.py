@@ -27,7 +27,7 @@ that do overlap, not a pass over all boxes per box.
 """
 
 import dataclasses
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -45,6 +45,22 @@ Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (M, 4), scores (M,), 
 
 
 @dataclasses.dataclass(frozen=True)
+class Pairs:
+    """The pairs of boxes of one class that intersect: first[p] < second[p] index the boxes; intersection[p] is
+    their intersection's area."""
+
+    first: np.ndarray
+    second: np.ndarray
+    intersection: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> "Pairs":
+        """The pairs among the boxes ``keep`` (a (K,) mask) keeps, indexed as the kept boxes are."""
+        both = keep[self.first] & keep[self.second]
+        new_index = np.cumsum(keep) - 1
+        return Pairs(new_index[self.first[both]], new_index[self.second[both]], self.intersection[both])
+
+
+@dataclasses.dataclass(frozen=True)
 class TileDetections:
     """The detections of every tile of one image, in the image's pixels.
 
@@ -55,6 +71,7 @@ class TileDetections:
             window of the whole image, and so no inner edges.
         tiles: (K,) the number of each detection's tile (-1 for a whole-image pass).
         image_size: (height, width).
+        pairs: the :class:`Pairs` of these boxes once found (:func:`with_pairs`), kept through ``subset``.
     """
 
     boxes: np.ndarray
@@ -63,6 +80,7 @@ class TileDetections:
     windows: np.ndarray
     tiles: np.ndarray
     image_size: Tuple[int, int]
+    pairs: Optional[Pairs] = None
 
     @classmethod
     def of(cls, boxes, scores, labels, windows, tiles, image_size) -> "TileDetections":
@@ -72,10 +90,11 @@ class TileDetections:
             np.asarray(tiles, np.int64).reshape(-1), (int(image_size[0]), int(image_size[1])),
         )  # fmt: skip
 
-    def subset(self, keep: np.ndarray, scores: np.ndarray = None) -> "TileDetections":
-        scores = self.scores if scores is None else scores
-        return dataclasses.replace(self, boxes=self.boxes[keep], scores=scores[keep], labels=self.labels[keep],
-                                   windows=self.windows[keep], tiles=self.tiles[keep])  # fmt: skip
+    def subset(self, keep: np.ndarray) -> "TileDetections":
+        """The detections ``keep`` (a (K,) mask) keeps, their pairs too."""
+        pairs = self.pairs.subset(keep) if self.pairs is not None else None
+        return dataclasses.replace(self, boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep],
+                                   windows=self.windows[keep], tiles=self.tiles[keep], pairs=pairs)  # fmt: skip
 
 
 MergeRule = Callable[[TileDetections, float], Boxes]
@@ -127,51 +146,104 @@ def ranks(scores: np.ndarray) -> np.ndarray:
 
 
 def touching_pairs(boxes: np.ndarray, groups: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Every pair of boxes of one group (a class) that intersect: (first (P,), second (P,)), first < second.
+    """Every pair of boxes of one group (a class) that intersect: (first (P,), second (P,)), first < second (see
+    :func:`touching`)."""
+    pairs = touching(boxes, groups)
+    return pairs.first, pairs.second
 
-    A grid of cells the size of most boxes (the 95th percentile) is laid over the image; each box lies in a few
-    cells, and pairs are formed within each (group, cell) only: in a crowded image this is a few array passes over
-    the boxes instead of one pass per box. A pair sharing several cells is kept in the first of them only.
+
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """Every box's cells on a grid of cells the size of the median box: one entry per (box, cell), sorted by
+    (group, cell) key. A box lies in one or a few cells."""
+
+    key: np.ndarray
+    owner: np.ndarray
+    cell_x: np.ndarray
+    cell_y: np.ndarray
+    first_x: np.ndarray
+    first_y: np.ndarray
+
+    @classmethod
+    def of(cls, boxes: np.ndarray, groups: np.ndarray) -> "_Grid":
+        count = len(boxes)
+        extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        rank = min(count - 1, int(0.5 * count))
+        cell = max(float(np.partition(extent, rank)[rank]), 1.0)
+        first_x, first_y = np.floor(boxes[:, 0] / cell).astype(np.int64), np.floor(boxes[:, 1] / cell).astype(np.int64)
+        spans_x = np.maximum(np.floor(boxes[:, 2] / cell).astype(np.int64) - first_x, 0) + 1
+        spans_y = np.maximum(np.floor(boxes[:, 3] / cell).astype(np.int64) - first_y, 0) + 1
+        first_x, first_y = first_x - first_x.min(), first_y - first_y.min()
+        cells_of = spans_x * spans_y
+        owner = np.repeat(np.arange(count), cells_of)
+        local = np.arange(len(owner)) - np.repeat(np.cumsum(cells_of) - cells_of, cells_of)
+        cell_x = first_x[owner] + local % spans_x[owner]
+        cell_y = first_y[owner] + local // spans_x[owner]
+        groups = np.asarray(groups, np.int64)
+        group = groups - groups.min()
+        key = (group[owner] * (cell_y.max() + 1) + cell_y) * (cell_x.max() + 1) + cell_x
+        order = np.argsort(key, kind="stable")
+        return cls(key[order], owner[order], cell_x[order], cell_y[order], first_x, first_y)
+
+    def pairs(self, boxes: np.ndarray, entry: np.ndarray, partner: np.ndarray) -> Pairs:
+        """The pairs of the entries ``entry[p]`` and ``partner[p]`` (of one cell) that intersect, each kept in the
+        first cell the two boxes share (the larger of their first columns and rows) only."""
+        first, second = self.owner[entry], self.owner[partner]
+        shared_first = (self.cell_x[entry] == np.maximum(self.first_x[first], self.first_x[second])) & (
+            self.cell_y[entry] == np.maximum(self.first_y[first], self.first_y[second]))  # fmt: skip
+        first, second = first[shared_first], second[shared_first]
+        low, high = np.minimum(first, second), np.maximum(first, second)
+        intersection = pair_intersections(boxes, low, high)
+        meet = intersection > 0
+        return Pairs(low[meet], high[meet], intersection[meet])
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(which range, each position) of every position in the ranges [starts[i], ends[i])."""
+    lengths = np.maximum(ends - starts, 0)
+    which = np.repeat(np.arange(len(starts)), lengths)
+    return which, np.repeat(starts, lengths) + np.arange(len(which)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def touching(boxes: np.ndarray, groups: np.ndarray) -> Pairs:
+    """Every pair of boxes of one group (a class) that intersect, with their intersections.
+
+    Pairs are formed within each (group, cell) of a :class:`_Grid` only: in a crowded image this is a few array
+    passes over the boxes instead of one pass per box.
     """
-    count = len(boxes)
-    if count < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    extent = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    rank = min(count - 1, int(0.95 * count))
-    cell = max(float(np.partition(extent, rank)[rank]), 1.0)
-    first_x = np.floor(boxes[:, 0] / cell).astype(np.int64)
-    first_y = np.floor(boxes[:, 1] / cell).astype(np.int64)
-    first_x -= first_x.min()
-    first_y -= first_y.min()
-    spans_x = np.maximum(np.floor(boxes[:, 2] / cell).astype(np.int64) - np.floor(boxes[:, 0] / cell).astype(np.int64),
-                         0) + 1  # fmt: skip
-    spans_y = np.maximum(np.floor(boxes[:, 3] / cell).astype(np.int64) - np.floor(boxes[:, 1] / cell).astype(np.int64),
-                         0) + 1  # fmt: skip
-    cells_of = spans_x * spans_y
-    owner = np.repeat(np.arange(count), cells_of)
-    local = np.arange(len(owner)) - np.repeat(np.cumsum(cells_of) - cells_of, cells_of)
-    cell_x = first_x[owner] + local % spans_x[owner]
-    cell_y = first_y[owner] + local // spans_x[owner]
-    groups = np.asarray(groups, np.int64)
-    group = groups - groups.min()
-    key = (group[owner] * (cell_y.max() + 1) + cell_y) * (cell_x.max() + 1) + cell_x
-    order = np.argsort(key, kind="stable")
-    key, owner, cell_x, cell_y = key[order], owner[order], cell_x[order], cell_y[order]
+    if len(boxes) < 2:
+        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    grid = _Grid.of(boxes, groups)
     # Each entry pairs with the entries after it in its run of equal keys.
-    run_ends = np.append(np.flatnonzero(np.diff(key)) + 1, len(key))
+    run_ends = np.append(np.flatnonzero(np.diff(grid.key)) + 1, len(grid.key))
     run_lengths = np.diff(np.concatenate([[0], run_ends]))
-    later = np.repeat(run_ends, run_lengths) - np.arange(len(key)) - 1
-    entry = np.repeat(np.arange(len(key)), later)
-    offsets = np.arange(len(entry)) - np.repeat(np.cumsum(later) - later, later)
-    partner = entry + 1 + offsets
-    first, second = owner[entry], owner[partner]
-    # The first cell the two share (the larger of their first columns and rows) is where the pair is kept.
-    shared_first = (cell_x[entry] == np.maximum(first_x[first], first_x[second])) & (
-        cell_y[entry] == np.maximum(first_y[first], first_y[second]))  # fmt: skip
-    first, second = first[shared_first], second[shared_first]
-    low, high = np.minimum(first, second), np.maximum(first, second)
-    touching = pair_intersections(boxes, low, high) > 0
-    return low[touching], high[touching]
+    entry, partner = _ranges(np.arange(len(grid.key)) + 1, np.repeat(run_ends, run_lengths))
+    return grid.pairs(boxes, entry, partner)
+
+
+def touching_some(boxes: np.ndarray, groups: np.ndarray, rows: np.ndarray) -> Pairs:
+    """The pairs of :func:`touching` that hold at least one of the boxes ``rows``: each row's entries look up the
+    entries of their cells, so the cost follows the rows, not all the boxes."""
+    if len(boxes) < 2 or not len(rows):
+        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    grid = _Grid.of(boxes, groups)
+    involved = np.zeros(len(boxes), dtype=bool)
+    involved[rows] = True
+    mine = np.flatnonzero(involved[grid.owner])
+    starts = np.searchsorted(grid.key, grid.key[mine], side="left")
+    ends = np.searchsorted(grid.key, grid.key[mine], side="right")
+    which, partner = _ranges(starts, ends)
+    entry = mine[which]
+    # Not a box with itself, and a pair of two rows once (from its first entry).
+    other = (grid.owner[partner] != grid.owner[entry]) & ~(involved[grid.owner[partner]] & (partner < entry))
+    return grid.pairs(boxes, entry[other], partner[other])
+
+
+def with_pairs(detections: TileDetections) -> TileDetections:
+    """The detections with their :class:`Pairs` found (once: rules pass them on through ``subset``)."""
+    if detections.pairs is not None:
+        return detections
+    return dataclasses.replace(detections, pairs=touching(detections.boxes, detections.labels))
 
 
 def suppress_in_rank_order(place: np.ndarray, stronger: np.ndarray, weaker: np.ndarray) -> np.ndarray:
@@ -198,12 +270,17 @@ def suppress_in_rank_order(place: np.ndarray, stronger: np.ndarray, weaker: np.n
     return suppressed
 
 
-def class_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS per class (IoU above the threshold suppresses): the kept indices, best first."""
+def class_nms(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float, pairs: Optional[Pairs] = None
+) -> np.ndarray:
+    """Greedy NMS per class (IoU above the threshold suppresses): the kept indices, best first.
+
+    ``pairs``: the boxes' :class:`Pairs` when already found.
+    """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64)
-    first, second = touching_pairs(boxes, np.asarray(labels))
-    intersection = pair_intersections(boxes, first, second)
+    pairs = touching(boxes, np.asarray(labels)) if pairs is None else pairs
+    first, second, intersection = pairs.first, pairs.second, pairs.intersection
     box_areas = areas(boxes)
     iou = intersection / np.maximum(box_areas[first] + box_areas[second] - intersection, 1e-9)
     first, second = first[iou > iou_threshold], second[iou > iou_threshold]
@@ -247,9 +324,9 @@ def seen_whole_elsewhere(detections: TileDetections, cut: np.ndarray) -> Tuple[n
         (cut boxes that have one (C,), the whole box of each (C,)): of several, the one agreeing best, then the
         best scoring.
     """
-    first, second = touching_pairs(detections.boxes, detections.labels)
-    part = np.concatenate([first, second])
-    whole = np.concatenate([second, first])
+    pairs = with_pairs(detections).pairs
+    part = np.concatenate([pairs.first, pairs.second])
+    whole = np.concatenate([pairs.second, pairs.first])
     eligible = cut[part] & ~cut[whole] & (detections.tiles[part] != detections.tiles[whole])
     part, whole = part[eligible], whole[eligible]
     agreement = ious(detections.boxes[part], clipped(detections.boxes[whole], detections.windows[part]))
@@ -261,6 +338,7 @@ def seen_whole_elsewhere(detections: TileDetections, cut: np.ndarray) -> Tuple[n
 
 def _border_pass(detections: TileDetections) -> Tuple[TileDetections, np.ndarray]:
     """The detections without the cut boxes a neighbour saw whole; and which of the remaining boxes are cut."""
+    detections = with_pairs(detections)
     cut = cut_by_inner_edges(detections.boxes, detections.windows, detections.image_size)
     parts, _ = seen_whole_elsewhere(detections, cut)
     keep = np.ones(len(cut), dtype=bool)
@@ -269,16 +347,21 @@ def _border_pass(detections: TileDetections) -> Tuple[TileDetections, np.ndarray
 
 
 def _nms_result(detections: TileDetections, nms_threshold: float) -> Boxes:
-    kept = class_nms(detections.boxes, detections.scores, detections.labels, nms_threshold)
+    kept = class_nms(detections.boxes, detections.scores, detections.labels, nms_threshold, detections.pairs)
     return detections.boxes[kept], detections.scores[kept], detections.labels[kept]
 
 
-def join_parts(detections: TileDetections) -> TileDetections:
+def join_parts(detections: TileDetections) -> Tuple[np.ndarray, np.ndarray]:
     """Greedy joining, best first: each box absorbs the weaker boxes of its class from other tiles that agree with it
     within the two tiles' shared window; it becomes their union (with the parts scoring at least
-    ``JOIN_SCORE_RATIO`` of it) and keeps its own, best, score."""
+    ``JOIN_SCORE_RATIO`` of it) and keeps its own, best, score.
+
+    Returns:
+        (absorbed (K,) bool, the boxes (K, 4) with each owner grown into its union).
+    """
+    detections = with_pairs(detections)
     boxes, windows, scores = detections.boxes, detections.windows, detections.scores
-    first, second = touching_pairs(boxes, detections.labels)
+    first, second = detections.pairs.first, detections.pairs.second
     other_tile = detections.tiles[first] != detections.tiles[second]
     first, second = first[other_tile], second[other_tile]
     shared = clipped(windows[first], windows[second])
@@ -301,21 +384,33 @@ def join_parts(detections: TileDetections) -> TileDetections:
     np.minimum.at(union[:, 1], owner, boxes[member, 1])
     np.maximum.at(union[:, 2], owner, boxes[member, 2])
     np.maximum.at(union[:, 3], owner, boxes[member, 3])
-    return dataclasses.replace(detections, boxes=union).subset(~absorbed)
+    return absorbed, union
 
 
-def concatenated(first: TileDetections, second: TileDetections) -> TileDetections:
-    return TileDetections.of(
-        *(np.concatenate([getattr(first, name), getattr(second, name)]) for name in
-          ("boxes", "scores", "labels", "windows", "tiles")), first.image_size,
-    )  # fmt: skip
+def with_grown_boxes(detections: TileDetections, grew: np.ndarray) -> TileDetections:
+    """Detections some of whose boxes grew (``grew``, (K,) bool) since their pairs were found, with their pairs: the
+    others' as they were, and the grown boxes' (the joined objects) found anew."""
+    pairs = detections.pairs
+    unchanged = ~(grew[pairs.first] | grew[pairs.second])
+    grown = touching_some(detections.boxes, detections.labels, np.flatnonzero(grew))
+    return dataclasses.replace(detections, pairs=Pairs(
+        *(np.concatenate([getattr(pairs, name)[unchanged], getattr(grown, name)]) for name in
+          ("first", "second", "intersection"))))  # fmt: skip
 
 
 @merge_rule("merge")
 def merge_by_joining(detections: TileDetections, nms_threshold: float = 0.5) -> Boxes:
     remaining, cut = _border_pass(detections)
     if cut.any():
-        remaining = concatenated(remaining.subset(~cut), join_parts(remaining.subset(cut)))
+        parts = np.flatnonzero(cut)
+        absorbed, union = join_parts(remaining.subset(cut))
+        boxes = remaining.boxes.copy()
+        boxes[parts] = union
+        grew = np.zeros(len(cut), dtype=bool)
+        grew[parts] = np.any(union != remaining.boxes[parts], axis=1)
+        keep = np.ones(len(cut), dtype=bool)
+        keep[parts[absorbed]] = False
+        remaining = with_grown_boxes(dataclasses.replace(remaining, boxes=boxes).subset(keep), grew[keep])
     return _nms_result(remaining, nms_threshold)
 
 
