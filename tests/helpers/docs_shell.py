@@ -55,21 +55,21 @@ def parser_of(command: str) -> argparse.ArgumentParser:
     if command not in _PARSERS:
         if command not in scripts():
             raise DocsError(f"no command {command!r}; the package installs {', '.join(scripts())}")
-        from keras_retinanet.bin import common
+        from keras_retinanet.bin import parsing
 
         module = importlib.import_module(scripts()[command].split(":")[0])
-        original = common.CommandParser.parse_known_args
+        original = parsing.CommandParser.parse_known_args
 
         def capture(self, args=None, namespace=None):
             raise _Captured(self)
 
-        common.CommandParser.parse_known_args = capture
+        parsing.CommandParser.parse_known_args = capture
         try:
             module.parse_args([])
         except _Captured as captured:
             _PARSERS[command] = captured.parser
         finally:
-            common.CommandParser.parse_known_args = original
+            parsing.CommandParser.parse_known_args = original
     return _PARSERS[command]
 
 
