@@ -63,6 +63,17 @@ names = [output.name for output in session.get_outputs()]
 outputs = dict(zip(names, session.run(None, {"images": images})))
 assert "tensorflow" not in sys.modules
 """,
+    # ONNX Runtime with its graph optimizations off runs every node as its ONNX definition: an int8 graph's
+    # DequantizeLinear, float Conv and QuantizeLinear one after another, no fused integer kernel.
+    "onnx_reference": """
+import onnxruntime
+
+options = onnxruntime.SessionOptions()
+options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+session = onnxruntime.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
+names = [output.name for output in session.get_outputs()]
+outputs = dict(zip(names, session.run(None, {"images": images})))
+""",
 }
 EPILOGUE = """
 assert not [name for name in sys.modules if name.startswith("keras_retinanet")]
@@ -203,12 +214,27 @@ def test_onnx_int8_calibrates_on_the_dataset(setup):
     assert onnx_weight_bytes(output) < 0.3 * setup["float32_weight_bytes"]
     outputs = run_runtime("onnx", output, setup["image"], setup["folder"])
     assert_valid_detections(outputs)  # the -1 padding is exact: post-processing stays in float
-    # The best detections all stay, scores within 0.05. Of the ~60 clear of the threshold, the ones in the crowded
-    # 0.10-0.15 band are where NMS decides differently: measured 6 (int8 TFLite: 1) on an AVX-512 VNNI CPU.
-    match_detections(setup["expected"], outputs, 1.0, 0.05, min_score=0.25)
+    # ONNX Runtime's int8 kernels compute what the file says on this CPU: the graph run node by node (DequantizeLinear,
+    # float Conv, QuantizeLinear; no integer kernel) gives the same detections. The two differ by float32 rounding
+    # where a value is requantized: measured 1.5e-5 px and 2.1e-7 in score (AMD EPYC, AVX2 without VNNI); the bounds
+    # leave room for a requantization rounding the other way on another CPU. 8-bit weights failed this here by far:
+    # the saturating AVX2 kernels gave 142 detections for the graph's 110, 104 of which had none within 1 px and 0.05.
+    reference = run_runtime("onnx_reference", output, setup["image"], setup["folder"])
+    kernel_box_difference, kernel_score_difference, _ = match_detections(reference, outputs, 1e-2, 1e-4)
+    # Against float32: with 7-bit weights (onnx_int8.REDUCE_WEIGHT_RANGE) the int8 graph computes the same on every
+    # CPU, so these figures, measured on the AMD EPYC (AVX2, no VNNI), hold anywhere. Of the 5 detections above 0.25,
+    # one (0.305) is lost to NMS, a neighbour at IoU 0.61 now scoring above it, and the others are found within 1 px
+    # and 0.06 (the largest move 0.057). 8-bit weights, run without saturation (the graph node by node, or on an
+    # AVX-512 VNNI CPU), lost none and moved them by 0.015: the bit less costs this random model's crowded detections
+    # more (models drawn with seeds 1-3: 3 of 22, 21 of 41 and 8 of 35 above 0.25 not found within 1 px and 0.05,
+    # against 3, 10 and 5 with 8 bits). Of the 56 above 0.1, those in the crowded 0.10-0.15 band are where NMS decides
+    # differently: measured 5 not found within 1 px and 0.05 (8-bit weights: 6; int8 TFLite: 1).
+    match_detections(setup["expected"], outputs, 1.0, 0.06, min_score=0.25, max_unmatched=1)
     box_difference, score_difference, unmatched = match_detections(
         setup["expected"], outputs, 1.0, 0.05, 0.1, max_unmatched=9
     )
+    print(f"onnx int8 kernels against the node-by-node graph: max box difference {kernel_box_difference:.2e} px, "
+          f"max score difference {kernel_score_difference:.2e}")  # fmt: skip
     print(f"onnx int8: max box difference {box_difference:.2e} px, max score difference {score_difference:.2e}, "
           f"{unmatched} of those above 0.1 not found")  # fmt: skip
     assert_onnx_post_processing_in_float(output, head_outputs=(9 * NUM_CLASSES, 9 * 4))

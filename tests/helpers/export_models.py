@@ -110,9 +110,10 @@ def match_detections(expected, actual, box_tolerance, score_tolerance, min_score
 
 
 def assert_onnx_post_processing_in_float(path, head_outputs):
-    """The backbone and hidden head convs take int8 (dequantized) weights; the heads' last convs, whose output
-    channels are ``head_outputs`` (anchors x classes, anchors x 4), keep float32 weights, and nothing of the
-    anchors, decoding, clipping, NMS or a raw input's preprocessing and resizing is quantized."""
+    """The backbone and hidden head convs take int8 (dequantized) weights in 7 bits, [-64, 64], which no x86 int8
+    kernel can saturate on (see onnx_int8.REDUCE_WEIGHT_RANGE); the heads' last convs, whose output channels are
+    ``head_outputs`` (anchors x classes, anchors x 4), keep float32 weights, and nothing of the anchors, decoding,
+    clipping, NMS or a raw input's preprocessing and resizing is quantized."""
     import onnx
     from onnx import numpy_helper
 
@@ -127,6 +128,8 @@ def assert_onnx_post_processing_in_float(path, head_outputs):
         if node.input[1] in dequantized:
             weights = initializers[dequantized[node.input[1]]]
             assert weights.dtype == np.int8 and weights.shape[0] not in head_outputs, node.name
+            # A pair of uint8 x int8 products must fit VPMADDUBSW's int16: 2 * 255 * 64 = 32640 <= 32767.
+            assert -64 <= weights.min() and weights.max() <= 64, f"{node.name}: weights beyond 7 bits"
             quantized_convs += 1
         else:
             assert initializers[node.input[1]].dtype == np.float32, node.name
