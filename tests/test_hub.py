@@ -93,6 +93,27 @@ def test_download_is_verified_cached_and_not_requested_again(server, cache):
     assert cached_files(os.path.dirname(first.path)) == ["tiny.h5", "tiny.h5.sha256"]  # no .part
 
 
+def test_each_download_reads_the_proxy_settings_of_its_time(server, cache, monkeypatch):
+    """A proxy set for one download does not stay for the next (urlopen's shared opener would keep it)."""
+    import urllib.request
+
+    urllib.request.install_opener(None)  # as in a fresh process: no shared opener yet
+    server.files["/a.h5"], server.files["/b.h5"] = b"a" * 1000, b"b" * 1000
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{refused_port()}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    assert read(hub.fetch(f"{server.url}/a.h5", stream=io.StringIO())) == b"a" * 1000
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name)
+    with pytest.raises(hub.DownloadError, match="could not download"):
+        hub.fetch(f"{server.url}/b.h5", stream=io.StringIO())  # through the refused proxy now
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name)
+    assert read(hub.fetch(f"{server.url}/b.h5", stream=io.StringIO())) == b"b" * 1000
+    assert server.requests == {"/a.h5": 1, "/b.h5": 1}
+
+
 def test_two_urls_with_one_file_name_are_two_files(server, cache):
     """The cache is keyed by source: b's model.h5 is not a's, whatever their names (it used to be)."""
     a, b = f"{server.url}/a/model.h5", f"{server.url}/b/model.h5"

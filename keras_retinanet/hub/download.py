@@ -124,10 +124,13 @@ def _one_line(error: BaseException) -> str:
 def _download(url: str, part: str, label: str, timeout: float, progress: bool, stream: Optional[TextIO]) -> None:
     """Write ``url`` to ``part``; raise DownloadError (``part`` removed) unless every byte arrived."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    # An opener of its own, not urlopen's shared one: that one keeps the proxies of the process's first
+    # download, so a proxy set or removed later (a notebook, a test) would be ignored.
+    opener = urllib.request.build_opener()
     bar = None
     complete = False
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+        with opener.open(request, timeout=timeout) as response, open(part, "wb") as out:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.strip().isdigit() else None
             bar = Progress(f"Downloading {label}", total, stream=stream, enabled=progress)
