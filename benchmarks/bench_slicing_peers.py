@@ -52,12 +52,13 @@ import os
 import sys
 import time
 
+from bench_shared import write_result  # first: it reads the load average at the start
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_dense import average_precision_at_50, make_mosaics  # noqa: E402
-from bench_shared import write_result  # noqa: E402
 from trained_models import CACHE, describe, trained_demo  # noqa: E402
 
 TILE = 160

@@ -11,8 +11,6 @@ The public API (docs/api.md), one way in per audience:
 Every other module is internal (docs/architecture.md maps them) and may change.
 """
 
-import importlib
-
 __version__ = "1.2.0.dev0"
 
 # Loaded on first use (PEP 562), so that importing the package (and every command's --help) stays free of TensorFlow.
@@ -29,6 +27,8 @@ __all__ = sorted(_LAZY_NAMES) + list(_PUBLIC_MODULES)
 
 
 def __getattr__(name: str):
+    import importlib  # here, not at the top: reading __version__ imports nothing
+
     if name in _LAZY_NAMES:
         return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
     if name in _PUBLIC_MODULES:
