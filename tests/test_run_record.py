@@ -12,6 +12,7 @@ import pytest
 
 import keras_retinanet
 from keras_retinanet.bin import train as train_command
+from keras_retinanet.checkpoint import read_spec
 from keras_retinanet.config import DatasetConfig, RetinaNetConfig
 from keras_retinanet.atomic_files import claim_new_folder
 from keras_retinanet.callbacks.run_record import RUNS_ROOT, RunFolderError, RunRecord, choose_run_folder
@@ -117,6 +118,10 @@ def test_a_run_leaves_config_metrics_curves_and_snapshots(runs):
         assert 0.0 <= float(row["mAP"]) <= 1.0 and float(row["time_s"]) > 0.0
         # an unweighted mAP is the mean of the two classes' APs
         assert float(row["mAP"]) == pytest.approx((float(row["AP/square"]) + float(row["AP/bar"])) / 2, abs=1e-5)
+
+    # the training boxes' longer sides, unresized (96 px images at 96): four 40 px squares and four 76 px bars
+    spec = read_spec(str(folder / f"{NAME}_02.h5"))
+    assert spec.object_sizes == pytest.approx({"p50": 58.0, "p90": 76.0, "p95": 76.0, "p99": 76.0, "max": 76.0})
 
     png = runs["first_files"]["curves.png"]
     assert png.startswith(PNG_SIGNATURE)

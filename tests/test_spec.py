@@ -51,6 +51,29 @@ def test_spec_round_trips_through_json_values():
     assert DetectorSpec.from_dict({**spec.to_dict(), "tokenizer": "x"}) == spec
 
 
+def test_object_sizes_round_trip_and_older_specs_load_without_them():
+    sizes = {"p50": 30.0, "p90": 46.0, "p95": 48.0, "p99": 49.6, "max": 50.0}
+    spec = _spec(object_sizes=sizes)
+    assert DetectorSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["object_sizes"] == sizes
+    older = {key: value for key, value in spec.to_dict().items() if key != "object_sizes"}  # a file written before
+    assert DetectorSpec.from_dict(older).object_sizes is None
+    with pytest.raises(ValueError, match="object sizes lack p99, max"):
+        _spec(object_sizes={"p50": 1, "p90": 2, "p95": 3})
+
+
+def test_object_sizes_are_percentiles_of_the_longer_side():
+    from keras_retinanet.data.diagnostics import DatasetBoxes
+    from keras_retinanet.engine.auto_anchors import object_sizes
+
+    # longer sides 10, 20, 30 (the height), 40, 50 over two inputs; linear percentiles by hand:
+    # p50 = 30; p90 at rank 0.9 * 4 = 3.6 -> 40 + 0.6 * 10 = 46; p95 -> 48; p99 -> 49.6
+    first = np.array([[0, 0, 10, 5], [5, 5, 25, 10]], dtype=float)
+    second = np.array([[0, 0, 12, 30], [1, 1, 41, 1], [0, 0, 50, 50]], dtype=float)
+    boxes = DatasetBoxes((first, second), (np.zeros(2), np.zeros(3)), ((64, 64), (64, 64)))
+    assert object_sizes(boxes) == pytest.approx({"p50": 30.0, "p90": 46.0, "p95": 48.0, "p99": 49.6, "max": 50.0})
+    assert object_sizes(DatasetBoxes((np.zeros((0, 4)),), (np.zeros(0),), ((64, 64),))) is None
+
+
 def test_spec_from_a_configuration():
     config = RetinaNetConfig.build({"model.anchors": AnchorConfig(ANCHORS, None)}, preset="demo")
     spec = DetectorSpec.from_config(config, ["a", "b"], "tf")

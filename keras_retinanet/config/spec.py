@@ -19,6 +19,8 @@ FILTER_KEYS = (
     "nms", "class_specific_filter", "nms_threshold", "score_threshold", "max_detections", "max_candidates_per_level",
     "nms_method", "soft_nms_sigma",
 )
+# The percentiles (and the largest) of the training boxes' longer side a spec records as ``object_sizes``.
+OBJECT_SIZE_KEYS = ("p50", "p90", "p95", "p99", "max")
 # Filter settings that specs written before them lack, with the value such a file's filter has.
 OPTIONAL_FILTER_KEYS = {"max_candidates_per_level": None, "nms_method": "hard", "soft_nms_sigma": 0.5}
 
@@ -40,6 +42,9 @@ class DetectorSpec:
         anchors: {'sizes', 'strides', 'ratios', 'scales'} of the anchors.
         pyramid_levels: the pyramid levels the heads run on.
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
+        object_sizes: {'p50', 'p90', 'p95', 'p99', 'max'} of the longer side of the training boxes, in the pixels the
+            network saw them (after the training resize; with tiled training, in the crops' pixels), written by
+            ``retinanet-train``; None for files without it (older files, keras-retinanet's, models built in Python).
         filter: an inference model's filter settings ({'nms', 'class_specific_filter', 'nms_threshold',
             'score_threshold', 'max_detections', 'max_candidates_per_level', 'nms_method', 'soft_nms_sigma'}), or
             None for a training model.
@@ -58,6 +63,7 @@ class DetectorSpec:
     pyramid_feature_size: int = 256
     classification_feature_size: int = 256
     regression_feature_size: int = 256
+    object_sizes: Optional[Dict[str, float]] = None
     filter: Optional[Mapping[str, Any]] = None
     version: str = __version__
 
@@ -68,6 +74,12 @@ class DetectorSpec:
             object.__setattr__(self, "tile", tuple(int(side) for side in self.tile))
         anchors = self.anchors if self.anchors is not None else AnchorParameters.default.get_config()
         object.__setattr__(self, "anchors", AnchorParameters.from_config(dict(anchors)).get_config())
+        if self.object_sizes is not None:
+            sizes = {key: float(value) for key, value in dict(self.object_sizes).items()}
+            missing = [key for key in OBJECT_SIZE_KEYS if key not in sizes]
+            if missing:
+                raise ValueError(f"detector spec: object sizes lack {', '.join(missing)}")
+            object.__setattr__(self, "object_sizes", {key: sizes[key] for key in OBJECT_SIZE_KEYS})
         if self.filter is not None:
             settings = {**OPTIONAL_FILTER_KEYS, **self.filter}
             missing = [key for key in FILTER_KEYS if key not in settings]
@@ -105,6 +117,7 @@ class DetectorSpec:
         values["pyramid_levels"] = list(self.pyramid_levels)
         values["tile"] = list(self.tile) if self.tile is not None else None
         values["anchors"] = dict(self.anchors)
+        values["object_sizes"] = dict(self.object_sizes) if self.object_sizes is not None else None
         values["filter"] = dict(self.filter) if self.filter is not None else None
         return values
 
@@ -115,8 +128,15 @@ class DetectorSpec:
         return cls(**{key: value for key, value in values.items() if key in known})
 
     @classmethod
-    def from_config(cls, config: RetinaNetConfig, class_names: Sequence[str], preprocessing: str) -> "DetectorSpec":
-        """The spec of the training model a configuration builds, for a dataset's class names."""
+    def from_config(
+        cls,
+        config: RetinaNetConfig,
+        class_names: Sequence[str],
+        preprocessing: str,
+        object_sizes: Optional[Dict[str, float]] = None,
+    ) -> "DetectorSpec":
+        """The spec of the training model a configuration builds, for a dataset's class names (and the training
+        boxes' ``object_sizes``, when measured)."""
         model = config.model
         parameters = model.anchor_parameters or AnchorParameters.default
         return cls(
@@ -132,6 +152,7 @@ class DetectorSpec:
             pyramid_feature_size=model.pyramid_feature_size,
             classification_feature_size=model.classification_feature_size,
             regression_feature_size=model.regression_feature_size,
+            object_sizes=object_sizes,
         )
 
 

@@ -9,10 +9,13 @@ the model's DetectorSpec carries them as it carries a ``--config`` file's.
 
 import logging
 import os
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
+
+import numpy as np
 
 from ..config import RetinaNetConfig
 from ..config.anchors_ini import write_anchor_config
+from ..config.spec import OBJECT_SIZE_KEYS
 from ..config.defaults import POSITIVE_OVERLAP
 from ..data.cropping import describe_sizing
 from ..data.diagnostics import DatasetBoxes, collect_boxes, coverage_of, describe_fit, fit_dataset_anchors, format_coverage
@@ -32,6 +35,23 @@ def training_boxes(config: RetinaNetConfig, generator) -> DatasetBoxes:
     They do not depend on the anchors, so one collection serves ``--auto-anchors`` and the coverage table after it.
     """
     return collect_boxes(generator, max_images=CHECK_IMAGES, skip_bad_images=config.data.skip_bad_images)
+
+
+def object_sizes(boxes: DatasetBoxes) -> Optional[Dict[str, float]]:
+    """The spec's ``object_sizes``: percentiles 50, 90, 95, 99 and the largest of the boxes' longer side.
+
+    Args:
+        boxes: the training boxes (:func:`training_boxes`), in the pixels the network sees them.
+
+    Returns:
+        {'p50', 'p90', 'p95', 'p99', 'max'} in pixels (numpy's linear percentiles), or None without any box.
+    """
+    every = np.concatenate([np.asarray(b, dtype=np.float64).reshape((-1, 4)) for b in boxes.boxes] or [np.zeros((0, 4))])
+    if not len(every):
+        return None
+    longer = np.maximum(every[:, 2] - every[:, 0], every[:, 3] - every[:, 1])
+    values = [float(value) for value in np.percentile(longer, [50, 90, 95, 99])] + [float(longer.max())]
+    return dict(zip(OBJECT_SIZE_KEYS, values))
 
 
 def report_coverage(

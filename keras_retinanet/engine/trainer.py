@@ -18,7 +18,7 @@ from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
 from ..data.augmentation import training_augmentation
 from ..preprocessing.from_config import configured_generator
 from ..data.cropping import describe_sizing, tile_crop_of, with_native_scale
-from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, report_coverage, training_boxes
+from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, object_sizes, report_coverage, training_boxes
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
 from ..models.base import freeze
@@ -47,14 +47,14 @@ def class_names_of(generator) -> List[str]:
     ]
 
 
-def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequence[str]):
+def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequence[str], object_sizes=None):
     """The compiled training model: resumed from the configured snapshot, or built (and initialised) anew.
 
-    Either way it carries the run's :class:`DetectorSpec` (a resumed snapshot keeps its own), which
-    every snapshot and the inference model then store.
+    Either way it carries the run's :class:`DetectorSpec` (a resumed snapshot keeps its own, given the training
+    boxes' ``object_sizes`` when it has none), which every snapshot and the inference model then store.
     """
     training, model_config = config.training, config.model
-    spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode)
+    spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode, object_sizes=object_sizes)
     if training.snapshot:
         logger.info("Loading model %s, this may take a second...", training.snapshot)
         model = models.load_model(
@@ -65,6 +65,8 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
         models.assert_training_model(model)
         if models.spec_of(model) is None:  # keras-retinanet's snapshots and older ones of this package
             model = attach_spec(model, spec)
+        elif model.spec.object_sizes is None and object_sizes is not None:
+            model.spec = model.spec.replace(object_sizes=object_sizes)
         if config.given("training.lr") and getattr(model, "optimizer", None) is not None:
             model.optimizer.learning_rate = training.lr
             logger.info("Learning rate set to %s (the snapshot's was replaced by --lr)", training.lr)
@@ -105,7 +107,7 @@ def attach_spec(model, spec: DetectorSpec):
     return rebuilt
 
 
-def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str], strategy=None):
+def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str], strategy=None, object_sizes=None):
     """The training model and its inference twin.
 
     The training model, its optimiser and metrics are made in the strategy's scope, so
@@ -118,7 +120,7 @@ def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str],
     """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        training_model = build_training_model(config, backbone, class_names)
+        training_model = build_training_model(config, backbone, class_names, object_sizes=object_sizes)
     prediction_model = models.convert_model(
         training_model,
         anchor_params=config.model.anchor_parameters,
@@ -317,8 +319,9 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
         print(f"Batch: {config.data.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas "
               f"= {global_batch}")
     train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
-    # Read once for --auto-anchors and the coverage table: the boxes after the resize do not depend on the anchors.
-    boxes = training_boxes(config, train_generator) if training.auto_anchors and not training.snapshot else None
+    # Read once for --auto-anchors, the coverage table and the spec's object sizes: the boxes after the resize do not
+    # depend on the anchors.
+    boxes = training_boxes(config, train_generator)
     fitted = auto_fit_anchors(config, train_generator, chief=chief, boxes=boxes)  # --auto-anchors
     if fitted is not config:  # anchors fitted to the training set: the generators must assign those
         config = fitted
@@ -327,7 +330,9 @@ def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
     class_names = class_names_of(train_generator)
     if spec is not None:
         check_class_count(spec, class_names, f"the {config.data.dataset_type} training set", training.snapshot)
-    training_model, prediction_model = create_models(config, backbone, class_names, strategy)
+    training_model, prediction_model = create_models(
+        config, backbone, class_names, strategy, object_sizes=object_sizes(boxes)
+    )
     if training.snapshot and backbone.follow_model_padding(training_model):  # a keras-retinanet MobileNet file
         train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
     if chief:
