@@ -11,6 +11,7 @@ from ..config import RetinaNetConfig
 from ..errors import RetinaNetError
 from . import RedirectModel
 from .coco import CocoEval
+from .ema import SNAPSHOT_STATE_KEY, AverageWeightsIn, AverageWeightsOut
 from .eval import Evaluate
 from .guard import NonFiniteGuard
 from .run_record import STATE_KEY, RunRecord
@@ -96,6 +97,8 @@ def create_callbacks(
     """
     training = config.training
     callbacks = [NonFiniteGuard()]
+    if training.ema:
+        callbacks.append(AverageWeightsIn())  # evaluation and the snapshots see the average
     tensorboard = None
     if training.tensorboard_dir and chief:
         if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
@@ -118,8 +121,9 @@ def create_callbacks(
     if tensorboard is not None:
         callbacks.append(tensorboard)
 
-    stateful = {
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
+    stateful = {}
+    if training.lr_schedule == "plateau":  # a cosine schedule is the optimizer's, a function of the step
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
             monitor="loss",
             factor=training.reduce_lr_factor,
             patience=training.reduce_lr_patience,
@@ -129,7 +133,6 @@ def create_callbacks(
             cooldown=0,
             min_lr=0,
         )
-    }
     if evaluating and workers > 1:
         logger.info("Early stopping is off: with several workers only the chief knows the mAP.")
     elif evaluating:
@@ -142,6 +145,8 @@ def create_callbacks(
     if training.snapshots and chief:
         os.makedirs(snapshot_folder(config, run_folder), exist_ok=True)
         extra_state = {"seed": training.seed, "stream": stream}
+        if training.ema:
+            extra_state[SNAPSHOT_STATE_KEY] = True
         if run_folder is not None:
             # absolute, so that a run resumed from another working directory still finds its record
             extra_state[STATE_KEY] = os.path.abspath(run_folder)
@@ -152,6 +157,7 @@ def create_callbacks(
             stateful_callbacks=stateful,
             extra_state=extra_state,
             resume_state=resume_state,
+            keep=training.keep_snapshots,
         )
         callbacks.append(snapshot)
     if run_folder is not None and chief:
@@ -166,4 +172,6 @@ def create_callbacks(
                 command=command,
             )
         )
+    if training.ema:
+        callbacks.append(AverageWeightsOut())
     return callbacks

@@ -1,0 +1,497 @@
+"""keras-retinanet's training recipe against each piece of the modern one and the named ``--recipe modern``.
+
+Every model is a MobileNet RetinaNet (mobilenet128_0.5, 64-wide pyramid and heads, batch 4, ``--lr 1e-3``) trained by
+``retinanet-train`` in a process of its own, at equal steps, from random weights (``--no-weights``) or fine-tuned
+(``--weights``: a keras-retinanet-recipe model trained on other crowded scenes, the same file for every model). Each
+epoch's snapshot is then evaluated on the held-out images: mAP@0.5 (keras-retinanet's evaluation) and COCO-style AP
+(AP@[.5:.95], pycocotools). Seconds per step are each run's training epochs (no evaluation runs during training) after
+the first (which traces the graph).
+
+Datasets (made once under benchmarks/.cache/recipe, never committed):
+
+- crowded: this repository's shapes generator (``preprocessing.demo.make_demo_dataset``) at 320 x 320, 15-40 objects
+  of 10-56 px per image, 200 training and 50 held-out images; anchors fitted once to its training boxes;
+- demo: ``retinanet-train demo``'s dataset (160 px, 1-4 objects of 32-96 px; the demo preset's sizes);
+- nuclei: the fluorescence image the ``stardist`` wheel ships (``stardist/data/images/img2d.tif`` and its instance
+  masks ``mask2d.tif``, 512 x 512): each mask's box; the left 320 px cut into overlapping 128 px training tiles (stride
+  32), the right 192 px into four 192 x 128 held-out tiles; resized to a 256 px short side; anchors fitted once.
+
+The demo's own goal is measured separately (``--phase demo``): ``retinanet-train demo`` as it was (a checkout of the
+commit before the recipe, ``--base-checkout``) and as it is, interleaved, each from a fresh data folder (generation
+included), timing from the start of the command to the end of the first epoch whose mAP >= 0.95.
+
+Writes benchmarks/results/recipe.json (one row per model, with the exact grid that ran) and recipe_curves.png.
+
+Run: nohup python benchmarks/bench_recipe.py > recipe.log 2>&1 &   (hours on 2 shared cores; it resumes where it
+stopped: each run's evaluation is kept beside it)
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(HERE)
+CACHE = os.path.join(HERE, ".cache", "recipe")
+RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, HERE)
+
+BACKBONE = "mobilenet128_0.5"
+WIDTH = "64"
+COMMON = ["--backbone", BACKBONE, "--batch-size", "4", "--lr", "1e-3", "--workers", "1", "--no-evaluation",
+          "--pyramid-feature-size", WIDTH, "--classification-feature-size", WIDTH, "--regression-feature-size", WIDTH,
+          "--keep-snapshots", "all"]  # fmt: skip
+BASE = ["--recipe", "keras-retinanet"]
+# Each piece alone on keras-retinanet's recipe, then the named recipe.
+MODELS = {
+    "keras-retinanet": BASE,
+    "+group-norm heads": BASE + ["--head-norm", "group"],
+    "+GIoU": BASE + ["--box-loss", "giou"],
+    "+AdamW": BASE + ["--optimizer", "adamw"],
+    "+warm-up, cosine": BASE + ["--lr-schedule", "cosine", "--warmup-steps", "100"],
+    "+EMA": BASE + ["--ema", "0.9998", "--ema-warmup-steps", "200"],
+    "+scale jitter": BASE + ["--scale-jitter", "0.75,1.25"],
+    "+top-down flips, turns": BASE + ["--top-down"],
+    "modern": ["--recipe", "modern"],
+}
+PAIR = ("keras-retinanet", "modern")
+DATASETS = {
+    # name: (steps per epoch, epochs, image side)
+    "crowded": (100, 4, 320),
+    "demo": (100, 3, 160),
+    "nuclei": (100, 3, 256),
+}
+TILE, TILE_STRIDE, TRAIN_WIDTH = 128, 32, 320
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", default="all", choices=("all", "data", "grid", "demo", "report"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--base-checkout", default=None, help="A checkout of the commit before the recipe (--phase demo).")
+    parser.add_argument("--demo-pairs", type=int, default=2, help="Interleaved (before, after) demo runs.")
+    parser.add_argument("--run-timeout", type=int, default=3600)
+    parser.add_argument("--evaluate-run", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=os.path.join(RESULTS, "recipe.json"))
+    return parser.parse_args()
+
+
+def loadavg():
+    with open("/proc/loadavg") as handle:
+        return handle.read().split()[:3]
+
+
+def environment():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_RETINANET_IMAGENET_WEIGHTS="none")
+    env["PYTHONPATH"] = REPOSITORY + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# --------------------------------------------------------------------------------------------------------------
+# data
+
+
+def crowded_data(seed=0, num_train=200, num_val=50):
+    from keras_retinanet.preprocessing.demo import make_demo_dataset
+
+    folder = os.path.join(CACHE, f"crowded_{seed}")
+    marker = os.path.join(folder, "COMPLETE")
+    if not os.path.exists(marker):
+        make_demo_dataset(folder, num_train=num_train, num_val=num_val, image_size=320, min_object_size=10,
+                          max_object_size=56, min_objects=15, max_objects=40, image_format=".png", seed=seed)  # fmt: skip
+        open(marker, "w").close()
+    return {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
+
+
+def nuclei_data():
+    """stardist's nuclei image as 128 px tiles with the masks' boxes: training tiles left, held-out tiles right."""
+    import cv2
+    import numpy as np
+
+    folder = os.path.join(CACHE, "nuclei")
+    marker = os.path.join(folder, "COMPLETE")
+    paths = {split: os.path.join(folder, f"{split}.csv") for split in ("train", "val", "classes")}
+    if os.path.exists(marker):
+        return paths
+    os.makedirs(folder, exist_ok=True)
+    wheels = glob.glob(os.path.join(folder, "stardist-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "stardist", "-d", folder], check=True)
+        wheels = glob.glob(os.path.join(folder, "stardist-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        image = cv2.imdecode(np.frombuffer(wheel.read("stardist/data/images/img2d.tif"), np.uint8), cv2.IMREAD_UNCHANGED)
+        masks = cv2.imdecode(np.frombuffer(wheel.read("stardist/data/images/mask2d.tif"), np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    boxes = []
+    for label in np.unique(masks):
+        if label == 0:
+            continue
+        ys, xs = np.nonzero(masks == label)
+        boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    boxes = np.array(boxes, dtype=np.float64)
+
+    def write(split, windows, width=TILE):
+        rows = []
+        for index, (x0, y0) in enumerate(windows):
+            name = f"{split}_{index:03d}.png"
+            cv2.imwrite(os.path.join(folder, name), image[y0 : y0 + TILE, x0 : x0 + width])
+            clipped = np.clip(boxes - [x0, y0, x0, y0], 0, [width, TILE, width, TILE])
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            kept = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) >= 0.5 * area
+            for x1, y1, x2, y2 in clipped[kept]:
+                rows.append([name, int(x1), int(y1), int(x2), int(y2), "nucleus"])
+            if not kept.any():
+                rows.append([name, "", "", "", "", ""])
+        with open(paths[split], "w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+
+    height = image.shape[0]
+    write("train", [(x, y) for y in range(0, height - TILE + 1, TILE_STRIDE) for x in range(0, TRAIN_WIDTH - TILE + 1, TILE_STRIDE)])
+    write("val", [(TRAIN_WIDTH, y) for y in range(0, height, TILE)], width=image.shape[1] - TRAIN_WIDTH)
+    with open(paths["classes"], "w") as handle:
+        handle.write("nucleus,0\n")
+    open(marker, "w").close()
+    return paths
+
+
+def fitted_anchors(name, paths, side):
+    """Anchors fitted once to a dataset's training boxes (every model of the dataset trains with them)."""
+    from keras_retinanet import models
+    from keras_retinanet.config import DatasetConfig, RetinaNetConfig
+    from keras_retinanet.config.anchors_ini import write_anchor_config
+    from keras_retinanet.data.diagnostics import collect_boxes, describe_fit, fit_dataset_anchors
+    from keras_retinanet.preprocessing.from_config import configured_generator
+
+    path = os.path.join(CACHE, f"{name}_anchors.ini")
+    if os.path.exists(path):
+        return path
+    dataset = DatasetConfig(type="csv", annotations=paths["train"], classes=paths["classes"])
+    config = RetinaNetConfig.build({"data.dataset": dataset, "data.image_min_side": side, "data.image_max_side": side})
+    backbone = models.backbone(BACKBONE)
+    result = fit_dataset_anchors(collect_boxes(configured_generator(config, backbone, subset="train")), None,
+                                 backbone.feature_shapes, seed=0)  # fmt: skip
+    for line in describe_fit(result):
+        print(line, flush=True)
+    write_anchor_config(path, result.anchors, f"bench_recipe.py: fitted to the {name} training boxes")
+    return path
+
+
+def datasets():
+    """name -> (the dataset's retinanet-train arguments, validation CSV, classes CSV, side)."""
+    result = {}
+    for name, paths in (("crowded", crowded_data()), ("nuclei", nuclei_data())):
+        side = DATASETS[name][2]
+        anchors = fitted_anchors(name, paths, side)
+        arguments = ["--image-min-side", str(side), "--image-max-side", str(side), "--config", anchors,
+                     "csv", paths["train"], paths["classes"], "--val-annotations", paths["val"]]  # fmt: skip
+        result[name] = (arguments, paths["val"], paths["classes"], side)
+    demo_dir = os.path.join(CACHE, "demo")
+    from keras_retinanet.config import DatasetConfig
+    from keras_retinanet.preprocessing.demo import ensure_demo_dataset
+
+    demo = ensure_demo_dataset(DatasetConfig(type="demo", path=demo_dir))
+    result["demo"] = (["demo", "--data-dir", demo_dir], demo["val"], demo["classes"], DATASETS["demo"][2])
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# training and evaluation
+
+
+def run_folder(dataset, init, model, seed):
+    slug = model.replace("+", "plus_").replace(",", "").replace(" ", "_").replace("-", "_")
+    return os.path.join(CACHE, "runs", f"{dataset}_{init}_{slug}_s{seed}")
+
+
+def train(folder, arguments, timeout):
+    """One retinanet-train run in its own process; returns (seconds, epoch rows of metrics.csv)."""
+    os.makedirs(folder, exist_ok=True)
+    command = [sys.executable, "-m", "keras_retinanet.bin.train", *arguments]
+    start = time.monotonic()
+    with open(os.path.join(folder, "train.log"), "w") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=environment(), check=False)
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"training failed (exit {done.returncode}), see {folder}/train.log")
+    with open(os.path.join(folder, "metrics.csv")) as handle:
+        return seconds, list(csv.DictReader(handle))
+
+
+def evaluate_snapshots(folder, val_csv, classes_csv, side):
+    """mAP@0.5 and COCO AP of each epoch's snapshot of a run (in this process: ``--evaluate-run``)."""
+    import keras
+
+    from keras_retinanet import models
+    from keras_retinanet.config import DatasetConfig, RetinaNetConfig
+    from keras_retinanet.evaluation.coco import COCO_STAT_NAMES
+    from keras_retinanet.evaluation.run import run_evaluation
+    from keras_retinanet.preprocessing.from_config import configured_generator
+
+    dataset = DatasetConfig(type="csv", annotations=val_csv, classes=classes_csv)
+    config = RetinaNetConfig.build({"data.dataset": dataset, "data.image_min_side": side, "data.image_max_side": side,
+                                    "evaluation.coco_metrics": True, "model.backbone": BACKBONE})  # fmt: skip
+    generator = configured_generator(config, models.backbone(BACKBONE), subset="eval")
+    epochs = []
+    snapshots = sorted(path for path in glob.glob(os.path.join(folder, "*_[0-9][0-9].h5")))
+    scratch = tempfile.mkdtemp()
+    for path in snapshots:
+        keras.utils.clear_session(free_memory=False)
+        model = models.convert_model(models.load_model(path, compile=False))
+        result = run_evaluation(generator, model, config, output_dir=scratch)
+        epochs.append({"snapshot": os.path.basename(path), "mAP50": result["pascal_voc"]["mAP"],
+                       "coco_AP": result["coco"]["stats"][COCO_STAT_NAMES[0]]})  # fmt: skip
+    shutil.rmtree(scratch, ignore_errors=True)
+    return epochs
+
+
+def evaluate(folder, val_csv, classes_csv, side, timeout):
+    command = [sys.executable, os.path.abspath(__file__), "--evaluate-run", folder, "--output",
+               json.dumps([val_csv, classes_csv, side])]  # fmt: skip
+    with open(os.path.join(folder, "evaluate.log"), "w") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=environment(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluation failed, see {folder}/evaluate.log")
+    with open(os.path.join(folder, "evaluation.json")) as handle:
+        return json.load(handle)
+
+
+def one_run(dataset, init, model, seed, data, base_weights, args):
+    """Train and evaluate one model (kept: a second call reads what the first wrote)."""
+    folder = run_folder(dataset, init, model, seed)
+    record = os.path.join(folder, "run.json")
+    if os.path.exists(record):
+        with open(record) as handle:
+            return json.load(handle)
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    arguments, val_csv, classes_csv, side = data[dataset]
+    steps, epochs, _ = DATASETS[dataset]
+    init_arguments = ["--no-weights"] if init == "random" else ["--weights", base_weights]
+    flags = [*COMMON, *MODELS[model], *init_arguments, "--seed", str(seed), "--steps", str(steps),
+             "--epochs", str(epochs), "--snapshot-path", folder, "--run-dir", folder, *arguments]  # fmt: skip
+    load = loadavg()
+    print(f"{time.strftime('%H:%M:%S')} {dataset} {init} {model} seed {seed} (load {' '.join(load)})", flush=True)
+    seconds, rows = train(folder, flags, args.run_timeout)
+    epochs_evaluated = evaluate(folder, val_csv, classes_csv, side, args.run_timeout)
+    step_seconds = [float(row["time_s"]) / steps for row in rows[1:]]
+    result = {
+        "dataset": dataset, "init": init, "model": model, "seed": seed, "steps": steps * epochs,
+        "flags": MODELS[model], "wall_s": round(seconds, 1), "load_at_start": load,
+        "seconds_per_step": sum(step_seconds) / len(step_seconds),
+        "mAP50": [epoch["mAP50"] for epoch in epochs_evaluated],
+        "coco_AP": [epoch["coco_AP"] for epoch in epochs_evaluated],
+        "loss": [float(row["loss"]) for row in rows],
+    }  # fmt: skip
+    with open(record, "w") as handle:
+        json.dump(result, handle, indent=1)
+    for path in glob.glob(os.path.join(folder, "*.h5")):  # the evaluation is kept; the snapshots are not needed
+        if not path.endswith(f"_{epochs:02d}.h5"):
+            os.remove(path)
+    print(f"    mAP@0.5 {result['mAP50'][-1]:.3f}, COCO AP {result['coco_AP'][-1]:.3f}, "
+          f"{result['seconds_per_step']:.3f} s/step", flush=True)  # fmt: skip
+    return result
+
+
+def base_model(data, args):
+    """The fine-tuning start: keras-retinanet's recipe on other crowded scenes (generator seed 1), 600 steps."""
+    path = os.path.join(CACHE, "base_crowded.h5")
+    if os.path.exists(path):
+        return path
+    paths = crowded_data(seed=1, num_val=10)
+    folder = os.path.join(CACHE, "runs", "base")
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    arguments = [*COMMON, *BASE, "--no-weights", "--seed", "100", "--steps", "100", "--epochs", "6",
+                 "--snapshot-path", folder, "--run-dir", folder, "--image-min-side", "320", "--image-max-side", "320",
+                 "--keep-snapshots", "last", "csv", paths["train"], paths["classes"]]  # fmt: skip
+    print(f"{time.strftime('%H:%M:%S')} base model (load {' '.join(loadavg())})", flush=True)
+    train(folder, arguments, args.run_timeout)
+    shutil.copy(glob.glob(os.path.join(folder, "*_06.h5"))[0], path)
+    return path
+
+
+def grid(args):
+    """Each piece alone on the crowded scenes from random weights; keras-retinanet's and modern everywhere."""
+    data = datasets()
+    base = base_model(data, args)
+    # every model on the crowded scenes from random weights, then keras-retinanet's and modern on the others
+    plan = [("crowded", "random", model) for model in MODELS]
+    plan += [(dataset, init, model) for dataset in DATASETS for init in ("random", "weights") for model in PAIR
+             if (dataset, init) != ("crowded", "random")]  # fmt: skip
+    results = []
+    for seed in args.seeds:  # a seed of every model before the next: a partial grid is already a comparison
+        for dataset, init, model in plan:
+            results.append(one_run(dataset, init, model, seed, data, base, args))
+    return results
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the demo's goal
+
+
+def demo_run(checkout, label, index):
+    """``retinanet-train demo`` from a fresh data folder; seconds to the first epoch with mAP >= 0.95, and the end."""
+    folder = tempfile.mkdtemp(prefix=f"demo_{label}_{index}_", dir=os.path.join(CACHE))
+    env = environment()
+    env["PYTHONPATH"] = checkout + os.pathsep + env.get("PYTHONPATH", "")
+    env["XDG_CACHE_HOME"] = os.path.join(folder, "cache")  # the dataset is generated: a newcomer's first run
+    command = [sys.executable, "-m", "keras_retinanet.bin.train", "demo"]
+    start = time.monotonic()
+    reached, maps, lines = None, [], []
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("mAP: "):
+            maps.append(float(line.split()[1]))
+            if reached is None and maps[-1] >= 0.95:
+                reached = time.monotonic() - start
+    process.wait()
+    total = time.monotonic() - start
+    with open(os.path.join(folder, "train.log"), "w") as handle:
+        handle.writelines(lines)
+    snapshot_bytes = sum(os.path.getsize(path) for path in glob.glob(os.path.join(folder, "snapshots", "*", "*.h5")))
+    return {"label": label, "seconds_to_mAP_0.95": reached, "total_s": round(total, 1), "mAP": maps,
+            "best_mAP": max(maps) if maps else None, "snapshot_MB": round(snapshot_bytes / 1e6, 1),
+            "load_at_start": loadavg(), "folder": folder}  # fmt: skip
+
+
+def demo_goal(args):
+    if not args.base_checkout:
+        raise SystemExit("--phase demo needs --base-checkout (a checkout of the commit before the recipe)")
+    runs = []
+    for index in range(args.demo_pairs):
+        for label, checkout in (("before", os.path.abspath(args.base_checkout)), ("after", REPOSITORY)):
+            print(f"{time.strftime('%H:%M:%S')} demo {label} {index} (load {' '.join(loadavg())})", flush=True)
+            runs.append(demo_run(checkout, label, index))
+            print(f"    {runs[-1]['seconds_to_mAP_0.95']} s to 0.95, {runs[-1]['total_s']} s in all, best "
+                  f"{runs[-1]['best_mAP']}", flush=True)  # fmt: skip
+    with open(os.path.join(CACHE, "demo_goal.json"), "w") as handle:
+        json.dump(runs, handle, indent=1)
+    return runs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the report
+
+
+def summarise(results):
+    """One row per (dataset, init, model): the mean and each seed's final mAP@0.5 and COCO AP, seconds per step."""
+    import numpy as np
+
+    rows = {}
+    for result in results:
+        rows.setdefault((result["dataset"], result["init"], result["model"]), []).append(result)
+    table = []
+    for (dataset, init, model), runs in rows.items():
+        table.append({
+            "dataset": dataset, "init": init, "model": model, "flags": runs[0]["flags"], "steps": runs[0]["steps"],
+            "seeds": [run["seed"] for run in runs],
+            "mAP50": float(np.mean([run["mAP50"][-1] for run in runs])),
+            "mAP50_per_seed": [round(run["mAP50"][-1], 4) for run in runs],
+            "coco_AP": float(np.mean([run["coco_AP"][-1] for run in runs])),
+            "coco_AP_per_seed": [round(run["coco_AP"][-1], 4) for run in runs],
+            "seconds_per_step": float(np.mean([run["seconds_per_step"] for run in runs])),
+            "mAP50_curve": [float(v) for v in np.mean([run["mAP50"] for run in runs], axis=0)],
+        })  # fmt: skip
+    return table
+
+
+def draw_curves(table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(row["dataset"], row["init"]) for row in table})
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    for axis, (dataset, init) in zip(axes[0], panels):
+        for row in table:
+            if (row["dataset"], row["init"]) != (dataset, init):
+                continue
+            steps = DATASETS[dataset][0]
+            x = [steps * (index + 1) for index in range(len(row["mAP50_curve"]))]
+            bold = row["model"] in PAIR
+            axis.plot(x, row["mAP50_curve"], label=row["model"], linewidth=2.2 if bold else 0.9,
+                      linestyle="-" if bold else "--")  # fmt: skip
+        axis.set_title(f"{dataset}, {'random weights' if init == 'random' else 'fine-tuned'}")
+        axis.set_xlabel("steps")
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mAP@0.5 (mean of seeds)")
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+
+
+def report(args, results, demo):
+    from bench_shared import write_result
+
+    table = summarise(results)
+    ratios = {}
+    for dataset in DATASETS:
+        for init in ("random", "weights"):
+            pair = {row["model"]: row for row in table if (row["dataset"], row["init"]) == (dataset, init)}
+            if all(model in pair for model in PAIR):
+                before, after = pair[PAIR[0]], pair[PAIR[1]]
+                ratios[f"{dataset}/{init}"] = {
+                    "mAP50_ratio": after["mAP50"] / max(before["mAP50"], 1e-9),
+                    "seconds_per_step_ratio": after["seconds_per_step"] / before["seconds_per_step"],
+                }
+    numbers = {
+        "grid": {"crowded/random": list(MODELS), "every dataset x init": list(PAIR), "seeds": args.seeds,
+                 "datasets": {name: {"steps_per_epoch": s, "epochs": e, "side": side}
+                              for name, (s, e, side) in DATASETS.items()}},  # fmt: skip
+        "common_flags": COMMON,
+        "rows": table,
+        "modern_vs_keras_retinanet": ratios,
+        "demo_goal": demo,
+        "runs": results,
+    }
+    draw_curves(table, os.path.join(RESULTS, "recipe_curves.png"))
+    notes = "the machine is shared (2 cores): each run's load average at its start is in runs[].load_at_start"
+    print(write_result("recipe", numbers, output=args.output, notes=notes))
+
+
+def collected_results(args):
+    results = []
+    for path in sorted(glob.glob(os.path.join(CACHE, "runs", "*", "run.json"))):
+        with open(path) as handle:
+            result = json.load(handle)
+        if result["seed"] in args.seeds:
+            results.append(result)
+    return results
+
+
+def main():
+    args = parse_args()
+    if args.evaluate_run:
+        val_csv, classes_csv, side = json.loads(args.output)
+        epochs = evaluate_snapshots(args.evaluate_run, val_csv, classes_csv, side)
+        with open(os.path.join(args.evaluate_run, "evaluation.json"), "w") as handle:
+            json.dump(epochs, handle)
+        return
+    os.makedirs(CACHE, exist_ok=True)
+    print(f"start: load {' '.join(loadavg())}", flush=True)
+    if args.phase == "data":
+        datasets()
+        return
+    if args.phase in ("all", "demo") and args.base_checkout:
+        demo_goal(args)
+    if args.phase in ("all", "grid"):
+        grid(args)
+    demo_path = os.path.join(CACHE, "demo_goal.json")
+    demo = json.load(open(demo_path)) if os.path.exists(demo_path) else None
+    if args.phase in ("all", "report", "grid"):
+        report(args, collected_results(args), demo)
+
+
+if __name__ == "__main__":
+    main()
