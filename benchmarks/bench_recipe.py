@@ -65,9 +65,9 @@ MODELS = {
 PAIR = ("keras-retinanet", "modern")
 DATASETS = {
     # name: (steps per epoch, epochs, image side)
-    "crowded": (100, 4, 320),
-    "demo": (100, 3, 160),
-    "nuclei": (100, 3, 256),
+    "crowded": (100, 3, 320),
+    "demo": (100, 2, 160),
+    "nuclei": (100, 2, 256),
 }
 TILE, TILE_STRIDE, TRAIN_WIDTH = 128, 32, 320
 
@@ -79,7 +79,6 @@ def parse_args():
     parser.add_argument("--base-checkout", default=None, help="A checkout of the commit before the recipe (--phase demo).")
     parser.add_argument("--demo-pairs", type=int, default=2, help="Interleaved (before, after) demo runs.")
     parser.add_argument("--run-timeout", type=int, default=3600)
-    parser.add_argument("--evaluate-run", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", default=os.path.join(RESULTS, "recipe.json"))
     return parser.parse_args()
 
@@ -226,7 +225,7 @@ def train(folder, arguments, timeout):
 
 
 def evaluate_snapshots(folder, val_csv, classes_csv, side):
-    """mAP@0.5 and COCO AP of each epoch's snapshot of a run (in this process: ``--evaluate-run``)."""
+    """mAP@0.5 and COCO AP of each epoch's snapshot of a run."""
     import keras
 
     from keras_retinanet import models
@@ -252,15 +251,12 @@ def evaluate_snapshots(folder, val_csv, classes_csv, side):
     return epochs
 
 
-def evaluate(folder, val_csv, classes_csv, side, timeout):
-    command = [sys.executable, os.path.abspath(__file__), "--evaluate-run", folder, "--output",
-               json.dumps([val_csv, classes_csv, side])]  # fmt: skip
-    with open(os.path.join(folder, "evaluate.log"), "w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=environment(), check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"evaluation failed, see {folder}/evaluate.log")
-    with open(os.path.join(folder, "evaluation.json")) as handle:
-        return json.load(handle)
+def evaluate(folder, val_csv, classes_csv, side):
+    """:func:`evaluate_snapshots` in this process (TensorFlow starts once for the whole grid), kept beside the run."""
+    epochs = evaluate_snapshots(folder, val_csv, classes_csv, side)
+    with open(os.path.join(folder, "evaluation.json"), "w") as handle:
+        json.dump(epochs, handle)
+    return epochs
 
 
 def one_run(dataset, init, model, seed, data, base_weights, args):
@@ -280,7 +276,7 @@ def one_run(dataset, init, model, seed, data, base_weights, args):
     load = loadavg()
     print(f"{time.strftime('%H:%M:%S')} {dataset} {init} {model} seed {seed} (load {' '.join(load)})", flush=True)
     seconds, rows = train(folder, flags, args.run_timeout)
-    epochs_evaluated = evaluate(folder, val_csv, classes_csv, side, args.run_timeout)
+    epochs_evaluated = evaluate(folder, val_csv, classes_csv, side)
     step_seconds = [float(row["time_s"]) / steps for row in rows[1:]]
     result = {
         "dataset": dataset, "init": init, "model": model, "seed": seed, "steps": steps * epochs,
@@ -301,7 +297,7 @@ def one_run(dataset, init, model, seed, data, base_weights, args):
 
 
 def base_model(data, args):
-    """The fine-tuning start: keras-retinanet's recipe on other crowded scenes (generator seed 1), 600 steps."""
+    """The fine-tuning start: keras-retinanet's recipe on other crowded scenes (generator seed 1), 300 steps."""
     path = os.path.join(CACHE, "base_crowded.h5")
     if os.path.exists(path):
         return path
@@ -309,12 +305,12 @@ def base_model(data, args):
     folder = os.path.join(CACHE, "runs", "base")
     if os.path.exists(folder):
         shutil.rmtree(folder)
-    arguments = [*COMMON, *BASE, "--no-weights", "--seed", "100", "--steps", "100", "--epochs", "6",
+    arguments = [*COMMON, *BASE, "--no-weights", "--seed", "100", "--steps", "100", "--epochs", "3",
                  "--snapshot-path", folder, "--run-dir", folder, "--image-min-side", "320", "--image-max-side", "320",
                  "--keep-snapshots", "last", "csv", paths["train"], paths["classes"]]  # fmt: skip
     print(f"{time.strftime('%H:%M:%S')} base model (load {' '.join(loadavg())})", flush=True)
     train(folder, arguments, args.run_timeout)
-    shutil.copy(glob.glob(os.path.join(folder, "*_06.h5"))[0], path)
+    shutil.copy(glob.glob(os.path.join(folder, "*_03.h5"))[0], path)
     return path
 
 
@@ -472,12 +468,6 @@ def collected_results(args):
 
 def main():
     args = parse_args()
-    if args.evaluate_run:
-        val_csv, classes_csv, side = json.loads(args.output)
-        epochs = evaluate_snapshots(args.evaluate_run, val_csv, classes_csv, side)
-        with open(os.path.join(args.evaluate_run, "evaluation.json"), "w") as handle:
-            json.dump(epochs, handle)
-        return
     os.makedirs(CACHE, exist_ok=True)
     print(f"start: load {' '.join(loadavg())}", flush=True)
     if args.phase == "data":

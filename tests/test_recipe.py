@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_retinanet import losses, models, optimizers
-from keras_retinanet.anchors import anchor_targets_bbox, anchor_targets_with_anchors
+from keras_retinanet.anchors import anchor_targets_bbox, anchor_targets_with_anchors, anchors_for_shape
 from keras_retinanet.callbacks.ema import AverageWeightsIn, AverageWeightsOut
 from keras_retinanet.callbacks.snapshot import Snapshot
 from keras_retinanet.checkpoint import rebind_optimizer
@@ -298,3 +298,59 @@ def test_keep_snapshots(tmp_path, keep, files):
     for epoch, value in enumerate((0.2, 0.5, 0.4)):  # the best is epoch 2
         snapshot.on_epoch_end(epoch, {"mAP": value})
     assert sorted(os.listdir(tmp_path)) == files
+
+
+# --------------------------------------------------------------------------------------
+# a model of either recipe: saved, loaded, converted, exported and predicting alike
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["keras-retinanet", "modern"])
+def test_a_model_of_either_recipe_loads_converts_exports_and_predicts_alike(recipe, tmp_path):
+    from keras_retinanet import load_detector
+    from keras_retinanet.config import DatasetConfig
+    from keras_retinanet.engine.trainer import build_training_model
+    from keras_retinanet.export.writers import export_model
+    from keras_retinanet.engine.run_setup import anchor_targets_function
+
+    dataset = DatasetConfig(type="csv", annotations="unused.csv", classes="unused.csv")
+    config = RetinaNetConfig.build({
+        "training.recipe": recipe, "model.backbone": BACKBONE, "training.imagenet_weights": "none",
+        "model.pyramid_feature_size": 16, "model.classification_feature_size": 16, "model.regression_feature_size": 16,
+        "data.image_min_side": 96, "data.image_max_side": 128, "data.dataset": dataset, "training.lr": 1e-3,
+    })  # fmt: skip
+    keras.utils.set_random_seed(4)
+    backbone = models.backbone(BACKBONE)
+    model = build_training_model(config, backbone, ["cat", "dog"], total_steps=20)
+    assert model.spec.head_norm == config.model.head_norm
+    head = model.get_layer("classification_submodel").get_layer("pyramid_classification")
+    kernel, bias = head.get_weights()  # logits spread around -3.5: a few dozen scores above 0.05
+    head.set_weights([np.random.default_rng(0).normal(0, 0.05, kernel.shape).astype("float32"), np.full_like(bias, -3.5)])
+
+    image = np.random.default_rng(1).integers(0, 255, (96, 128, 3)).astype(np.uint8)
+    image[20:60, 30:90] = 250
+    inputs = backbone.preprocess_image(image.astype("float32"))[None]
+    anchors = anchors_for_shape(inputs.shape[1:], shapes_callback=backbone.feature_shapes)
+    annotations = [{"bboxes": np.array([[30.0, 20.0, 90.0, 60.0]]), "labels": np.array([1])}]
+    targets = anchor_targets_function(config)(anchors, [image], annotations, 2)
+    model.train_on_batch(inputs, targets)  # the optimizer's state (moments, averages) exists
+
+    path = str(tmp_path / "snapshot.h5")
+    model.save(path)
+    loaded = models.load_model(path)
+    box_loss = "GIoULoss" if recipe == "modern" else "SmoothL1Loss"
+    assert sorted(type(loss).__name__ for loss in keras.tree.flatten(loaded.loss)) == sorted(["FocalLoss", box_loss])
+    assert optimizers.has_average_weights(loaded) == (recipe == "modern")
+    for want, got in zip(model(inputs), loaded(inputs)):
+        np.testing.assert_array_equal(np.asarray(want), np.asarray(got))
+
+    detector = load_detector(path)
+    assert detector.spec.head_norm == config.model.head_norm
+    expected = detector.predict(image, score_threshold=0.05)
+    assert 5 <= len(expected["scores"]) < 300
+    tflite = export_model(models.convert_model(loaded), str(tmp_path / "model.tflite"))
+    exported = load_detector(tflite).predict(image, score_threshold=0.05)
+    order, exported_order = np.argsort(-expected["scores"]), np.argsort(-exported["scores"])
+    assert len(exported["scores"]) == len(expected["scores"])
+    np.testing.assert_allclose(exported["boxes"][exported_order], expected["boxes"][order], atol=2e-4)
+    np.testing.assert_allclose(exported["scores"][exported_order], expected["scores"][order], atol=5e-6)
