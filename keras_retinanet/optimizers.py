@@ -197,6 +197,19 @@ def compile_training_model(
     return model
 
 
+def use_box_loss(model, box_loss: str) -> bool:
+    """Compile a (resumed) training model with another box loss, keeping its optimizer and state; True if it changed.
+
+    The data follow the run's configuration (GIoU's targets carry the anchors), so the loss must too.
+    """
+    current = model.loss.get("regression") if isinstance(model.loss, dict) else None
+    wanted = losses.box_loss(box_loss)
+    if current is not None and type(current) is type(wanted):
+        return False
+    model.compile(optimizer=model.optimizer, loss={**(model.loss or {}), "regression": wanted}, jit_compile=False)
+    return True
+
+
 def _without_owner(path):
     """'adam_1/conv1_kernel_momentum' -> 'conv1_kernel_momentum': optimizer names get suffixes per process."""
     return path.split("/", 1)[-1]

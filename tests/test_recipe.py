@@ -354,3 +354,35 @@ def test_a_model_of_either_recipe_loads_converts_exports_and_predicts_alike(reci
     assert len(exported["scores"]) == len(expected["scores"])
     np.testing.assert_allclose(exported["boxes"][exported_order], expected["boxes"][order], atol=2e-4)
     np.testing.assert_allclose(exported["scores"][exported_order], expected["scores"][order], atol=5e-6)
+
+
+@pytest.mark.slow
+def test_a_modern_run_resumes_exactly_without_naming_its_recipe_again(tmp_path):
+    """Two epochs straight, and one then a resume from its snapshot given no recipe option: the same weights, weight
+    averages, moments and step count. The snapshots hold the averaged weights; the recipe comes from the state."""
+    from keras_retinanet.bin import train as train_command
+    from keras_retinanet.checkpoint import read_h5_optimizer_weights, read_training_state
+
+    from helpers.datasets import write_square_dataset
+
+    dataset = write_square_dataset(tmp_path)
+    common = ["--backbone", BACKBONE, "--batch-size", "2", "--steps", "2", "--image-min-side", "64", "--image-max-side",
+              "64", "--no-evaluation", "--pyramid-feature-size", "16", "--classification-feature-size", "16",
+              "--regression-feature-size", "16", "--workers", "0", "--deterministic"]  # fmt: skip
+    modern = ["--recipe", "modern", "--warmup-steps", "1", "--ema-warmup-steps", "2", "--seed", "5", "--top-down"]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train_command.main([*common, *modern, "--epochs", "2", "--snapshot-path", straight, "csv", *dataset])
+    keras.utils.clear_session()
+    first = os.path.join(straight, f"{BACKBONE}_csv_01.h5")
+    assert read_training_state(first)["recipe"]["training.box_loss"] == "giou"
+    train_command.main([*common, "--epochs", "2", "--snapshot", first, "--snapshot-path", resumed, "csv", *dataset])
+    want, got = (os.path.join(folder, f"{BACKBONE}_csv_02.h5") for folder in (straight, resumed))
+    expected, actual = keras.models.load_model(want, compile=False), keras.models.load_model(got, compile=False)
+    for a, b in zip(expected.weights, actual.weights):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-7, err_msg=a.path)
+    strip = lambda values: {path.split("/", 1)[-1]: value for path, value in values.items()}  # noqa: E731
+    want_optimizer, got_optimizer = strip(read_h5_optimizer_weights(want)), strip(read_h5_optimizer_weights(got))
+    assert set(want_optimizer) == set(got_optimizer) and any(key.endswith("_average") for key in want_optimizer)
+    for key, value in want_optimizer.items():
+        np.testing.assert_allclose(got_optimizer[key], value, rtol=1e-6, atol=1e-9, err_msg=key)
+    assert int(got_optimizer["iteration"]) == 4

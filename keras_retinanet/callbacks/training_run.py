@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence
 import keras
 
 from ..config import RetinaNetConfig
+from ..config.defaults import RECIPE_SETTINGS
 from ..errors import RetinaNetError
 from . import RedirectModel
 from .coco import CocoEval
@@ -42,6 +43,20 @@ class ExplainedEarlyStopping(keras.callbacks.EarlyStopping):
                 "(keras-retinanet's rule; --no-evaluation trains every epoch)"
             )
         super().on_train_end(logs)
+
+
+# The key of the recipe's settings in the snapshots' training state (a resumed run takes them).
+RECIPE_STATE_KEY = "recipe"
+
+
+def recipe_settings(config: RetinaNetConfig) -> dict:
+    """{'section.name': value} of :data:`RECIPE_SETTINGS`, as JSON holds them."""
+    values = {}
+    for key in RECIPE_SETTINGS:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        values[key] = list(value) if isinstance(value, tuple) else value
+    return values
 
 
 def snapshot_folder(config: RetinaNetConfig, run_folder: Optional[str] = None) -> str:
@@ -144,7 +159,7 @@ def create_callbacks(
     snapshot = None
     if training.snapshots and chief:
         os.makedirs(snapshot_folder(config, run_folder), exist_ok=True)
-        extra_state = {"seed": training.seed, "stream": stream}
+        extra_state = {"seed": training.seed, "stream": stream, RECIPE_STATE_KEY: recipe_settings(config)}
         if training.ema:
             extra_state[SNAPSHOT_STATE_KEY] = True
         if run_folder is not None:

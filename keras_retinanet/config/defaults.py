@@ -170,6 +170,12 @@ RECIPES = {
     },
 }
 
+# The settings a resumed run takes from its snapshot (its training state records them) unless given again: those
+# of the recipe that the model's compile and the data it is fed depend on. The head norm is the spec's.
+RECIPE_SETTINGS = ("training.recipe", "training.optimizer", "training.weight_decay", "training.box_loss",
+                   "training.lr_schedule", "training.warmup_steps", "training.ema", "training.ema_warmup_steps",
+                   "data.top_down", "data.scale_jitter")
+
 # Named configuration presets (RetinaNetConfig.build(preset=...)): settings that differ from DEFAULTS, by section.
 # Not hub.MODEL_PRESETS, which are published detectors by name.
 CONFIG_PRESETS = {

@@ -15,8 +15,10 @@ import keras
 import tensorflow as tf
 
 from .. import distribute, models
+from ..callbacks.training_run import RECIPE_STATE_KEY
 from ..checkpoint import read_spec, read_training_state
 from ..config import DetectorSpec, RetinaNetConfig
+from ..config.defaults import RECIPE_SETTINGS
 from ..config.spec import reconcile
 from ..data.augmentation import training_augmentation
 from ..data.cropping import tile_crop_of, with_native_scale
@@ -69,19 +71,24 @@ def snapshot_epoch(path: str) -> int:
 
 
 def resumed_config(config: RetinaNetConfig, state: Optional[dict]) -> RetinaNetConfig:
-    """The epoch and seed of a resumed run, from the snapshot's training state.
+    """The epoch, seed and recipe of a resumed run, from the snapshot's training state.
 
-    Settings the user gave (--initial-epoch, --seed) win; a snapshot without a state
-    (older files, keras-retinanet's) resumes at the epoch in its name.
+    Settings the user gave (--initial-epoch, --seed, a recipe option) win; a snapshot without a state
+    (older files, keras-retinanet's) resumes at the epoch in its name with the configuration's recipe.
     """
     state = state or {}
     training = config.training
-    initial_epoch, seed = training.initial_epoch, training.seed
+    changes = {"training": {"initial_epoch": training.initial_epoch, "seed": training.seed}, "data": {}}
     if not config.given("training.initial_epoch"):
-        initial_epoch = int(state["epoch"]) if state.get("epoch") is not None else snapshot_epoch(training.snapshot)
+        epoch = int(state["epoch"]) if state.get("epoch") is not None else snapshot_epoch(training.snapshot)
+        changes["training"]["initial_epoch"] = epoch
     if not config.given("training.seed") and state.get("seed") is not None:
-        seed = int(state["seed"])
-    return config.replace(training={"initial_epoch": initial_epoch, "seed": seed})
+        changes["training"]["seed"] = int(state["seed"])
+    for key, value in (state.get(RECIPE_STATE_KEY) or {}).items():
+        if key in RECIPE_SETTINGS and not config.given(key):
+            section, name = key.split(".")
+            changes[section][name] = tuple(value) if isinstance(value, list) else value
+    return config.replace(**changes)
 
 
 def stream_start(config: RetinaNetConfig, state: Optional[dict], steps: int) -> int:

@@ -101,6 +101,8 @@ def build_training_model(
         optimizers.compile_training_model(model, training.lr, training.optimizer_clipnorm, training.box_loss, optimizer)
         return model
     optimizers.use_global_batch_clipping(model)  # snapshots were compiled with keras.optimizers.Adam
+    if optimizers.use_box_loss(model, training.box_loss):
+        print(f"Box loss: {training.box_loss} (the snapshot was compiled with another)")
     if (resume_state or {}).get(SNAPSHOT_STATE_KEY):
         optimizers.swap_average_weights(model)  # the snapshot holds the averaged weights as the model's
     if config.given("training.lr"):
