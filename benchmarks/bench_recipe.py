@@ -65,9 +65,9 @@ MODELS = {
 PAIR = ("keras-retinanet", "modern")
 DATASETS = {
     # name: (steps per epoch, epochs, image side)
-    "crowded": (100, 3, 320),
-    "demo": (100, 2, 160),
-    "nuclei": (100, 2, 256),
+    "crowded": (100, 6, 320),
+    "demo": (100, 6, 160),
+    "nuclei": (100, 4, 256),
 }
 TILE, TILE_STRIDE, TRAIN_WIDTH = 128, 32, 320
 
@@ -76,6 +76,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", default="all", choices=("all", "data", "grid", "demo", "report"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS), help="Runs of --phase grid.")
     parser.add_argument("--base-checkout", default=None, help="A checkout of the commit before the recipe (--phase demo).")
     parser.add_argument("--demo-pairs", type=int, default=2, help="Interleaved (before, after) demo runs.")
     parser.add_argument("--run-timeout", type=int, default=3600)
@@ -297,7 +298,7 @@ def one_run(dataset, init, model, seed, data, base_weights, args):
 
 
 def base_model(data, args):
-    """The fine-tuning start: keras-retinanet's recipe on other crowded scenes (generator seed 1), 300 steps."""
+    """The fine-tuning start: keras-retinanet's recipe on other crowded scenes (generator seed 1), 600 steps."""
     path = os.path.join(CACHE, "base_crowded.h5")
     if os.path.exists(path):
         return path
@@ -305,23 +306,32 @@ def base_model(data, args):
     folder = os.path.join(CACHE, "runs", "base")
     if os.path.exists(folder):
         shutil.rmtree(folder)
-    arguments = [*COMMON, *BASE, "--no-weights", "--seed", "100", "--steps", "100", "--epochs", "3",
+    arguments = [*COMMON, *BASE, "--no-weights", "--seed", "100", "--steps", "100", "--epochs", "6",
                  "--snapshot-path", folder, "--run-dir", folder, "--image-min-side", "320", "--image-max-side", "320",
                  "--keep-snapshots", "last", "csv", paths["train"], paths["classes"]]  # fmt: skip
     print(f"{time.strftime('%H:%M:%S')} base model (load {' '.join(loadavg())})", flush=True)
     train(folder, arguments, args.run_timeout)
-    shutil.copy(glob.glob(os.path.join(folder, "*_03.h5"))[0], path)
+    shutil.copy(glob.glob(os.path.join(folder, "*_06.h5"))[0], path)
     return path
 
 
+GROUPS = {
+    # keras-retinanet's and modern on the crowded scenes from random weights
+    "crowded-pair": [("crowded", "random", model) for model in PAIR],
+    # each piece alone on them
+    "pieces": [("crowded", "random", model) for model in MODELS if model not in PAIR],
+    # keras-retinanet's and modern on the other datasets and starts (the demo from random weights: --phase demo)
+    "others": [(dataset, init, model) for dataset, init in (("nuclei", "random"), ("nuclei", "weights"),
+                                                             ("crowded", "weights"), ("demo", "weights"))
+               for model in PAIR],
+}  # fmt: skip
+
+
 def grid(args):
-    """Each piece alone on the crowded scenes from random weights; keras-retinanet's and modern everywhere."""
+    """The groups of runs asked for (``--groups``), each seed of every run before the next seed."""
     data = datasets()
-    base = base_model(data, args)
-    # every model on the crowded scenes from random weights, then keras-retinanet's and modern on the others
-    plan = [("crowded", "random", model) for model in MODELS]
-    plan += [(dataset, init, model) for dataset in DATASETS for init in ("random", "weights") for model in PAIR
-             if (dataset, init) != ("crowded", "random")]  # fmt: skip
+    plan = [run for group in args.groups for run in GROUPS[group]]
+    base = base_model(data, args) if any(init == "weights" for _, init, _ in plan) else None
     results = []
     for seed in args.seeds:  # a seed of every model before the next: a partial grid is already a comparison
         for dataset, init, model in plan:
