@@ -84,6 +84,12 @@ def parse_args():
     return parser.parse_args()
 
 
+def commit():
+    """The commit of the checkout the runs train with."""
+    done = subprocess.run(["git", "-C", REPOSITORY, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def loadavg():
     with open("/proc/loadavg") as handle:
         return handle.read().split()[:3]
@@ -281,7 +287,7 @@ def one_run(dataset, init, model, seed, data, base_weights, args):
     step_seconds = [float(row["time_s"]) / steps for row in rows[1:]]
     result = {
         "dataset": dataset, "init": init, "model": model, "seed": seed, "steps": steps * epochs,
-        "flags": MODELS[model], "wall_s": round(seconds, 1), "load_at_start": load,
+        "flags": MODELS[model], "wall_s": round(seconds, 1), "load_at_start": load, "commit": commit(),
         "seconds_per_step": sum(step_seconds) / len(step_seconds),
         "mAP50": [epoch["mAP50"] for epoch in epochs_evaluated],
         "coco_AP": [epoch["coco_AP"] for epoch in epochs_evaluated],

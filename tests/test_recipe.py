@@ -261,7 +261,8 @@ def test_keras_retinanets_augmentation_is_unchanged_without_the_new_options():
 def test_the_recipe_fills_in_settings_the_user_and_the_preset_did_not_give():
     modern = RetinaNetConfig.build({"training.recipe": "modern", "training.lr": 3e-4})
     assert modern.model.head_norm == "group" and modern.training.box_loss == "giou" and modern.training.lr == 3e-4
-    assert modern.training.ema == RECIPES["modern"]["training"]["ema"] and modern.data.scale_jitter == (0.75, 1.25)
+    assert modern.training.ema == RECIPES["modern"]["training"]["ema"] and modern.training.optimizer_clipnorm == 10.0
+    assert modern.data.scale_jitter is None  # an option of its own
     assert RetinaNetConfig.from_json(modern.to_json()) == modern
     assert RetinaNetConfig.build({"training.recipe": "modern", "training.ema": None}).training.ema is None
     default = RetinaNetConfig.build()

@@ -60,7 +60,7 @@ def add_recipe_arguments(parser):
         choices=tuple(RECIPES),
         help="The training recipe the options below start from: keras-retinanet's (the default: Adam, a plateau "
         "schedule, plain heads, smooth L1) or modern (GroupNorm heads, GIoU, AdamW, warm-up and cosine decay, a "
-        "weight average, scale jitter; trainable BatchNorm from random weights). Each option given wins over it.",
+        "weight average, a gradient clip of 10; trainable BatchNorm from random weights). Each option given wins.",
     )
     parser.add_argument(
         "--head-norm",
@@ -135,7 +135,7 @@ def add_recipe_arguments(parser):
         type=scale_range,
         metavar="MIN,MAX",
         help="Resize each training image by a random factor in MIN..MAX, then crop or pad it back to its size "
-        f"('none': off; default: off; modern: {','.join(f'{v:g}' for v in _recipe_value('data.scale_jitter'))}).",
+        "('none': off; default: off).",
     )
     parser.add_argument(
         "--keep-snapshots",
