@@ -74,7 +74,7 @@ TILE, TILE_STRIDE, TRAIN_WIDTH = 128, 32, 320
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", default="all", choices=("all", "data", "grid", "demo", "report"))
+    parser.add_argument("--phase", default="all", choices=("all", "data", "grid", "timing", "demo", "report"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS), help="Runs of --phase grid.")
     parser.add_argument("--base-checkout", default=None, help="A checkout of the commit before the recipe (--phase demo).")
@@ -346,6 +346,51 @@ def grid(args):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# seconds per step, interleaved
+
+
+def step_timing(args, rounds=6, steps=5):
+    """Seconds per training step of keras-retinanet's recipe and modern on the same crowded batches, in one process,
+    the two taking turns (``rounds`` x ``steps`` steps each): a ratio that a shared machine's load changes alike."""
+    import keras
+    import numpy as np
+
+    from keras_retinanet import models
+    from keras_retinanet.bin import train as train_command
+    from keras_retinanet.engine.run_setup import create_generators
+    from keras_retinanet.engine.trainer import build_training_model
+
+    arguments = datasets()["crowded"][0]
+    built = {}
+    for model in PAIR:
+        config = train_command.parse_args([*COMMON, *MODELS[model], "--no-weights", "--seed", "0", *arguments]).config
+        keras.utils.set_random_seed(0)
+        backbone = models.backbone(BACKBONE)
+        generator, _ = create_generators(config, backbone)
+        training_model = build_training_model(config, backbone, ["a", "b", "c", "d"], total_steps=1000)
+        batches = [generator.compute_input_output(generator.groups[index], position=index) for index in range(4)]
+        for inputs, targets in batches[:2]:  # traced and warm
+            training_model.train_on_batch(inputs, targets)
+        built[model] = (training_model, batches)
+    times = {model: [] for model in PAIR}
+    for round_index in range(rounds):
+        for model in PAIR if round_index % 2 == 0 else PAIR[::-1]:
+            training_model, batches = built[model]
+            start = time.perf_counter()
+            for step in range(steps):
+                inputs, targets = batches[step % len(batches)]
+                training_model.train_on_batch(inputs, targets)
+            times[model].append((time.perf_counter() - start) / steps)
+    medians = {model: float(np.median(values)) for model, values in times.items()}
+    result = {"seconds_per_step": medians, "rounds": times, "ratio": medians[PAIR[1]] / medians[PAIR[0]],
+              "load": loadavg()}  # fmt: skip
+    with open(os.path.join(CACHE, "step_timing.json"), "w") as handle:
+        json.dump(result, handle, indent=1)
+    print(f"seconds per step: {medians}, modern / keras-retinanet {result['ratio']:.3f}", flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
 # the demo's goal
 
 
@@ -443,7 +488,7 @@ def draw_curves(table, path):
     figure.savefig(path, dpi=90)
 
 
-def report(args, results, demo):
+def report(args, results, demo, timing):
     from bench_shared import write_result
 
     table = summarise(results)
@@ -465,6 +510,7 @@ def report(args, results, demo):
         "rows": table,
         "modern_vs_keras_retinanet": ratios,
         "demo_goal": demo,
+        "step_timing_interleaved": timing,
         "runs": results,
     }
     draw_curves(table, os.path.join(RESULTS, "recipe_curves.png"))
@@ -491,12 +537,16 @@ def main():
         return
     if args.phase in ("all", "demo") and args.base_checkout:
         demo_goal(args)
+    if args.phase in ("all", "timing"):
+        step_timing(args)
     if args.phase in ("all", "grid"):
         grid(args)
-    demo_path = os.path.join(CACHE, "demo_goal.json")
-    demo = json.load(open(demo_path)) if os.path.exists(demo_path) else None
+    kept = {}
+    for name in ("demo_goal", "step_timing"):
+        path = os.path.join(CACHE, f"{name}.json")
+        kept[name] = json.load(open(path)) if os.path.exists(path) else None
     if args.phase in ("all", "report", "grid"):
-        report(args, collected_results(args), demo)
+        report(args, collected_results(args), kept["demo_goal"], kept["step_timing"])
 
 
 if __name__ == "__main__":

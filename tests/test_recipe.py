@@ -281,8 +281,12 @@ def test_train_flags_set_the_recipe_and_its_pieces():
     assert config.training.recipe == "modern" and config.training.ema is None and config.data.scale_jitter == (0.5, 2.0)
     assert config.data.top_down and config.training.warmup_steps == 7 and config.training.keep_snapshots == "last"
     assert config.model.head_norm == "group"  # the recipe's
-    plain = train_command.parse_args(["--head-norm", "group", "--box-loss", "giou", "demo"]).config
+    plain = train_command.parse_args(["--recipe", "keras-retinanet", "--head-norm", "group", "--box-loss", "giou",
+                                      "demo"]).config  # fmt: skip
     assert plain.training.recipe == "keras-retinanet" and plain.model.head_norm == "group"
+    assert plain.training.box_loss == "giou" and plain.training.optimizer == "adam"  # the rest keras-retinanet's
+    demo = train_command.parse_args(["demo"]).config  # the demo preset trains with the modern recipe
+    assert (demo.training.recipe, demo.model.head_norm, demo.training.keep_snapshots) == ("modern", "group", "best")
 
 
 @pytest.mark.parametrize("keep, files", [

@@ -83,7 +83,8 @@ def create_callbacks(
     class_names: Sequence[str] = (),
     command: Optional[Sequence[str]] = None,
 ) -> List[keras.callbacks.Callback]:
-    """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping, snapshots and the run record.
+    """NaN guard, evaluation, TensorBoard, learning-rate schedule (plateau), early stopping, snapshots, the run
+    record, and the weight average's exchange (``--ema``).
 
     Under multi-worker training only the chief evaluates and writes TensorBoard logs and
     snapshots; every worker keeps the guard and the learning-rate schedule, which follow
@@ -91,8 +92,8 @@ def create_callbacks(
     only the chief has, so it is off when there are several workers (a chief that stopped
     alone would leave the others waiting).
 
-    The order matters: the guard raises before anything sees a broken epoch; the
-    snapshot comes after them, so it records the schedule's state after the epoch and restores
+    The order matters: the guard raises before anything sees a broken epoch; with ``--ema`` the averaged weights
+    go into the model next (evaluation and snapshots use them) and back out last; the snapshot comes after them, so it records the schedule's state after the epoch and restores
     it, on a resumed run, after the other callbacks reset themselves; the run record comes last,
     so it sees the epoch's mAP and snapshots and its closing lines end the output.
 
