@@ -61,6 +61,8 @@ MODELS = {
     "+scale jitter": BASE + ["--scale-jitter", "0.75,1.25"],
     "+top-down flips, turns": BASE + ["--top-down"],
     "modern": ["--recipe", "modern"],
+    # the named recipe less one piece
+    "modern, smooth L1": ["--recipe", "modern", "--box-loss", "smooth_l1"],
 }
 PAIR = ("keras-retinanet", "modern")
 DATASETS = {
@@ -325,7 +327,8 @@ GROUPS = {
     # keras-retinanet's and modern on the crowded scenes from random weights
     "crowded-pair": [("crowded", "random", model) for model in PAIR],
     # each piece alone on them
-    "pieces": [("crowded", "random", model) for model in MODELS if model not in PAIR],
+    "pieces": [("crowded", "random", model) for model in MODELS if model not in PAIR and not model.startswith("modern")],
+    "ablations": [("crowded", "random", model) for model in MODELS if model.startswith("modern, ")],
     # keras-retinanet's and modern on the other datasets and starts (the demo from random weights: --phase demo)
     "others": [(dataset, init, model) for dataset, init in (("nuclei", "random"), ("nuclei", "weights"),
                                                              ("crowded", "weights"), ("demo", "weights"))
