@@ -20,9 +20,9 @@ How a global batch is trained, whatever the strategy:
 * The losses divide by the number of positive anchors in the global batch
   (:mod:`keras_retinanet.losses` sums the count over replicas), and the replicas'
   gradients are summed, so the update is the one a single device makes on that batch.
-* Keras clips each replica's gradients before summing them; :class:`GlobalBatchAdam`
-  clips the summed gradients instead, so ``clipnorm`` also means what it means on one
-  device.
+* Keras clips each replica's gradients before summing them;
+  :class:`keras_retinanet.optimizers.GlobalBatchAdam` clips the summed gradients instead, so
+  ``clipnorm`` also means what it means on one device.
 
 Strategies must be created before TensorFlow runs anything else (``multi-worker`` in
 particular), so create the strategy first thing in a program.
@@ -31,14 +31,11 @@ particular), so create the strategy first thing in a program.
 import json
 import os
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from .errors import RetinaNetError
 
 STRATEGY_NAMES = ("auto", "one", "mirrored", "multi-worker")
-PACKAGE = "keras_retinanet"
 
 
 class StrategyError(RetinaNetError, ValueError):
@@ -257,90 +254,3 @@ def barrier(strategy):
     """Wait until every worker reaches this point (e.g. until the chief has written a snapshot)."""
     if num_workers(strategy) > 1:
         shared_seed(strategy, None)
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class GlobalBatchAdam(keras.optimizers.Adam):
-    """Adam whose ``clipnorm``/``global_clipnorm``/``clipvalue`` apply to the global batch's gradients.
-
-    Under ``tf.distribute`` Keras clips each replica's gradients and then sums them, which
-    is neither what one device does nor independent of how the batch is split. Here the
-    gradients are summed over replicas first and clipped once. The sum is then divided by
-    the number of replicas, because Keras sums the (now equal) gradients of all replicas
-    once more before the update. On one device it is exactly Adam.
-    """
-
-    def _clip_gradients(self, grads):
-        clipping = any(value for value in (self.clipnorm, self.global_clipnorm, self.clipvalue))
-        context = tf.distribute.get_replica_context()
-        if not clipping or context is None or context.num_replicas_in_sync == 1:
-            return super()._clip_gradients(grads)
-        replicas = context.num_replicas_in_sync
-        present = [index for index, gradient in enumerate(grads) if gradient is not None]
-        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[index] for index in present])
-        clipped = super()._clip_gradients(summed)
-        result = list(grads)
-        for index, gradient in zip(present, clipped):
-            result[index] = gradient / tf.cast(replicas, gradient.dtype)
-        return result
-
-
-def _without_owner(path):
-    """'adam_1/conv1_kernel_momentum' -> 'conv1_kernel_momentum': optimizer names get suffixes per process."""
-    return path.split("/", 1)[-1]
-
-
-def rebuild_optimizer(model, optimizer_class=None, stored_values=None):
-    """Give ``model`` a fresh optimizer of the same settings that takes over the old one's state.
-
-    The one way this package swaps a compiled model's optimizer, for two reasons:
-
-    * a model loaded from a Keras 3 ``.h5`` file, whose restored optimizer ``fit`` refuses
-      ("Unknown variable"): :func:`keras_retinanet.checkpoint.rebind_optimizer`;
-    * a resumed snapshot compiled with ``keras.optimizers.Adam``, which becomes a
-      :class:`GlobalBatchAdam` (:func:`use_global_batch_clipping`).
-
-    The new optimizer is built on the model's trainable variables and takes every value
-    (step count, learning rate, moment estimates) by variable path, the optimizer's own
-    name left out. Call it in the strategy's scope.
-
-    Args:
-        model: a compiled Keras model.
-        optimizer_class: class of the new optimizer (default: the current one's).
-        stored_values: dict variable path -> array that overrides the current optimizer's
-            values (e.g. read from the model file).
-
-    Returns:
-        number of optimizer variables that took a value.
-    """
-    current = model.optimizer
-    optimizer_class = optimizer_class or current.__class__
-    optimizer = optimizer_class.from_config(current.get_config())
-    optimizer.build(model.trainable_variables)
-    state = {_without_owner(variable.path): np.asarray(variable) for variable in current.variables}
-    state.update({_without_owner(path): value for path, value in (stored_values or {}).items()})
-    count = 0
-    for variable in optimizer.variables:
-        value = state.get(_without_owner(variable.path))
-        if value is not None and tuple(value.shape) == tuple(variable.shape):
-            variable.assign(value)
-            count += 1
-    model.compile(optimizer=optimizer, loss=model.loss, jit_compile=False)
-    return count
-
-
-def use_global_batch_clipping(model):
-    """Give a (resumed) model compiled with ``keras.optimizers.Adam`` a :class:`GlobalBatchAdam`.
-
-    The new optimizer has the same settings and takes over the old one's state (step
-    count, learning rate, moment estimates; see :func:`rebuild_optimizer`). Call it in the
-    strategy's scope. Other optimizers are left as they are.
-
-    Returns:
-        the model.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or type(optimizer) is not keras.optimizers.Adam:
-        return model
-    rebuild_optimizer(model, GlobalBatchAdam)
-    return model

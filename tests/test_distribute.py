@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_retinanet import distribute, losses
+from keras_retinanet import distribute, losses, optimizers
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers", "distribute_worker.py")
 TIMEOUT = 400  # seconds; a worker whose peer died would otherwise wait for it forever
@@ -307,9 +307,9 @@ def test_resumed_keras_adam_becomes_a_global_batch_adam_with_its_state():
         variable.assign(np.full(variable.shape, index + 1.0, np.float32))
     state = {variable.path: variable.numpy() for variable in model.optimizer.variables}
 
-    distribute.use_global_batch_clipping(model)
+    optimizers.use_global_batch_clipping(model)
     optimizer = model.optimizer
-    assert type(optimizer) is distribute.GlobalBatchAdam
+    assert type(optimizer) is optimizers.GlobalBatchAdam
     assert optimizer.clipnorm == 0.001 and float(optimizer.learning_rate) == pytest.approx(0.01)
     assert int(optimizer.iterations.numpy()) == 7
     restored = {variable.path: variable.numpy() for variable in optimizer.variables}

@@ -24,6 +24,7 @@ FLOORS: List[Tuple[str, ...]] = [
     ("anchors",),  # numpy anchors, box coding, matching, and their defaults (anchors.defaults)
     ("config",),  # RetinaNetConfig, the defaults table, the model's DetectorSpec, the .ini anchor file
     ("distribute", "initializers", "losses", "backend"),  # Keras/TensorFlow building blocks
+    ("optimizers",),  # the training model's optimizer: made, compiled, swapped, its schedule and weight averages
     ("data",),  # per-image transforms, anchor targets of a batch, the tf.data pipeline
     ("readers",),  # the dataset readers: their base, each format's, the reader of a configuration, the demo dataset
     ("hub",),  # weights and published models by name: registry, download cache, presets

@@ -8,7 +8,7 @@ The graph-side twins (anchors of a feature map, box decoding) are :mod:`keras_re
     overlap     compute_overlap
     box_coding  bbox_transform, bbox_transform_inv, BOX_CODING_MEAN/STD
     matching    compute_gt_annotations, unmatched_annotations, POSITIVE_OVERLAP/NEGATIVE_OVERLAP
-    targets     anchor_targets_bbox
+    targets     anchor_targets_bbox, anchor_targets_with_anchors (the GIoU loss's)
     coverage    how well anchors cover boxes: best IoU per box, shares by class and object size
     optimize    fitting anchor ratios, scales and sizes to a dataset's boxes (scipy's differential evolution)
 """
@@ -24,7 +24,7 @@ from .generation import (
 from .overlap import compute_overlap
 from .box_coding import DEFAULT_BOX_MEAN, DEFAULT_BOX_STD, bbox_transform, bbox_transform_inv
 from .matching import compute_gt_annotations, unmatched_annotations
-from .targets import anchor_targets_bbox
+from .targets import anchor_targets_bbox, anchor_targets_with_anchors
 
 __all__ = [
     "DEFAULT_BOX_MEAN",
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_PYRAMID_LEVELS",
     "AnchorParameters",
     "anchor_targets_bbox",
+    "anchor_targets_with_anchors",
     "anchors_for_shape",
     "bbox_transform",
     "bbox_transform_inv",

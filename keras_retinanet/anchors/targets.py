@@ -70,3 +70,20 @@ def anchor_targets_bbox(
         regression_batch[index, marked, -1] = state[marked]
 
     return regression_batch, labels_batch
+
+
+def anchor_targets_with_anchors(anchors, image_group, annotations_group, num_classes, **overlaps):
+    """:func:`anchor_targets_bbox` with each anchor's corners in the box targets, for a loss that decodes boxes (GIoU).
+
+    Args:
+        anchors, image_group, annotations_group, num_classes: as :func:`anchor_targets_bbox`.
+        **overlaps: ``negative_overlap``, ``positive_overlap``.
+
+    Returns:
+        regression_batch: (B, N, 4 + 4 + 1): the coded targets, the anchors (x1, y1, x2, y2), the anchor state.
+        labels_batch: (B, N, C + 1), as :func:`anchor_targets_bbox`'s.
+    """
+    regression, labels = anchor_targets_bbox(anchors, image_group, annotations_group, num_classes, **overlaps)
+    batch = regression.shape[0]
+    columns = np.broadcast_to(np.asarray(anchors, dtype=np.float32)[np.newaxis], (batch,) + np.shape(anchors))
+    return np.concatenate([regression[..., :4], columns, regression[..., 4:]], axis=-1), labels

@@ -13,7 +13,7 @@ import sys
 from .. import hub
 from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..config.schema import DATASET_TYPES
-from . import arguments, common, detection_options, parsing
+from . import arguments, common, detection_options, parsing, recipe_options
 
 # keras_retinanet.distribute.STRATEGY_NAMES, spelt out so that --help does not import TensorFlow.
 STRATEGY_CHOICES = ("auto", "one", "mirrored", "multi-worker")
@@ -164,6 +164,7 @@ def parse_args(args):
                         help="Train BatchNorm layers (for training from scratch; the demo does).")
     parser.add_argument("--random-transform", dest="data.random_transform", action="store_true",
                         help="Augment with random affine transforms and colour changes.")
+    recipe_options.add_recipe_arguments(parser)
     arguments.add_image_side_arguments(parser)
     detection_options.add_train_tile_arguments(parser)
     arguments.add_anchor_config_argument(parser)

@@ -3,7 +3,8 @@
     RedirectModel   (here) a callback run against another model than the one being trained
     eval, coco      Evaluate (Pascal VOC mAP), CocoEval: evaluation after each epoch
     guard           NonFiniteGuard: stops a run whose loss is no longer finite
-    snapshot        Snapshot: model files written atomically with their training state
+    snapshot        Snapshot: model files written atomically with their training state (--keep-snapshots)
+    ema             AverageWeightsIn/Out: the weights' moving average (--ema) in the model for evaluation and snapshots
     run_record      the run folder and RunRecord (config.json, metrics.csv), curves: curves.png
     training_run    create_callbacks, the callbacks a configuration asks for (ExplainedEarlyStopping among them)
 """

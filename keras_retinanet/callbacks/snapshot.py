@@ -6,10 +6,13 @@ and the state of the learning-rate schedule and early stopping. A resumed run
 (``retinanet-train --snapshot``) restores all of it and continues as if never stopped.
 """
 
+import os
+
 import keras
 
 from ..atomic_files import remove_stale_temporaries, save_model_atomically
 from ..checkpoint.training_state import write_training_state
+from ..config.defaults import KEEP_SNAPSHOTS as KEEP_CHOICES
 
 # Attributes that make up a Keras callback's state between epochs (reset by on_train_begin).
 _CALLBACK_STATE_ATTRIBUTES = {
@@ -75,6 +78,8 @@ class Snapshot(keras.callbacks.Callback):
         resume_state: a training state read from the snapshot being resumed
             (:func:`keras_retinanet.checkpoint.training_state.read_training_state`); restored
             into ``stateful_callbacks`` when training begins.
+        keep: which epochs' files stay: 'all' (keras-retinanet's), 'best' (the best, and the last epoch's: each epoch's
+            file goes once the next is written) or 'last' (the last epoch's only; no best file).
     """
 
     def __init__(
@@ -86,8 +91,12 @@ class Snapshot(keras.callbacks.Callback):
         stateful_callbacks=None,
         extra_state=None,
         resume_state=None,
+        keep="all",
     ):
         super().__init__()
+        if keep not in KEEP_CHOICES:
+            raise ValueError(f"keep must be one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+        self.keep = keep
         self.path_template = path_template
         self.save_keras = save_keras
         self.best_monitor = best_monitor
@@ -129,6 +138,15 @@ class Snapshot(keras.callbacks.Callback):
             self.saved.append(path)
         return paths
 
+    def _remove_epoch(self, epoch):
+        """Delete the files of an earlier epoch (1-based), also one written before a resume."""
+        name = self.path_template.format(epoch=epoch)
+        for path in (name + ".h5", name + ".keras"):
+            if os.path.exists(path):
+                os.remove(path)
+            if path in self.saved:
+                self.saved.remove(path)
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         value = logs.get(self.best_monitor) if self.best_monitor is not None else None
@@ -137,7 +155,9 @@ class Snapshot(keras.callbacks.Callback):
             self.best = value
         state = self.training_state(epoch + 1)
         self._save(self.path_template.format(epoch=epoch + 1), state)
-        if improved:
+        if improved and self.keep != "last":
             best_name = self.path_template.replace("{epoch:02d}", "best").format(epoch=epoch + 1)
             self._save(best_name, state)
+        if self.keep != "all" and epoch > 0:
+            self._remove_epoch(epoch)  # the previous epoch's, now that this one is on disk
 

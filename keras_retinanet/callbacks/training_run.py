@@ -8,9 +8,11 @@ from typing import List, Optional, Sequence
 import keras
 
 from ..config import RetinaNetConfig
+from ..config.defaults import RECIPE_SETTINGS
 from ..errors import RetinaNetError
 from . import RedirectModel
 from .coco import CocoEval
+from .ema import SNAPSHOT_STATE_KEY, AverageWeightsIn, AverageWeightsOut
 from .eval import Evaluate
 from .guard import NonFiniteGuard
 from .run_record import STATE_KEY, RunRecord
@@ -43,6 +45,20 @@ class ExplainedEarlyStopping(keras.callbacks.EarlyStopping):
         super().on_train_end(logs)
 
 
+# The key of the recipe's settings in the snapshots' training state (a resumed run takes them).
+RECIPE_STATE_KEY = "recipe"
+
+
+def recipe_settings(config: RetinaNetConfig) -> dict:
+    """{'section.name': value} of :data:`RECIPE_SETTINGS`, as JSON holds them."""
+    values = {}
+    for key in RECIPE_SETTINGS:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        values[key] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
 def snapshot_folder(config: RetinaNetConfig, run_folder: Optional[str] = None) -> str:
     """``--snapshot-path`` when given, else the run folder (else ``./snapshots``, for callers keeping no record)."""
     return config.training.snapshot_path or run_folder or FALLBACK_SNAPSHOT_PATH
@@ -67,7 +83,8 @@ def create_callbacks(
     class_names: Sequence[str] = (),
     command: Optional[Sequence[str]] = None,
 ) -> List[keras.callbacks.Callback]:
-    """NaN guard, evaluation, TensorBoard, learning-rate schedule, early stopping, snapshots and the run record.
+    """NaN guard, evaluation, TensorBoard, learning-rate schedule (plateau), early stopping, snapshots, the run
+    record, and the weight average's exchange (``--ema``).
 
     Under multi-worker training only the chief evaluates and writes TensorBoard logs and
     snapshots; every worker keeps the guard and the learning-rate schedule, which follow
@@ -75,8 +92,8 @@ def create_callbacks(
     only the chief has, so it is off when there are several workers (a chief that stopped
     alone would leave the others waiting).
 
-    The order matters: the guard raises before anything sees a broken epoch; the
-    snapshot comes after them, so it records the schedule's state after the epoch and restores
+    The order matters: the guard raises before anything sees a broken epoch; with ``--ema`` the averaged weights
+    go into the model next (evaluation and snapshots use them) and back out last; the snapshot comes after them, so it records the schedule's state after the epoch and restores
     it, on a resumed run, after the other callbacks reset themselves; the run record comes last,
     so it sees the epoch's mAP and snapshots and its closing lines end the output.
 
@@ -96,6 +113,8 @@ def create_callbacks(
     """
     training = config.training
     callbacks = [NonFiniteGuard()]
+    if training.ema:
+        callbacks.append(AverageWeightsIn())  # evaluation and the snapshots see the average
     tensorboard = None
     if training.tensorboard_dir and chief:
         if importlib.util.find_spec("tensorboard") is None:  # TensorFlow no longer installs it
@@ -118,8 +137,9 @@ def create_callbacks(
     if tensorboard is not None:
         callbacks.append(tensorboard)
 
-    stateful = {
-        "reduce_lr": keras.callbacks.ReduceLROnPlateau(
+    stateful = {}
+    if training.lr_schedule == "plateau":  # a cosine schedule is the optimizer's, a function of the step
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
             monitor="loss",
             factor=training.reduce_lr_factor,
             patience=training.reduce_lr_patience,
@@ -129,7 +149,6 @@ def create_callbacks(
             cooldown=0,
             min_lr=0,
         )
-    }
     if evaluating and workers > 1:
         logger.info("Early stopping is off: with several workers only the chief knows the mAP.")
     elif evaluating:
@@ -141,7 +160,9 @@ def create_callbacks(
     snapshot = None
     if training.snapshots and chief:
         os.makedirs(snapshot_folder(config, run_folder), exist_ok=True)
-        extra_state = {"seed": training.seed, "stream": stream}
+        extra_state = {"seed": training.seed, "stream": stream, RECIPE_STATE_KEY: recipe_settings(config)}
+        if training.ema:
+            extra_state[SNAPSHOT_STATE_KEY] = True
         if run_folder is not None:
             # absolute, so that a run resumed from another working directory still finds its record
             extra_state[STATE_KEY] = os.path.abspath(run_folder)
@@ -152,6 +173,7 @@ def create_callbacks(
             stateful_callbacks=stateful,
             extra_state=extra_state,
             resume_state=resume_state,
+            keep=training.keep_snapshots,
         )
         callbacks.append(snapshot)
     if run_folder is not None and chief:
@@ -166,4 +188,6 @@ def create_callbacks(
                 command=command,
             )
         )
+    if training.ema:
+        callbacks.append(AverageWeightsOut())
     return callbacks

@@ -36,6 +36,14 @@ BACKBONE_IMAGENET_WEIGHTS = "imagenet"
 # (_2, _3, ...), retinanet-evaluate's records RUNS_FOLDER/evaluate/{model}_{dataset}.
 RUNS_FOLDER = "snapshots"
 
+# The choices of the training recipe's settings (see RECIPES): the subnets' normalisation, the box loss, the
+# optimizer, the learning-rate schedule, and which snapshots a run keeps.
+HEAD_NORMS = ("none", "group")
+BOX_LOSSES = ("smooth_l1", "giou")
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("plateau", "cosine")
+KEEP_SNAPSHOTS = ("all", "best", "last")
+
 DEFAULTS = {
     "model": {
         "backbone": "resnet50",
@@ -44,6 +52,8 @@ DEFAULTS = {
         "regression_feature_size": 256,
         "freeze_backbone": False,
         "trainable_bn": False,
+        # 'group': GroupNorm (32 groups) after each hidden convolution of both subnets; 'none': keras-retinanet's.
+        "head_norm": "none",
         "anchors": None,  # keras-retinanet's anchors (AnchorParameters.default, levels P3-P7)
         "nms": True,
         "class_specific_filter": True,
@@ -65,6 +75,11 @@ DEFAULTS = {
         "batch_size": 1,
         "group_method": "ratio",
         "random_transform": False,
+        # Top-down imagery (aerial, microscopy, documents): vertical flips and 90-degree rotations as well.
+        "top_down": False,
+        # (smallest, largest) factor of a random resize of each training image, then cropped or padded back to its
+        # size (None: none).
+        "scale_jitter": None,
         "skip_bad_images": False,
         "workers": 1,
         "max_queue_size": 10,
@@ -75,12 +90,25 @@ DEFAULTS = {
         "tile_object_chance": 0.5,
     },
     "training": {
+        # The named training recipe the other settings start from (RECIPES); keras-retinanet's is the default.
+        "recipe": "keras-retinanet",
         "epochs": 50,
         "steps": 10000,  # None: one pass over the training set per epoch
         "lr": 1e-5,
         "optimizer_clipnorm": 0.001,
+        "optimizer": "adam",  # 'adamw': decoupled weight decay (weight_decay), norms and biases excluded
+        "weight_decay": 0.05,  # with optimizer 'adamw'
+        "box_loss": "smooth_l1",  # 'giou': 1 - GIoU of the decoded boxes
+        # 'plateau': keras-retinanet's (reduce_lr_*); 'cosine': linear warm-up over warmup_steps, then cosine decay
+        # to lr * COSINE_FINAL_FRACTION at the last step
+        "lr_schedule": "plateau",
+        "warmup_steps": 0,
         "reduce_lr_patience": 2,
         "reduce_lr_factor": 0.1,
+        # Decay of an exponential moving average of the weights, which evaluation and snapshots use (None: off); its
+        # decay ramps up as decay * (1 - exp(-step / ema_warmup_steps)), as ultralytics' does.
+        "ema": None,
+        "ema_warmup_steps": 2000,
         "initial_epoch": 0,
         "seed": None,  # None: drawn at start and stored in the snapshots
         "deterministic": False,
@@ -93,6 +121,8 @@ DEFAULTS = {
         "snapshot_path": None,  # None: the run folder (keras-retinanet's was './snapshots' itself)
         "run_dir": None,  # None: the first free one of snapshots/{backbone}_{dataset}, ..._2, ... (RUNS_FOLDER)
         "snapshots": True,
+        # Which epochs' snapshots stay: 'all' (keras-retinanet's), 'best' (the best and the last), 'last'.
+        "keep_snapshots": "all",
         "save_keras": False,
         "tensorboard_dir": "",
         "tensorboard_freq": "epoch",  # TensorBoard's update_freq: 'epoch', 'batch' or every N batches
@@ -115,6 +145,39 @@ DEFAULTS = {
     },
 }
 
+# The cosine schedule ends at this fraction of the learning rate.
+COSINE_FINAL_FRACTION = 0.01
+
+# Named training recipes (retinanet-train --recipe): settings that differ from DEFAULTS, by section. A preset's and
+# the user's settings win over the recipe's.
+RECIPES = {
+    "keras-retinanet": {},
+    # Today's RetinaNet practice (torchvision's retinanet_resnet50_fpn_v2 recipe; He et al., "Rethinking ImageNet
+    # Pre-training"): GroupNorm heads, GIoU, AdamW, warm-up and cosine decay, an average of the weights, and a
+    # gradient clip that only stops explosions (keras-retinanet's 0.001 clips nearly every step). From random weights
+    # the backbone's BatchNorm trains too (see engine.run_setup's batch-norm policy). Scale jitter and the top-down
+    # augmentation are options of their own: they pay off over long schedules and on their kind of imagery.
+    "modern": {
+        "model": {"head_norm": "group"},
+        "training": {
+            "optimizer": "adamw",
+            "box_loss": "giou",
+            "lr_schedule": "cosine",
+            "warmup_steps": 100,
+            "lr": 1e-4,
+            "optimizer_clipnorm": 10.0,
+            "ema": 0.9998,
+            "ema_warmup_steps": 200,
+        },
+    },
+}
+
+# The settings a resumed run takes from its snapshot (its training state records them) unless given again: those
+# of the recipe that the model's compile and the data it is fed depend on. The head norm is the spec's.
+RECIPE_SETTINGS = ("training.recipe", "training.optimizer", "training.weight_decay", "training.box_loss",
+                   "training.lr_schedule", "training.warmup_steps", "training.ema", "training.ema_warmup_steps",
+                   "data.top_down", "data.scale_jitter")
+
 # Named configuration presets (RetinaNetConfig.build(preset=...)): settings that differ from DEFAULTS, by section.
 # Not hub.MODEL_PRESETS, which are published detectors by name.
 CONFIG_PRESETS = {
@@ -128,8 +191,11 @@ CONFIG_PRESETS = {
             "trainable_bn": True,
         },
         "data": {"image_min_side": 160, "image_max_side": 160, "batch_size": 4},
-        # trained from scratch (hence trainable BatchNorm), so the demo never downloads
-        "training": {"epochs": 20, "steps": None, "lr": 1e-3, "imagenet_weights": NO_WEIGHTS},
+        # trained from scratch (hence trainable BatchNorm), so the demo never downloads; the modern recipe (its warm-up
+        # takes a higher rate) learns it in fewer epochs than keras-retinanet's 20 at 1e-3 (benchmarks/bench_recipe.py);
+        # the best and the last snapshot stay, not one per epoch
+        "training": {"recipe": "modern", "epochs": 15, "steps": None, "lr": 3e-3, "imagenet_weights": NO_WEIGHTS,
+                     "keep_snapshots": "best"},
     },
 }
 

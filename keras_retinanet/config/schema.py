@@ -12,7 +12,7 @@ import json
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from .anchors_ini import AnchorConfig
-from .defaults import CONFIG_PRESETS, DEFAULTS
+from .defaults import BOX_LOSSES, CONFIG_PRESETS, DEFAULTS, HEAD_NORMS, KEEP_SNAPSHOTS, LR_SCHEDULES, OPTIMIZERS, RECIPES
 from .tile_settings import check_share, tile_shape
 
 DATASET_TYPES = ("csv", "coco", "pascal", "oid", "kitti", "demo")
@@ -67,6 +67,7 @@ class ModelConfig:
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
         freeze_backbone: do not train the backbone's layers.
         trainable_bn: train the BatchNorm layers of backbones that freeze them (ResNet).
+        head_norm: the subnets' normalisation: 'none' (keras-retinanet's) or 'group' (GroupNorm, 32 groups).
         anchors: anchor parameters and pyramid levels (None: keras-retinanet's).
         nms, class_specific_filter, nms_threshold, score_threshold, max_detections, max_candidates_per_level,
             nms_method, soft_nms_sigma: the inference model's filter.
@@ -78,6 +79,7 @@ class ModelConfig:
     regression_feature_size: int = _default("model", "regression_feature_size")
     freeze_backbone: bool = _default("model", "freeze_backbone")
     trainable_bn: bool = _default("model", "trainable_bn")
+    head_norm: str = _default("model", "head_norm")
     anchors: Optional[AnchorConfig] = _default("model", "anchors")
     nms: bool = _default("model", "nms")
     class_specific_filter: bool = _default("model", "class_specific_filter")
@@ -87,6 +89,9 @@ class ModelConfig:
     max_candidates_per_level: Optional[int] = _default("model", "max_candidates_per_level")
     nms_method: str = _default("model", "nms_method")
     soft_nms_sigma: float = _default("model", "soft_nms_sigma")
+
+    def __post_init__(self):
+        _check_choice("model.head_norm", self.head_norm, HEAD_NORMS)
 
     @property
     def anchor_parameters(self):
@@ -133,7 +138,10 @@ class DataConfig:
         no_resize: keep the images' own size.
         batch_size: images per batch on each replica.
         group_method: 'none', 'random' or 'ratio' (images of similar aspect ratio batched together).
-        random_transform: keras-retinanet's random affine and colour augmentation (else only flips).
+        random_transform: keras-retinanet's random affine and colour augmentation (else only horizontal flips).
+        top_down: vertical flips and 90-degree rotations too (top-down imagery).
+        scale_jitter: (smallest, largest) factor of a random resize of each training image, which is then cropped or
+            padded back to its size; None: none.
         skip_bad_images: unreadable training images are skipped and listed instead of stopping the run.
         workers: batches prepared in parallel (0: no prefetching).
         max_queue_size: batches prepared ahead of training.
@@ -150,6 +158,8 @@ class DataConfig:
     batch_size: int = _default("data", "batch_size")
     group_method: str = _default("data", "group_method")
     random_transform: bool = _default("data", "random_transform")
+    top_down: bool = _default("data", "top_down")
+    scale_jitter: Optional[Tuple[float, float]] = _default("data", "scale_jitter")
     skip_bad_images: bool = _default("data", "skip_bad_images")
     workers: int = _default("data", "workers")
     max_queue_size: int = _default("data", "max_queue_size")
@@ -163,6 +173,12 @@ class DataConfig:
         check_share(self.tile_object_chance, "tile_object_chance")
         if self.tile is not None:
             object.__setattr__(self, "tile", tile_shape(self.tile if isinstance(self.tile, int) else tuple(self.tile)))
+        if self.scale_jitter is not None:
+            low, high = (float(value) for value in self.scale_jitter)
+            if not 0 < low <= high:
+                raise ValueError(f"data.scale_jitter must be (smallest, largest) with 0 < smallest <= largest, got "
+                                 f"({low:g}, {high:g})")  # fmt: skip
+            object.__setattr__(self, "scale_jitter", (low, high))
 
     @property
     def dataset_type(self) -> Optional[str]:
@@ -171,14 +187,23 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """How ``retinanet-train`` trains, resumes and records (see its ``--help`` for each option)."""
+    """How ``retinanet-train`` trains, resumes and records (see its ``--help`` for each option; ``recipe`` names the
+    :data:`~keras_retinanet.config.defaults.RECIPES` entry the settings started from)."""
 
+    recipe: str = _default("training", "recipe")
     epochs: int = _default("training", "epochs")
     steps: Optional[int] = _default("training", "steps")
     lr: float = _default("training", "lr")
     optimizer_clipnorm: float = _default("training", "optimizer_clipnorm")
+    optimizer: str = _default("training", "optimizer")
+    weight_decay: float = _default("training", "weight_decay")
+    box_loss: str = _default("training", "box_loss")
+    lr_schedule: str = _default("training", "lr_schedule")
+    warmup_steps: int = _default("training", "warmup_steps")
     reduce_lr_patience: int = _default("training", "reduce_lr_patience")
     reduce_lr_factor: float = _default("training", "reduce_lr_factor")
+    ema: Optional[float] = _default("training", "ema")
+    ema_warmup_steps: int = _default("training", "ema_warmup_steps")
     initial_epoch: int = _default("training", "initial_epoch")
     seed: Optional[int] = _default("training", "seed")
     deterministic: bool = _default("training", "deterministic")
@@ -191,6 +216,7 @@ class TrainingConfig:
     snapshot_path: Optional[str] = _default("training", "snapshot_path")
     run_dir: Optional[str] = _default("training", "run_dir")
     snapshots: bool = _default("training", "snapshots")
+    keep_snapshots: str = _default("training", "keep_snapshots")
     save_keras: bool = _default("training", "save_keras")
     tensorboard_dir: str = _default("training", "tensorboard_dir")
     tensorboard_freq: Union[str, int] = _default("training", "tensorboard_freq")
@@ -199,6 +225,17 @@ class TrainingConfig:
     weighted_average: bool = _default("training", "weighted_average")
     auto_anchors: bool = _default("training", "auto_anchors")
     auto_anchors_threshold: float = _default("training", "auto_anchors_threshold")
+
+    def __post_init__(self):
+        _check_choice("training.recipe", self.recipe, tuple(RECIPES))
+        _check_choice("training.optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("training.box_loss", self.box_loss, BOX_LOSSES)
+        _check_choice("training.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("training.keep_snapshots", self.keep_snapshots, KEEP_SNAPSHOTS)
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"training.ema must lie strictly between 0 and 1 (e.g. 0.9998), got {self.ema}")
+        if self.warmup_steps < 0 or self.ema_warmup_steps < 1 or self.weight_decay < 0:
+            raise ValueError("training.warmup_steps and training.weight_decay must be >= 0, training.ema_warmup_steps >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +278,8 @@ class RetinaNetConfig:
 
     @classmethod
     def build(cls, settings: Optional[Mapping[str, Any]] = None, preset: Optional[str] = None) -> "RetinaNetConfig":
-        """Defaults, then the preset's settings, then ``settings``.
+        """Defaults, then the recipe's settings (``settings['training.recipe']``, else the preset's), then the preset's,
+        then ``settings``.
 
         Args:
             settings: {'section.name': value} the user chose, e.g. {'model.backbone': 'resnet101'}.
@@ -252,9 +290,17 @@ class RetinaNetConfig:
         """
         if preset is not None and preset not in CONFIG_PRESETS:
             raise ValueError(f"unknown preset '{preset}'; presets: {', '.join(sorted(CONFIG_PRESETS))}")
+        preset_values = CONFIG_PRESETS[preset] if preset else {}
+        recipe = dict(settings or {}).get("training.recipe") or preset_values.get("training", {}).get("recipe")
+        if recipe is not None and recipe not in RECIPES:
+            raise ValueError(f"unknown recipe '{recipe}'; recipes: {', '.join(RECIPES)}")
         values = {section: {} for section in _SECTIONS}
-        for section, overrides in (CONFIG_PRESETS[preset] if preset else {}).items():
-            values[section].update(overrides)
+        # defaults < the recipe < the preset < the user's settings
+        for layer in (RECIPES[recipe] if recipe else {}, preset_values):
+            for section, overrides in layer.items():
+                values[section].update(overrides)
+        if recipe is not None:
+            values["training"]["recipe"] = recipe
         settings = dict(settings or {})
         for key, value in settings.items():
             section, name = _split_key(key)
@@ -306,6 +352,11 @@ class RetinaNetConfig:
     @classmethod
     def from_json(cls, text: str) -> "RetinaNetConfig":
         return cls.from_dict(json.loads(text))
+
+
+def _check_choice(key: str, value, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _split_key(key: str) -> Tuple[str, str]:

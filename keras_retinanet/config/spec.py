@@ -42,6 +42,8 @@ class DetectorSpec:
         anchors: {'sizes', 'strides', 'ratios', 'scales'} of the anchors.
         pyramid_levels: the pyramid levels the heads run on.
         pyramid_feature_size, classification_feature_size, regression_feature_size: channel widths.
+        head_norm: the subnets' normalisation, 'none' (keras-retinanet's) or 'group' (GroupNorm); files written
+            before it have 'none'.
         object_sizes: {'p50', 'p90', 'p95', 'p99', 'max'} of the longer side of the training boxes, in the pixels the
             network saw them (after the training resize; with tiled training, in the crops' pixels), written by
             ``retinanet-train``; None for files without it (older files, keras-retinanet's, models built in Python).
@@ -63,6 +65,7 @@ class DetectorSpec:
     pyramid_feature_size: int = 256
     classification_feature_size: int = 256
     regression_feature_size: int = 256
+    head_norm: str = "none"
     object_sizes: Optional[Dict[str, float]] = None
     filter: Optional[Mapping[str, Any]] = None
     version: str = __version__
@@ -152,6 +155,7 @@ class DetectorSpec:
             pyramid_feature_size=model.pyramid_feature_size,
             classification_feature_size=model.classification_feature_size,
             regression_feature_size=model.regression_feature_size,
+            head_norm=model.head_norm,
             object_sizes=object_sizes,
         )
 
@@ -185,6 +189,11 @@ def reconcile(config: RetinaNetConfig, spec: DetectorSpec, source: str) -> Tuple
             f"--backbone {model.backbone} contradicts {source}, which holds a {spec.backbone} RetinaNet; "
             "leave out --backbone (the file says which)"
         )
+    if config.given("model.head_norm") and model.head_norm != spec.head_norm:
+        raise ModelError(
+            f"--head-norm {model.head_norm} contradicts {source}, whose subnets have head norm '{spec.head_norm}'; "
+            "leave out --head-norm (the file says which)"
+        )
     if config.given("model.anchors"):
         parameters = model.anchor_parameters or AnchorParameters.default
         levels = tuple(model.pyramid_levels or DEFAULT_PYRAMID_LEVELS)
@@ -200,6 +209,7 @@ def reconcile(config: RetinaNetConfig, spec: DetectorSpec, source: str) -> Tuple
         "pyramid_feature_size": spec.pyramid_feature_size,
         "classification_feature_size": spec.classification_feature_size,
         "regression_feature_size": spec.regression_feature_size,
+        "head_norm": spec.head_norm,
     }
     for key, value in (spec.filter or {}).items():
         if not config.given(f"model.{key}"):

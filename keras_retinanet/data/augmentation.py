@@ -1,4 +1,5 @@
-"""Augmentation of images with their boxes: affine warps and colour changes (keras-retinanet's).
+"""Augmentation of images with their boxes: affine warps and colour changes (keras-retinanet's), scale jitter and
+the flips and quarter turns of top-down imagery.
 
 :class:`Augmentation` is the pure augmentation step of the input pipeline: frozen
 settings, and ``augmentation(image, annotations, rng) -> (image, annotations)`` draws
@@ -17,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .affine import change_transform_origin, random_transform, transform_aabb
+from .affine import change_transform_origin, random_transform, scaling, transform_aabb, translation
 from .boxes import clip_annotations_to_image
 from .visual_effects import VisualEffect, VisualEffectRanges
 
@@ -169,10 +170,53 @@ class TransformRanges:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentationDraws:
-    """What was drawn for a group of images: one effect and one transform per image, or None where off."""
+    """What was drawn for a group of images: one effect, one transform and one (vertical flip, quarter turns) per
+    image, or None where off."""
 
     effects: Optional[List[VisualEffect]]
     transforms: Optional[List[np.ndarray]]
+    turns: Optional[List[Tuple[bool, int]]] = None
+
+
+def scale_jitter_matrix(scale_range: Tuple[float, float], rng) -> np.ndarray:
+    """A random resize by s in ``scale_range``, cropped or padded back to the image's size at a random place.
+
+    As a (3, 3) transform about the image centre with the translation in fractions of the image size (as
+    keras-retinanet's transforms): ``translation(t) @ scaling(s)``, each t drawn in ``[-|1 - s| / 2, |1 - s| / 2]``
+    so that the crop stays inside the resized image (s > 1) or the resized image inside the canvas (s < 1).
+    """
+    factor = rng.uniform(scale_range[0], scale_range[1])
+    reach = abs(1.0 - factor) / 2
+    offset = rng.uniform(-reach, reach, size=2)
+    return translation(offset) @ scaling((factor, factor))
+
+
+def turn_boxes(boxes: np.ndarray, image_shape, flip: bool, quarter_turns: int) -> np.ndarray:
+    """Boxes of an image flipped upside down (if ``flip``) and then turned by ``quarter_turns`` x 90 degrees
+    counter-clockwise, as :func:`turn_image` turns the image (exact: no interpolation).
+
+    Args:
+        boxes: (K, 4) float boxes (x1, y1, x2, y2) in continuous pixel coordinates.
+        image_shape: (H, W, ...) of the image before.
+
+    Returns:
+        (K, 4) boxes in the turned image.
+    """
+    height, width = image_shape[:2]
+    x1, y1, x2, y2 = (np.asarray(boxes, dtype=np.float64)[:, column] for column in range(4))
+    if flip:
+        y1, y2 = height - y2, height - y1
+    for _ in range(quarter_turns % 4):  # np.rot90: (x, y) -> (y, W - x), and the image becomes W x H
+        x1, y1, x2, y2 = y1, width - x2, y2, width - x1
+        height, width = width, height
+    return np.stack([x1, y1, x2, y2], axis=1)
+
+
+def turn_image(image: np.ndarray, flip: bool, quarter_turns: int) -> np.ndarray:
+    """An image flipped upside down (if ``flip``), then turned by ``quarter_turns`` x 90 degrees counter-clockwise."""
+    if flip:
+        image = image[::-1]
+    return np.ascontiguousarray(np.rot90(image, k=quarter_turns % 4))
 
 
 class _DrawsAndApplies:
@@ -186,17 +230,28 @@ class _DrawsAndApplies:
     def draw_transforms(self, rng, count: int) -> Optional[List[np.ndarray]]:
         raise NotImplementedError
 
-    def draw(self, rng, count: int) -> AugmentationDraws:
-        """The augmentation of ``count`` images: every effect first, then every transform (keras-retinanet's order)."""
-        return AugmentationDraws(self.draw_effects(rng, count), self.draw_transforms(rng, count))
+    def draw_turns(self, rng, count: int) -> Optional[List[Tuple[bool, int]]]:
+        """(vertical flip, quarter turns) of each image, or None for none."""
+        return None
 
-    def apply(self, image: np.ndarray, annotations: Annotations, effect=None, transform=None):
-        """Colour change, then warp about the image centre; returns (image, new annotations dict)."""
+    def draw(self, rng, count: int) -> AugmentationDraws:
+        """The augmentation of ``count`` images: every effect first, then every transform (keras-retinanet's order),
+        then the turns of top-down imagery."""
+        effects, transforms = self.draw_effects(rng, count), self.draw_transforms(rng, count)
+        return AugmentationDraws(effects, transforms, self.draw_turns(rng, count))
+
+    def apply(self, image: np.ndarray, annotations: Annotations, effect=None, transform=None, turn=None):
+        """Colour change, then warp about the image centre, then (vertical flip, quarter turns); returns (image, new
+        annotations dict)."""
         if effect is not None:
             image = effect(image)
         if transform is not None:
             matrix = adjust_transform_for_image(transform, image, self.transform_parameters.relative_translation)
             image, annotations = warp_annotations(matrix, image, annotations, self.transform_parameters)
+        if turn is not None and (turn[0] or turn[1] % 4):
+            boxes = np.asarray(annotations["bboxes"], dtype=np.float64).reshape((-1, 4))
+            annotations = dict(annotations, bboxes=turn_boxes(boxes, image.shape, *turn))
+            image = turn_image(image, *turn)
         return image, annotations
 
     def augment_group(self, image_group: Sequence[np.ndarray], annotations_group: Sequence[Annotations], rng):
@@ -206,7 +261,8 @@ class _DrawsAndApplies:
         for index, (image, boxes) in enumerate(zip(image_group, annotations_group)):
             effect = draws.effects[index] if draws.effects is not None else None
             transform = draws.transforms[index] if draws.transforms is not None else None
-            image, boxes = self.apply(image, boxes, effect, transform)
+            turn = draws.turns[index] if draws.turns is not None else None
+            image, boxes = self.apply(image, boxes, effect, transform, turn)
             images.append(image)
             annotations.append(boxes)
         return images, annotations
@@ -232,11 +288,18 @@ class Augmentation(_DrawsAndApplies):
         transform: ranges of the random affine transform, or None for no warp.
         visual_effect: ranges of the random colour change, or None for none.
         transform_parameters: how warped images are filled and sampled.
+        scale_jitter: (smallest, largest) factor of a random resize, cropped or padded back to the image's size, in
+            the same warp as ``transform`` (:func:`scale_jitter_matrix`; translations relative, as by default); None:
+            none.
+        top_down: after the warp, flip each image upside down half the time and turn it by 0, 90, 180 or 270 degrees
+            (one each), exactly (:func:`turn_image`); a quarter turn makes an H x W image W x H.
     """
 
     transform: Optional[TransformRanges] = None
     visual_effect: Optional[VisualEffectRanges] = None
     transform_parameters: TransformParameters = dataclasses.field(default_factory=TransformParameters)
+    scale_jitter: Optional[Tuple[float, float]] = None
+    top_down: bool = False
 
     def draw_effects(self, rng, count: int) -> Optional[List[VisualEffect]]:
         if self.visual_effect is None:
@@ -244,9 +307,20 @@ class Augmentation(_DrawsAndApplies):
         return [self.visual_effect.draw(rng) for _ in range(count)]
 
     def draw_transforms(self, rng, count: int) -> Optional[List[np.ndarray]]:
-        if self.transform is None:
+        if self.transform is None and self.scale_jitter is None:
             return None
-        return [self.transform.draw(rng) for _ in range(count)]
+        transforms = []
+        for _ in range(count):
+            matrix = self.transform.draw(rng) if self.transform is not None else np.eye(3)
+            if self.scale_jitter is not None:
+                matrix = scale_jitter_matrix(self.scale_jitter, rng) @ matrix
+            transforms.append(matrix)
+        return transforms
+
+    def draw_turns(self, rng, count: int) -> Optional[List[Tuple[bool, int]]]:
+        if not self.top_down:
+            return None
+        return [(bool(rng.uniform(0, 1) < 0.5), int(rng.uniform(0, 4)) % 4) for _ in range(count)]
 
 
 class IteratorAugmentation(_DrawsAndApplies):
@@ -325,8 +399,18 @@ def random_transform_augmentation() -> Augmentation:
     return Augmentation(transform=RANDOM_TRANSFORM_RANGES, visual_effect=RANDOM_VISUAL_EFFECT_RANGES)
 
 
-def training_augmentation(random_transform: bool) -> Augmentation:
-    """The training augmentation of ``retinanet-train``: the ``--random-transform`` set, else horizontal flips only."""
-    if random_transform:
-        return random_transform_augmentation()
-    return Augmentation(transform=HORIZONTAL_FLIP_RANGES)
+def training_augmentation(
+    random_transform: bool, top_down: bool = False, scale_jitter: Optional[Tuple[float, float]] = None
+) -> Augmentation:
+    """The training augmentation of ``retinanet-train``: the ``--random-transform`` set, else horizontal flips only;
+    with ``top_down`` vertical flips and quarter turns too, with ``scale_jitter`` a random resize, cropped or padded
+    (the padding black: edge pixels smeared over a quarter of the image would be a texture the data never has)."""
+    augmentation = random_transform_augmentation() if random_transform else Augmentation(transform=HORIZONTAL_FLIP_RANGES)
+    if not top_down and scale_jitter is None:
+        return augmentation  # keras-retinanet's, draw for draw
+    parameters = augmentation.transform_parameters
+    if scale_jitter is not None:
+        parameters = TransformParameters(fill_mode="constant", interpolation=parameters.interpolation, cval=0,
+                                         relative_translation=parameters.relative_translation)  # fmt: skip
+    return dataclasses.replace(augmentation, transform_parameters=parameters, top_down=top_down,
+                               scale_jitter=tuple(scale_jitter) if scale_jitter is not None else None)  # fmt: skip

@@ -22,13 +22,13 @@ def output_signature(generator):
     """The element spec of :func:`make_dataset`: (inputs, (regression, classification)).
 
     Returns:
-        (TensorSpec (B, H, W, 3), (TensorSpec (B, N, 5), TensorSpec (B, N, C + 1))), float32,
-        with B, H, W and N unknown.
+        (TensorSpec (B, H, W, 3), (TensorSpec (B, N, R), TensorSpec (B, N, C + 1))), float32, with B, H, W and N
+        unknown; R, the box targets' columns, too: 4 + 1 (keras-retinanet's), or 4 + 4 + 1 with the anchors (GIoU).
     """
     return (
         tf.TensorSpec(shape=(None, None, None, 3), dtype=tf.float32),
         (
-            tf.TensorSpec(shape=(None, None, 4 + 1), dtype=tf.float32),
+            tf.TensorSpec(shape=(None, None, None), dtype=tf.float32),
             tf.TensorSpec(shape=(None, None, generator.num_classes() + 1), dtype=tf.float32),
         ),
     )

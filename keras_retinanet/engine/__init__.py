@@ -6,7 +6,9 @@
     config = RetinaNetConfig.build({"data.dataset": DatasetConfig(type="csv", annotations="train.csv", classes="classes.csv")})
     history = train(config)
 
-Modules: ``trainer`` (models, data, resume and ``model.fit``), ``initial_weights`` (--weights, ImageNet weights or
+Modules: ``run_setup`` (the run's configuration resolved once: native scale, resume, seed, batch-norm policy,
+anchors; the readers), ``trainer`` (each piece built once from it: models, anchor targets, callbacks, the training
+stream; ``model.fit``), ``initial_weights`` (--weights, ImageNet weights or
 random), ``auto_anchors`` (--auto-anchors). The run's callbacks
 (guard, evaluation, schedule, snapshots, the run folder's record) are :mod:`keras_retinanet.callbacks`'.
 """

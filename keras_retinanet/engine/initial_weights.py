@@ -6,7 +6,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from .. import hub
-from ..checkpoint.weights import assign_layer_weights, read_layer_weights, set_layer_weights
+from ..checkpoint.weights import assign_layer_weights, read_layer_weight_names, read_layer_weights, set_layer_weights
 from ..config import RetinaNetConfig
 from ..config.defaults import BACKBONE_IMAGENET_WEIGHTS, IMAGENET_WEIGHTS_ENV, NO_WEIGHTS
 from ..errors import RetinaNetError
@@ -63,10 +63,11 @@ def load_initial_weights(model, config: RetinaNetConfig, backbone) -> None:
             )
         target = preset.weights if preset is not None else training.weights
         fetched = hub.resolve(target, hint="or pass a local file with --weights FILE")
-        loaded, reinitialised = transfer_layer_weights(model, read_layer_weights(fetched.path), fetched.path)
+        stored, names = read_layer_weights(fetched.path), read_layer_weight_names(fetched.path)
+        loaded, reinitialised = transfer_layer_weights(model, stored, fetched.path, names=names)
         print(f"Loaded weights of {loaded} layers from {fetched.describe()}")
         for note in reinitialised:
-            print(f"Re-initialised {note}")
+            print(note if note.startswith("Left out") else f"Re-initialised {note}")
         return
     source, reason = imagenet_weights_source(config, backbone)
     if source is None:
@@ -86,12 +87,15 @@ def load_initial_weights(model, config: RetinaNetConfig, backbone) -> None:
     print(f"Loaded ImageNet weights ({name}{reason}) of {loaded} layers from {fetched.describe()}")
 
 
-def transfer_layer_weights(model, stored, source: str) -> Tuple[int, List[str]]:
+def transfer_layer_weights(model, stored, source: str, names=None) -> Tuple[int, List[str]]:
     """Set ``model``'s layers from a whole model's weights by layer name, for another class count too.
 
     When the stored classification head was trained for another number of classes, its last layer
     ('pyramid_classification') keeps its new initialisation (prior-probability bias, so training starts
-    stable) and every other layer, its other subnet layers included, is loaded. Any other misfit is an error.
+    stable) and every other layer, its other subnet layers included, is loaded. Subnets with another head norm
+    (``names``, the stored weight names, given) load layer by layer: the convolutions by name, a norm the file lacks
+    keeps its initialisation and one the model lacks is left out (:func:`transfer_subnet_layers`). Any other misfit is
+    an error.
 
     Returns:
         (layers loaded, what was re-initialised and why, one line each).
@@ -103,6 +107,12 @@ def transfer_layer_weights(model, stored, source: str) -> Tuple[int, List[str]]:
     submodel_name, last_name = "classification_submodel", "pyramid_classification"
     layer_names = {layer.name for layer in model.layers}
     notes, loaded = [], 0
+    for subnet in SUBNETS:
+        if subnet in stored and subnet in layer_names and (names or {}).get(subnet):
+            submodel = model.get_layer(subnet)
+            if len(stored[subnet]) != sum(len(layer.weights) for layer in submodel.layers if layer.weights):
+                notes += transfer_subnet_layers(model, submodel, stored.pop(subnet), names[subnet], source)
+                loaded += 1
     if submodel_name in stored and submodel_name in layer_names:
         submodel = model.get_layer(submodel_name)
         sublayers = [layer for layer in submodel.layers if layer.weights]
@@ -127,3 +137,40 @@ def transfer_layer_weights(model, stored, source: str) -> Tuple[int, List[str]]:
                     f"{source} detects {kernel.shape[-1] // anchors} classes, this run trains {num_classes}"
                 )
     return loaded + assign_layer_weights(model, stored, source), notes
+
+
+SUBNETS = ("regression_submodel", "classification_submodel")
+
+
+def transfer_subnet_layers(model, submodel, arrays, weight_names, source: str) -> List[str]:
+    """Load a subnet stored with another head norm, layer by layer (weight names 'layer/kernel', 'layer/gamma', ...).
+
+    The last classification layer of another class count keeps its initialisation, as in
+    :func:`transfer_layer_weights`.
+
+    Returns:
+        one note per layer that kept its initialisation (its name, why) or was left out ('Left out ...').
+    """
+    grouped = {}
+    for name, array in zip(weight_names, arrays):
+        grouped.setdefault(name.split("/", 1)[0], []).append(array)
+    notes = []
+    num_classes = int(model.get_layer("classification").output.shape[-1])
+    for layer in submodel.layers:
+        if not layer.weights:
+            continue
+        label = f"{submodel.name}/{layer.name}"
+        values = grouped.pop(layer.name, None)
+        if values is None:
+            notes.append(f"{label}: not in {source} (its subnets have another head norm)")
+            continue
+        wanted = tuple(layer.weights[0].shape)
+        if layer.name == "pyramid_classification" and tuple(values[0].shape) != wanted and values[0].shape[:-1] == wanted[:-1]:
+            anchors = wanted[-1] // num_classes
+            notes.append(f"{label} (the classification head's last layer, prior-probability bias): {source} detects "
+                         f"{values[0].shape[-1] // anchors} classes, this run trains {num_classes}")  # fmt: skip
+            continue
+        set_layer_weights(layer, values, source, label)
+    for name in grouped:
+        notes.append(f"Left out {submodel.name}/{name} of {source}: this model's subnets have another head norm")
+    return notes

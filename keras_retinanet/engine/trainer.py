@@ -1,42 +1,41 @@
-"""A training run from its configuration: models, data, callbacks, resume, and ``model.fit``."""
+"""A training run from its configuration: the run resolved once (:mod:`.run_setup`), then each piece built once
+(models, anchor targets, callbacks, the training stream), as detectron2's ``DefaultTrainer.build_*``, and
+``model.fit``."""
 
 import logging
-import os
-import re
 import sys
 from typing import List, Optional, Sequence
 
-import keras
 import tensorflow as tf
 
-from .. import distribute, models
-from ..checkpoint import compile_training_model, read_training_state
-from ..checkpoint import read_spec
+from .. import distribute, models, optimizers
 from ..config import DetectorSpec, RetinaNetConfig
-from ..config.spec import check_class_count, reconcile
+from ..config.spec import check_class_count
 from ..anchors import DEFAULT_PYRAMID_LEVELS, AnchorParameters
-from ..data.augmentation import training_augmentation
-from ..readers.from_config import configured_generator
-from ..data.cropping import describe_sizing, tile_crop_of, with_native_scale
-from .auto_anchors import CHECK_IMAGES, auto_fit_anchors, object_sizes, report_coverage, training_boxes
+from ..callbacks.ema import SNAPSHOT_STATE_KEY
+from ..data.batch_targets import AnchorTargets
+from ..data.cropping import describe_sizing
 from ..data.pipeline import make_dataset
 from ..errors import RetinaNetError
 from ..models.base import freeze
-from ..models.precision import set_precision
-from .initial_weights import load_initial_weights
 from ..callbacks.run_record import choose_run_folder
 from ..callbacks.training_run import create_callbacks
+from .auto_anchors import CHECK_IMAGES, object_sizes, report_coverage
+from .initial_weights import load_initial_weights
+from .run_setup import (  # noqa: F401  (resumed_config, snapshot_epoch, create_generators: importable from here, as before)
+    MODEL_FILE_EXTENSIONS,
+    RunPlan,
+    anchor_targets_function,
+    create_generators,
+    resolve_run,
+    resumed_config,
+    snapshot_epoch,
+    stream_start,
+)
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE_EXTENSIONS = (".h5", ".hdf5", ".keras")
 COVERAGE_CHECK_IMAGES = CHECK_IMAGES  # the table and --auto-anchors read the same images
-
-
-def snapshot_epoch(path: str) -> int:
-    """The epoch in a snapshot's name ('resnet50_csv_07.h5' -> 7), or 0 if it has none."""
-    match = re.search(r"_(\d+)\.(h5|keras)$", os.path.basename(path))
-    return int(match.group(1)) if match else 0
 
 
 def class_names_of(generator) -> List[str]:
@@ -47,11 +46,21 @@ def class_names_of(generator) -> List[str]:
     ]
 
 
-def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequence[str], object_sizes=None):
+def build_training_model(
+    config: RetinaNetConfig,
+    backbone,
+    class_names: Sequence[str],
+    object_sizes=None,
+    resume_state: Optional[dict] = None,
+    total_steps: Optional[int] = None,
+):
     """The compiled training model: resumed from the configured snapshot, or built (and initialised) anew.
 
     Either way it carries the run's :class:`DetectorSpec` (a resumed snapshot keeps its own, given the training
-    boxes' ``object_sizes`` when it has none), which every snapshot and the inference model then store.
+    boxes' ``object_sizes`` when it has none), which every snapshot and the inference model then store. A new model
+    is compiled with the configuration's box loss and optimizer (:func:`keras_retinanet.optimizers.training_optimizer`;
+    ``total_steps``: the run's, for a cosine schedule); a resumed one keeps the snapshot's (its schedule, moments and
+    weight averages; averaged weights saved as the model's, ``--ema``, go back to the optimizer).
     """
     training, model_config = config.training, config.model
     spec = DetectorSpec.from_config(config, class_names, backbone.preprocessing_mode, object_sizes=object_sizes)
@@ -67,9 +76,6 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
             model = attach_spec(model, spec)
         elif model.spec.object_sizes is None and object_sizes is not None:
             model.spec = model.spec.replace(object_sizes=object_sizes)
-        if config.given("training.lr") and getattr(model, "optimizer", None) is not None:
-            model.optimizer.learning_rate = training.lr
-            logger.info("Learning rate set to %s (the snapshot's was replaced by --lr)", training.lr)
     else:
         kwargs = {}
         if model_config.num_anchors is not None:
@@ -84,15 +90,24 @@ def build_training_model(config: RetinaNetConfig, backbone, class_names: Sequenc
             pyramid_feature_size=model_config.pyramid_feature_size,
             classification_feature_size=model_config.classification_feature_size,
             regression_feature_size=model_config.regression_feature_size,
+            head_norm=model_config.head_norm,
             **kwargs,
         )
         load_initial_weights(model, config, backbone)
         model.spec = spec
 
     if not training.snapshot or not getattr(model, "optimizer", None):
-        compile_training_model(model, learning_rate=training.lr, clipnorm=training.optimizer_clipnorm)
-    else:
-        distribute.use_global_batch_clipping(model)  # snapshots were compiled with keras.optimizers.Adam
+        optimizer = optimizers.training_optimizer(config, total_steps)
+        optimizers.compile_training_model(model, training.lr, training.optimizer_clipnorm, training.box_loss, optimizer)
+        return model
+    optimizers.use_global_batch_clipping(model)  # snapshots were compiled with keras.optimizers.Adam
+    if optimizers.use_box_loss(model, training.box_loss):
+        print(f"Box loss: {training.box_loss} (the snapshot was compiled with another)")
+    if (resume_state or {}).get(SNAPSHOT_STATE_KEY):
+        optimizers.swap_average_weights(model)  # the snapshot holds the averaged weights as the model's
+    if config.given("training.lr"):
+        optimizers.set_learning_rate(model, config, total_steps)
+        logger.info("Learning rate set to %s (the snapshot's was replaced by --lr)", training.lr)
     return model
 
 
@@ -107,7 +122,7 @@ def attach_spec(model, spec: DetectorSpec):
     return rebuilt
 
 
-def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str], strategy=None, object_sizes=None):
+def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str], strategy=None, **options):
     """The training model and its inference twin.
 
     The training model, its optimiser and metrics are made in the strategy's scope, so
@@ -115,12 +130,15 @@ def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str],
     it: evaluation runs on the chief alone, and a model of the strategy would wait for
     the other workers at every prediction.
 
+    Args:
+        **options: :func:`build_training_model`'s ``object_sizes``, ``resume_state``, ``total_steps``.
+
     Returns:
         (training_model, prediction_model).
     """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        training_model = build_training_model(config, backbone, class_names, object_sizes=object_sizes)
+        training_model = build_training_model(config, backbone, class_names, **options)
     prediction_model = models.convert_model(
         training_model,
         anchor_params=config.model.anchor_parameters,
@@ -129,34 +147,15 @@ def create_models(config: RetinaNetConfig, backbone, class_names: Sequence[str],
     return training_model, prediction_model
 
 
-def create_generators(config: RetinaNetConfig, backbone, batch_size: Optional[int] = None):
-    """Training and validation generators (validation may be None).
-
-    ``batch_size`` is the global batch (per-replica batch times replicas; default the
-    configured batch): every batch is padded to its largest image as on one device, and
-    the strategy gives each replica a slice of it. The training augmentation of the
-    batch at stream position p is drawn from ``(seed, p)`` alone, and so are its crops with tiled
-    training. The validation set is cropped too, which bounds the memory of ``--compute-val-loss``;
-    the per-epoch evaluation slices whole validation images instead (see :func:`evaluation_model`).
-    """
-    data = config.data
-    shared = dict(
-        batch_size=batch_size or data.batch_size,
-        group_method=data.group_method,
-        tile_crop=tile_crop_of(data),
-    )
-    train_generator = configured_generator(
-        config,
-        backbone,
-        subset="train",
-        shuffle_groups=True,
-        augmentation=training_augmentation(data.random_transform),
-        skip_bad_images=data.skip_bad_images,
-        seed=config.training.seed,
-        **shared,
-    )
-    validation_generator = configured_generator(config, backbone, subset="val", **shared)
-    return train_generator, validation_generator
+def assign_anchor_targets(plan: RunPlan, config: RetinaNetConfig) -> None:
+    """Give both readers the run's anchor targets: its (fitted) anchors, counted as the built model pads (a
+    keras-retinanet MobileNet file rounds odd sides down), with the anchors in the box targets for GIoU."""
+    for generator in (plan.train_generator, plan.validation_generator):
+        if generator is not None:
+            generator.anchor_targets = AnchorTargets(
+                config.model.anchor_parameters, config.model.pyramid_levels, plan.backbone.feature_shapes,
+                anchor_targets_function(config),
+            )  # fmt: skip
 
 
 def evaluation_model(prediction_model, config: RetinaNetConfig):
@@ -242,31 +241,6 @@ def training_dataset(generator, config: RetinaNetConfig, start: int = 0) -> tf.d
     return distribute.shard_by_data(dataset)
 
 
-def resumed_config(config: RetinaNetConfig, state: Optional[dict]) -> RetinaNetConfig:
-    """The epoch and seed of a resumed run, from the snapshot's training state.
-
-    Settings the user gave (--initial-epoch, --seed) win; a snapshot without a state
-    (older files, keras-retinanet's) resumes at the epoch in its name.
-    """
-    state = state or {}
-    training = config.training
-    initial_epoch, seed = training.initial_epoch, training.seed
-    if not config.given("training.initial_epoch"):
-        initial_epoch = int(state["epoch"]) if state.get("epoch") is not None else snapshot_epoch(training.snapshot)
-    if not config.given("training.seed") and state.get("seed") is not None:
-        seed = int(state["seed"])
-    return config.replace(training={"initial_epoch": initial_epoch, "seed": seed})
-
-
-def stream_start(config: RetinaNetConfig, state: Optional[dict], steps: int) -> int:
-    """The place in the training stream of the first batch: where the resumed run's stream had got to."""
-    initial_epoch = config.training.initial_epoch
-    stream = (state or {}).get("stream") or {}
-    if stream and int(state.get("epoch", -1)) == initial_epoch:
-        return int(stream["start_position"]) + (initial_epoch - int(stream["start_epoch"])) * int(stream["steps"])
-    return initial_epoch * steps
-
-
 def report_bad_images(generator):
     """Print the images --skip-bad-images left out (count and paths)."""
     bad = getattr(generator, "bad_images", {})
@@ -277,77 +251,61 @@ def report_bad_images(generator):
         print(f"  {path}: {reason}", file=sys.stderr)
 
 
+def describe_recipe(config: RetinaNetConfig, steps: int) -> str:
+    """The training recipe in a line: optimizer, schedule, box loss, head norm, averaging and extra augmentation."""
+    training, data = config.training, config.data
+    optimizer = f"AdamW (weight decay {training.weight_decay:g})" if training.optimizer == "adamw" else "Adam"
+    if training.lr_schedule == "cosine":
+        total = optimizers.total_steps_of(config, steps)
+        warmup = optimizers.warmup_steps_of(config, total)
+        schedule = f"lr {training.lr:g}, {warmup} warm-up steps then cosine to {optimizers.COSINE_FINAL_FRACTION:g}x lr at step {total}"
+    else:
+        schedule = f"lr {training.lr:g}, lowered x{training.reduce_lr_factor:g} on a {training.reduce_lr_patience}-epoch loss plateau"
+    parts = [optimizer, schedule, f"{training.box_loss} box loss", f"head norm {config.model.head_norm}"]
+    if training.ema:
+        parts.append(f"weight average {training.ema:g} (ramp {training.ema_warmup_steps} steps)")
+    if data.top_down:
+        parts.append("vertical flips and quarter turns")
+    if data.scale_jitter:
+        parts.append(f"scale jitter {data.scale_jitter[0]:g}-{data.scale_jitter[1]:g}")
+    return f"Recipe {training.recipe}: " + ", ".join(parts)
+
+
 def train(config: RetinaNetConfig, command: Optional[Sequence[str]] = None):
     """Train as the configuration says and record the run (``command``: its command line); returns the History."""
-    training = config.training
-    strategy = distribute.make_strategy(training.strategy)  # before TensorFlow runs anything else
+    strategy = distribute.make_strategy(config.training.strategy)  # before TensorFlow runs anything else
     print(distribute.describe_strategy(strategy))
     chief = distribute.is_chief(strategy)
-    workers = distribute.num_workers(strategy)
-
-    config = with_native_scale(config)  # before the snapshot's spec, whose sizing a resumed run keeps
-    resume_state = None
-    if training.snapshot and os.path.splitext(training.snapshot)[1].lower() in MODEL_FILE_EXTENSIONS:
-        resume_state = read_training_state(training.snapshot)
-    spec = read_spec(training.snapshot) if training.snapshot else None
-    if spec is not None:
-        # a resumed run trains the model the snapshot holds: its backbone, anchors and image sides
-        config, notes = reconcile(config, spec, training.snapshot)
-        for note in notes:
-            print(note)
-    if training.snapshot:
-        config = resumed_config(config, resume_state)
-    if config.training.seed is None:
-        # every worker must compute the same batches: all take the seed the chief draws
-        config = config.replace(training={"seed": distribute.shared_seed(strategy)})
-    training = config.training
-    logger.info("Seed: %s", training.seed)
-    keras.utils.set_random_seed(training.seed)
-    if training.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    if training.mixed_precision:
-        policy = set_precision("mixed")
-        print(f"Precision: {policy} (logits, losses, box decoding and NMS in float32)"
-              + ("; a --snapshot keeps the precision it was saved with" if training.snapshot else ""))
-
-    backbone = models.backbone(config.model.backbone)
-    global_batch = distribute.global_batch_size(strategy, config.data.batch_size)
-    if strategy.num_replicas_in_sync > 1:
-        print(f"Batch: {config.data.batch_size} images per replica x {strategy.num_replicas_in_sync} replicas "
-              f"= {global_batch}")
-    train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
-    # Read once for --auto-anchors, the coverage table and the spec's object sizes: the boxes after the resize do not
-    # depend on the anchors.
-    boxes = training_boxes(config, train_generator)
-    fitted = auto_fit_anchors(config, train_generator, chief=chief, boxes=boxes)  # --auto-anchors
-    if fitted is not config:  # anchors fitted to the training set: the generators must assign those
-        config = fitted
-        train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
+    plan = resolve_run(config, strategy, chief=chief)
+    config, training = plan.config, plan.config.training
+    train_generator, validation_generator = plan.train_generator, plan.validation_generator
 
     class_names = class_names_of(train_generator)
-    if spec is not None:
-        check_class_count(spec, class_names, f"the {config.data.dataset_type} training set", training.snapshot)
-    training_model, prediction_model = create_models(
-        config, backbone, class_names, strategy, object_sizes=object_sizes(boxes)
-    )
-    if training.snapshot and backbone.follow_model_padding(training_model):  # a keras-retinanet MobileNet file
-        train_generator, validation_generator = create_generators(config, backbone, batch_size=global_batch)
-    if chief:
-        describe(config, train_generator, validation_generator, training_model, boxes=boxes)
-
+    if plan.snapshot_spec is not None:
+        check_class_count(plan.snapshot_spec, class_names, f"the {config.data.dataset_type} training set", training.snapshot)
     steps = training.steps if training.steps is not None else len(train_generator)
-    start = stream_start(config, resume_state, steps) if training.snapshot else 0
+    training_model, prediction_model = create_models(
+        config, plan.backbone, class_names, strategy, object_sizes=object_sizes(plan.boxes),
+        resume_state=plan.resume_state, total_steps=optimizers.total_steps_of(config, steps),
+    )  # fmt: skip
+    if training.snapshot:
+        plan.backbone.follow_model_padding(training_model)  # a keras-retinanet MobileNet file pads as Keras 2 did
+    assign_anchor_targets(plan, config)
+    if chief:
+        describe(config, train_generator, validation_generator, training_model, boxes=plan.boxes)
+        print(describe_recipe(config, steps))
+
+    start = stream_start(config, plan.resume_state, steps) if training.snapshot else 0
     stream = {"start_epoch": training.initial_epoch, "start_position": start, "steps": steps}
-    run_folder = choose_run_folder(config, resume_state) if chief else None  # once, after the model loaded
+    run_folder = choose_run_folder(config, plan.resume_state) if chief else None  # once, after the model loaded
     callbacks = create_callbacks(
         config,
         evaluation_model(prediction_model, config),
         validation_generator,
-        resume_state=resume_state,
+        resume_state=plan.resume_state,
         stream=stream,
         chief=chief,
-        workers=workers,
+        workers=distribute.num_workers(strategy),
         run_folder=run_folder,
         class_names=class_names,
         command=command,

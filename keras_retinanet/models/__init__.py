@@ -2,7 +2,7 @@
 
 import os
 
-from .. import distribute, initializers, layers, losses  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
+from .. import initializers, layers, losses, optimizers  # noqa: F401  (registers the serialisable objects: GlobalBatchAdam, layers, losses)
 from ..checkpoint.files import load_model_file, model_file_kind, read_spec
 from ..config.defaults import DEFAULTS
 from ..errors import ModelError

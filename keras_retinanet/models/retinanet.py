@@ -5,6 +5,8 @@ The training model maps an image batch to ``regression`` (B, N, 4) and
 detection filtering on top of it for inference.
 """
 
+import math
+
 import keras
 
 from .. import initializers, layers
@@ -31,6 +33,33 @@ FLOAT32_LAYER_NAMES = frozenset(
 )
 
 
+# The normalisations the subnets can put after each of their four hidden convolutions (``--head-norm``).
+HEAD_NORMS = ("none", "group")
+# GroupNorm's groups in the subnets (Wu & He, 2018; torchvision's RetinaNet v2); narrower heads take the largest
+# divisor of their width.
+HEAD_NORM_GROUPS = 32
+
+
+def head_norm_groups(channels: int) -> int:
+    """The groups of a subnet's GroupNorm: :data:`HEAD_NORM_GROUPS`, or the largest common divisor with ``channels``."""
+    return math.gcd(HEAD_NORM_GROUPS, int(channels))
+
+
+def _check_head_norm(head_norm):
+    if head_norm not in HEAD_NORMS:
+        raise ModelError(f"unknown head norm '{head_norm}'; expected one of {', '.join(HEAD_NORMS)}")
+
+
+def _hidden_layer(outputs, filters, name, head_norm, **options):
+    """One hidden layer of a subnet: a 3x3 convolution with ReLU, or with ``head_norm='group'`` a convolution, GroupNorm
+    and ReLU (the convolution keeps its bias and name, so weights load by name between the two kinds of heads)."""
+    if head_norm == "none":
+        return keras.layers.Conv2D(filters=filters, activation="relu", name=name, **options)(outputs)
+    outputs = keras.layers.Conv2D(filters=filters, name=name, **options)(outputs)
+    outputs = keras.layers.GroupNormalization(groups=head_norm_groups(filters), epsilon=1e-5, name=f"{name}_norm")(outputs)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(outputs)
+
+
 def keeps_float32(layer_name):
     """Whether a layer computes in float32 whatever the precision: one of FLOAT32_LAYER_NAMES or a level's anchors."""
     return layer_name in FLOAT32_LAYER_NAMES or (layer_name.startswith("anchors_") and layer_name[8:].isdigit())
@@ -43,27 +72,30 @@ def default_classification_model(
     prior_probability=0.01,
     classification_feature_size=256,
     name="classification_submodel",
+    head_norm="none",
 ):
     """The classification subnet, shared across pyramid levels.
 
-    Four 3x3 conv + ReLU layers, then a 3x3 conv to ``num_anchors * num_classes``
-    sigmoid scores. Kernels start from N(0, 0.01); the last bias from the prior.
+    Four 3x3 conv + ReLU layers (with ``head_norm='group'``: conv, GroupNorm, ReLU), then a 3x3 conv to
+    ``num_anchors * num_classes`` sigmoid scores. Kernels start from N(0, 0.01); the last bias from the prior.
 
     Returns:
         Model mapping (B, H, W, pyramid_feature_size) to (B, H * W * num_anchors, num_classes).
     """
+    _check_head_norm(head_norm)
     options = {"kernel_size": 3, "strides": 1, "padding": "same"}
     inputs = keras.layers.Input(shape=(None, None, pyramid_feature_size))
     outputs = inputs
     for i in range(4):
-        outputs = keras.layers.Conv2D(
-            filters=classification_feature_size,
-            activation="relu",
-            name=f"pyramid_classification_{i}",
+        outputs = _hidden_layer(
+            outputs,
+            classification_feature_size,
+            f"pyramid_classification_{i}",
+            head_norm,
             kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
             bias_initializer="zeros",
             **options,
-        )(outputs)
+        )
     outputs = keras.layers.Conv2D(
         filters=num_classes * num_anchors,
         kernel_initializer=keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
@@ -83,8 +115,9 @@ def default_regression_model(
     pyramid_feature_size=256,
     regression_feature_size=256,
     name="regression_submodel",
+    head_norm="none",
 ):
-    """The box regression subnet, shared across pyramid levels.
+    """The box regression subnet, shared across pyramid levels (``head_norm``: as the classification subnet's).
 
     Returns:
         Model mapping (B, H, W, pyramid_feature_size) to (B, H * W * num_anchors, num_values).
@@ -96,12 +129,11 @@ def default_regression_model(
         "kernel_initializer": keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
         "bias_initializer": "zeros",
     }
+    _check_head_norm(head_norm)
     inputs = keras.layers.Input(shape=(None, None, pyramid_feature_size))
     outputs = inputs
     for i in range(4):
-        outputs = keras.layers.Conv2D(
-            filters=regression_feature_size, activation="relu", name=f"pyramid_regression_{i}", **options
-        )(outputs)
+        outputs = _hidden_layer(outputs, regression_feature_size, f"pyramid_regression_{i}", head_norm, **options)
     outputs = keras.layers.Conv2D(num_anchors * num_values, name="pyramid_regression", dtype="float32", **options)(outputs)
     outputs = keras.layers.Reshape((-1, num_values), dtype="float32", name="pyramid_regression_reshape")(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=name)
@@ -114,13 +146,21 @@ def default_submodels(
     classification_feature_size=256,
     regression_feature_size=256,
     prior_probability=0.01,
+    head_norm="none",
 ):
-    """The (name, subnet) pairs of a standard RetinaNet: regression first, then classification."""
+    """The (name, subnet) pairs of a standard RetinaNet: regression first, then classification.
+
+    ``head_norm``: 'none' (keras-retinanet's heads) or 'group' (GroupNorm after each hidden convolution of both).
+    """
     return [
         (
             "regression",
             default_regression_model(
-                4, num_anchors, pyramid_feature_size=pyramid_feature_size, regression_feature_size=regression_feature_size
+                4,
+                num_anchors,
+                pyramid_feature_size=pyramid_feature_size,
+                regression_feature_size=regression_feature_size,
+                head_norm=head_norm,
             ),
         ),
         (
@@ -131,6 +171,7 @@ def default_submodels(
                 pyramid_feature_size=pyramid_feature_size,
                 prior_probability=prior_probability,
                 classification_feature_size=classification_feature_size,
+                head_norm=head_norm,
             ),
         ),
     ]
@@ -201,6 +242,7 @@ def retinanet(
     prior_probability=0.01,
     name="retinanet",
     spec=None,
+    head_norm="none",
 ):
     """The RetinaNet training model.
 
@@ -212,6 +254,7 @@ def retinanet(
         create_pyramid_features: function building the FPN from the backbone layers.
         pyramid_levels: levels the subnets run on (default [3, 4, 5, 6, 7]).
         submodels: list of (name, model); default regression then classification.
+        head_norm: the default subnets' normalisation, 'none' (keras-retinanet's) or 'group' (GroupNorm).
         spec: the :class:`~keras_retinanet.config.spec.DetectorSpec` the model carries, or None.
 
     Returns:
@@ -229,6 +272,7 @@ def retinanet(
             classification_feature_size=classification_feature_size,
             regression_feature_size=regression_feature_size,
             prior_probability=prior_probability,
+            head_norm=head_norm,
         )
 
     features = create_pyramid_features(backbone_layers, pyramid_levels, feature_size=pyramid_feature_size)

@@ -93,14 +93,14 @@ def tiny_retinanet(num_classes):
 def compile_model(model, args):
     import keras
 
-    from keras_retinanet import distribute, losses
+    from keras_retinanet import losses, optimizers
 
     if args.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=args.lr)
     elif args.optimizer == "keras-adam":  # Keras's own: clips each replica's gradients
         optimizer = keras.optimizers.Adam(learning_rate=args.lr, clipnorm=args.clipnorm)
     else:
-        optimizer = distribute.GlobalBatchAdam(learning_rate=args.lr, clipnorm=args.clipnorm)
+        optimizer = optimizers.GlobalBatchAdam(learning_rate=args.lr, clipnorm=args.clipnorm)
     model.compile(
         loss={"regression": losses.smooth_l1(), "classification": losses.focal()},
         optimizer=optimizer,
