@@ -285,8 +285,8 @@ def test_train_flags_set_the_recipe_and_its_pieces():
                                       "demo"]).config  # fmt: skip
     assert plain.training.recipe == "keras-retinanet" and plain.model.head_norm == "group"
     assert plain.training.box_loss == "giou" and plain.training.optimizer == "adam"  # the rest keras-retinanet's
-    demo = train_command.parse_args(["demo"]).config  # the demo preset trains with the modern recipe
-    assert (demo.training.recipe, demo.model.head_norm, demo.training.keep_snapshots) == ("modern", "group", "best")
+    demo = train_command.parse_args(["demo"]).config  # keras-retinanet's recipe (measured faster to mAP 0.95 here)
+    assert (demo.training.recipe, demo.model.head_norm, demo.training.keep_snapshots) == ("keras-retinanet", "none", "best")
 
 
 @pytest.mark.parametrize("keep, files", [
